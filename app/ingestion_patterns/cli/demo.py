@@ -1,0 +1,3 @@
+"""`ingest` commands of this module (being written)."""
+
+COMMANDS: list = []
