@@ -47,3 +47,8 @@ def table_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
         ).fetchall()
     ]
     return {name: conn.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchone()[0] for name in names}
+
+
+# Every asset that writes the warehouse runs in this Dagster concurrency pool, limited to one slot
+# (dagster.yaml locally, the daemon's instance config in the cluster): DuckDB allows one writer.
+DUCKDB_POOL = "duckdb"
