@@ -8,9 +8,12 @@ of losing or doubling rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+from dagster_duckdb import DuckDBResource
 
 from . import kafka, pull, webhooks
 
@@ -35,6 +38,15 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     if not read_only:
         ensure_schema(conn)
     return conn
+
+
+@contextmanager
+def session(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection from the Dagster resource, with the folder and schema in place."""
+    Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
+    with resource.get_connection() as conn:
+        ensure_schema(conn)
+        yield conn
 
 
 def table_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
