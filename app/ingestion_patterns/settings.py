@@ -10,7 +10,8 @@ import os
 import re
 from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("INGEST_DATA_DIR", "data"))
+# Absolute, so child processes started in another folder (dg runs in app/) share the same files.
+DATA_DIR = Path(os.environ.get("INGEST_DATA_DIR", "data")).resolve()
 
 DEFAULTS: dict[str, str] = {
     "DUCKDB_PATH": str(DATA_DIR / "ingestion_patterns.duckdb"),
@@ -36,5 +37,6 @@ def get(name: str) -> str:
 
 def apply_defaults() -> None:
     """Put every unset setting into the environment, so ``dg.EnvVar`` resolves locally too."""
+    os.environ.setdefault("INGEST_DATA_DIR", str(DATA_DIR))
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
