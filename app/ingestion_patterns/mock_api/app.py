@@ -1,0 +1,219 @@
+"""The mock SaaS API as an aiohttp application (``create_app(config)``), served by gunicorn.
+
+Endpoints: ``GET /v1/records`` (bearer token, rate limited, faulty on demand), ``GET /health``,
+``GET /openapi.json`` and the token-protected admin endpoints that make the source change
+(``POST /admin/mutate``, ``POST /admin/schema``) or dump it whole (``GET /admin/export``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from datetime import datetime, timezone
+from itertools import islice
+
+from aiohttp import web
+
+from .config import SCHEMA_MODES, MockApiConfig
+from .cursor import Cursor, CursorError
+from .faults import FaultPlan, TokenBucket, retry_after_header
+from .openapi import openapi_document
+from .state import SourceStore
+
+CONFIG = web.AppKey("config", MockApiConfig)
+STORE = web.AppKey("store", SourceStore)
+BUCKET = web.AppKey("bucket", TokenBucket)
+FAULTS = web.AppKey("faults", FaultPlan)
+
+NDJSON = "application/x-ndjson"
+MAX_MUTATION = 1_000_000
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _authorised(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = request.app[CONFIG].token
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    if request.path.startswith(("/v1/", "/admin/")) and not _authorised(request):
+        return _error(401, "missing or invalid bearer token", **{"WWW-Authenticate": 'Bearer realm="mock-api"'})
+    return await handler(request)
+
+
+def _parse_time(name: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be an ISO 8601 timestamp, got {value!r}"}),
+                                 content_type="application/json") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
+
+
+def _parse_limit(request: web.Request) -> int:
+    cfg = request.app[CONFIG]
+    raw = request.query.get("limit")
+    if raw is None:
+        return cfg.default_page_size
+    if not raw.isdigit() or not 1 <= int(raw) <= cfg.max_page_size:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"limit must be an integer between 1 and {cfg.max_page_size}, got {raw!r}"}),
+            content_type="application/json")
+    return int(raw)
+
+
+async def list_records(request: web.Request) -> web.StreamResponse:
+    """One page of records with updated_at >= updated_since (and < updated_before), keyset-ordered."""
+    cfg = request.app[CONFIG]
+    wait = request.app[BUCKET].take()
+    if wait:
+        return _error(429, "rate limit exceeded", **{"Retry-After": retry_after_header(wait)})
+    limit = _parse_limit(request)
+    if "cursor" in request.query:
+        try:
+            cursor = Cursor.decode(request.query["cursor"])
+        except CursorError as exc:
+            return _error(400, str(exc))
+        after, before_us = (cursor.updated_us, cursor.id), cursor.before_us
+    else:
+        since_us = _parse_time("updated_since", request.query.get("updated_since"))
+        before_us = _parse_time("updated_before", request.query.get("updated_before"))
+        after = (since_us, 0) if since_us is not None else (-(1 << 62), 0)  # ids start at 1: inclusive
+
+    if cfg.latency_ms:
+        await asyncio.sleep(cfg.latency_ms / 1000)
+    fault = request.app[FAULTS].draw()
+    if fault == "error":
+        return _error(503, "injected fault: service unavailable")
+    if fault == "timeout":
+        await asyncio.sleep(cfg.fault_timeout_seconds)
+        return _error(504, "injected fault: upstream timed out")
+
+    view = request.app[STORE].view()
+    refs = list(islice(view.iter_after(after, before_us), limit + 1))
+    has_more = len(refs) > limit
+    refs = refs[:limit]
+    next_cursor = Cursor(refs[-1].updated_us, refs[-1].id, before_us).encode() if has_more else None
+    render = view.dataset.render
+    mode = view.schema_mode
+    lines = [render(r.id, r.version, r.created_us, r.updated_us, mode) for r in refs]
+
+    headers = {"X-Record-Count": str(len(lines))}
+    if NDJSON in request.headers.get("Accept", ""):
+        # JSON lines: columnar readers (pyarrow.json) parse this directly; paging goes in headers.
+        if next_cursor:
+            headers["X-Next-Cursor"] = next_cursor
+        body = ("\n".join(lines) + "\n" if lines else "").encode()
+        content_type = NDJSON
+    else:
+        cursor_json = json.dumps(next_cursor)
+        body = (f'{{"data":[{",".join(lines)}],"next_cursor":{cursor_json},'
+                f'"has_more":{"true" if has_more else "false"}}}').encode()
+        content_type = "application/json"
+    if fault == "truncate":
+        return await _truncated(request, body, content_type, headers)
+    return web.Response(body=body, content_type=content_type, headers=headers)
+
+
+async def _truncated(request: web.Request, body: bytes, content_type: str, headers: dict) -> web.StreamResponse:
+    """Announce the full length, send half, drop the connection: what a crashing proxy does."""
+    response = web.StreamResponse(headers={**headers, "Content-Type": content_type})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    request.transport.close()
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    view = request.app[STORE].view()
+    return web.json_response({"status": "ok", "records": view.total, "schema_mode": view.schema_mode})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[CONFIG]))
+
+
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
+                                 content_type="application/json")
+    return body
+
+
+async def admin_mutate(request: web.Request) -> web.Response:
+    """``{"create": N, "update": M}``: N new records and M updated ones, visible to every worker."""
+    body = await _json_body(request)
+    counts = {}
+    for name in ("create", "update"):
+        value = body.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MUTATION:
+            return _error(400, f"{name} must be an integer between 0 and {MAX_MUTATION}, got {value!r}")
+        counts[name] = value
+    unknown = set(body) - {"create", "update"}
+    if unknown:
+        return _error(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    result = request.app[STORE].mutate(**counts)
+    return web.json_response(result)
+
+
+async def admin_schema(request: web.Request) -> web.Response:
+    """``{"mode": "normal" | "renamed" | "retyped"}``: make the source drift from its contract."""
+    body = await _json_body(request)
+    mode = body.get("mode")
+    if mode not in SCHEMA_MODES:
+        return _error(400, f"mode must be one of {', '.join(SCHEMA_MODES)}, got {mode!r}")
+    request.app[STORE].set_schema_mode(mode)
+    return web.json_response({"schema_mode": mode})
+
+
+async def admin_export(request: web.Request) -> web.StreamResponse:
+    """Every current record by id as JSON lines, streamed: the whole source, for comparisons."""
+    view = request.app[STORE].view()
+    response = web.StreamResponse(headers={"Content-Type": NDJSON, "X-Record-Count": str(view.total)})
+    await response.prepare(request)
+    records = view.iter_by_id()
+    while chunk := list(islice(records, 10_000)):
+        lines = [view.dataset.render(r.id, r.version, r.created_us, r.updated_us, view.schema_mode) for r in chunk]
+        await response.write(("\n".join(lines) + "\n").encode())
+    await response.write_eof()
+    return response
+
+
+def create_app(config: MockApiConfig) -> web.Application:
+    """The application for one worker; its state file is opened and closed with the app."""
+    app = web.Application(middlewares=[auth_middleware])
+    app[CONFIG] = config
+    app[BUCKET] = TokenBucket(config.rate_limit, config.rate_burst)
+    app[FAULTS] = FaultPlan(error_ratio=config.fault_5xx_ratio, timeout_ratio=config.fault_timeout_ratio,
+                            truncate_ratio=config.fault_truncate_ratio)
+
+    async def open_store(app: web.Application):
+        app[STORE] = SourceStore(config)
+        yield
+        app[STORE].close()
+
+    app.cleanup_ctx.append(open_store)
+    app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/v1/records", list_records)
+    app.router.add_post("/admin/mutate", admin_mutate)
+    app.router.add_post("/admin/schema", admin_schema)
+    app.router.add_get("/admin/export", admin_export)
+    return app
