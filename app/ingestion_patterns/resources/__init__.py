@@ -5,9 +5,12 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from .webhook_inbox import WebhookInboxResource
+
 
 def build_resources() -> dict[str, object]:
     """Resource key -> resource, merged into the definitions by ``definitions.py``."""
     return {
         "duckdb": DuckDBResource(database=dg.EnvVar("DUCKDB_PATH")),
+        "webhook_inbox": WebhookInboxResource(url=dg.EnvVar("WEBHOOK_INBOX_URL")),
     }
