@@ -20,11 +20,18 @@ DEFAULTS: dict[str, str] = {
     "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": "300",
     "SOURCE_API_URL": "http://127.0.0.1:8000",
     "SOURCE_API_TOKEN": "dev-token",
+    "PULL_MAX_STALENESS_HOURS": "48",
     "KAFKA_BOOTSTRAP_SERVERS": "",
     "KAFKA_TOPIC": "transactions",
     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
     "KAFKA_CLIENT_ID": "ingestion-patterns",
     "KAFKA_GROUP_ID": "ingestion-patterns",
+    "KAFKA_SASL_MECHANISM": "",
+    "KAFKA_SASL_USERNAME": "",
+    "KAFKA_SASL_PASSWORD": "",
+    "KAFKA_SSL_CAFILE": "",
+    "KAFKA_SSL_CERTFILE": "",
+    "KAFKA_SSL_KEYFILE": "",
 }
 
 SOURCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

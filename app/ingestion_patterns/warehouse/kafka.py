@@ -1,3 +1,280 @@
-"""Tables and landing functions of the kafka pattern (being written)."""
+"""Tables and landing of the poll pattern: Kafka messages, staged raw, then validated and landed.
 
-DDL: list[str] = []
+Offsets are the truth. ``kafka_offsets`` holds, per topic and partition, the next offset to land;
+it changes only in the transaction that lands the messages before it. So a crash before a commit
+replays those messages, a crash after it never re-lands them, and Kafka's consumer-group offsets are
+only a copy for the operators' tools.
+
+Between the two assets the raw messages wait in ``kafka_staging`` (in the warehouse, not on a
+pod's disk), in numbered batches; each batch is validated and landed in one transaction with its
+offsets, and removed from staging in that same transaction. Validation runs as one vectorised SQL
+pass over a batch (DuckDB's JSON functions), never row by row in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+REQUIRED_FIELDS = ("transaction_id", "account_id", "amount", "currency", "timestamp")
+_TEXT_FIELDS = ("transaction_id", "account_id", "currency", "timestamp")
+# json_type() names of JSON numbers: integers by sign and size, then floating point.
+_NUMBER_TYPES = ("UBIGINT", "BIGINT", "DOUBLE", "HUGEINT")
+
+_HEADERS = 'STRUCT("key" VARCHAR, "value" BLOB)[]'
+
+DDL: list[str] = [
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.kafka_staging (
+        batch_no          BIGINT NOT NULL,
+        topic             VARCHAR NOT NULL,
+        "partition"       INTEGER NOT NULL,
+        "offset"          BIGINT NOT NULL,
+        message_key       BLOB,
+        message_value     BLOB,
+        headers           {_HEADERS},
+        message_timestamp TIMESTAMPTZ,
+        run_id            VARCHAR
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.kafka_events (
+        topic             VARCHAR NOT NULL,
+        "partition"       INTEGER NOT NULL,
+        "offset"          BIGINT NOT NULL,
+        transaction_id    VARCHAR NOT NULL,
+        account_id        VARCHAR NOT NULL,
+        amount            DOUBLE NOT NULL,
+        currency          VARCHAR NOT NULL,
+        event_timestamp   TIMESTAMPTZ NOT NULL,
+        merchant          VARCHAR,
+        channel           VARCHAR,
+        message_key       BLOB,
+        headers           {_HEADERS},
+        message_timestamp TIMESTAMPTZ,
+        landed_at         TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+        run_id            VARCHAR,
+        PRIMARY KEY (topic, "partition", "offset")
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.kafka_rejects (
+        topic             VARCHAR NOT NULL,
+        "partition"       INTEGER NOT NULL,
+        "offset"          BIGINT NOT NULL,
+        message_key       BLOB,
+        raw_value         BLOB,
+        headers           {_HEADERS},
+        reason            VARCHAR NOT NULL,
+        message_timestamp TIMESTAMPTZ,
+        rejected_at       TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+        run_id            VARCHAR,
+        PRIMARY KEY (topic, "partition", "offset")
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ingestion.kafka_offsets (
+        topic       VARCHAR NOT NULL,
+        "partition" INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL,
+        updated_at  TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (topic, "partition")
+    )
+    """,
+]
+
+# The Arrow schema of a batch handed to ``stage_batch`` (what the poller builds from aiokafka records).
+STAGING_SCHEMA = pa.schema(
+    [
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("message_key", pa.binary()),
+        ("message_value", pa.binary()),
+        ("headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))),
+        ("message_timestamp", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+# The fields extracted from each message, in this order: the required ones, then the optional ones.
+_EXTRACTED = (*REQUIRED_FIELDS, "merchant", "channel")
+_AT = {name: i + 1 for i, name in enumerate(_EXTRACTED)}  # SQL lists count from 1
+
+
+def _rejection_reason_sql() -> str:
+    """A SQL expression over the columns ``text`` (NULL if not UTF-8), ``ok`` (valid JSON),
+    ``doc_type``, ``t`` (json types of the fields) and ``v`` (their text): why the message is not a
+    valid transaction, or NULL when it is."""
+    missing = ", ".join(
+        f"CASE WHEN coalesce(t[{_AT[name]}], 'NULL') = 'NULL' THEN '{name}' END" for name in REQUIRED_FIELDS
+    )
+    not_text = ", ".join(
+        f"CASE WHEN t[{_AT[name]}] <> 'VARCHAR' THEN '{name}' END" for name in _TEXT_FIELDS
+    )
+    numbers = ", ".join(f"'{t}'" for t in _NUMBER_TYPES)
+    return f"""
+        CASE
+            WHEN message_value IS NULL THEN 'no value (a tombstone)'
+            WHEN text IS NULL THEN 'value is not UTF-8 text'
+            WHEN NOT ok THEN 'malformed JSON'
+            WHEN doc_type <> 'OBJECT' THEN 'not a JSON object'
+            WHEN concat_ws(', ', {missing}) <> '' THEN 'missing field(s): ' || concat_ws(', ', {missing})
+            WHEN concat_ws(', ', {not_text}) <> '' THEN 'not a string: ' || concat_ws(', ', {not_text})
+            WHEN t[{_AT['amount']}] NOT IN ({numbers}) THEN 'amount is not a number'
+            WHEN CAST(v[{_AT['amount']}] AS DOUBLE) < 0 THEN 'negative amount'
+            WHEN TRY_CAST(v[{_AT['timestamp']}] AS TIMESTAMPTZ) IS NULL THEN 'timestamp is not an ISO 8601 time'
+        END
+    """
+
+
+def _paths(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'$.{name}'" for name in names) + "]"
+
+
+# One pass over a staged batch: decode, parse, validate, extract. Rows whose offsets are already
+# landed (a replay after a crash) are left out by comparing with the stored next offset.
+_CHECK_BATCH = f"""
+    CREATE OR REPLACE TEMP TABLE kafka_checked AS
+    WITH decoded AS (
+        SELECT s.*, try(decode(s.message_value)) AS text
+        FROM ingestion.kafka_staging s
+        LEFT JOIN ingestion.kafka_offsets o USING (topic, "partition")
+        WHERE s.batch_no = $batch_no AND s."offset" >= coalesce(o.next_offset, 0)
+    ),
+    parsed AS (
+        SELECT *, coalesce(json_valid(text), false) AS ok FROM decoded
+    ),
+    typed AS (
+        SELECT *,
+               CASE WHEN ok THEN json_type(text) END AS doc_type,
+               CASE WHEN ok THEN json_type(text, {_paths(REQUIRED_FIELDS)}) END AS t,
+               CASE WHEN ok THEN json_extract_string(text, {_paths(_EXTRACTED)}) END AS v
+        FROM parsed
+    )
+    SELECT topic, "partition", "offset", message_key, message_value, headers, message_timestamp, v,
+           {_rejection_reason_sql()} AS reason
+    FROM typed
+"""
+
+_INSERT_EVENTS = """
+    INSERT INTO ingestion.kafka_events
+        (topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
+         merchant, channel, message_key, headers, message_timestamp, run_id)
+    SELECT topic, "partition", "offset", v[1], v[2], CAST(v[3] AS DOUBLE), v[4], CAST(v[5] AS TIMESTAMPTZ),
+           v[6], v[7], message_key, headers, message_timestamp, $run_id
+    FROM kafka_checked WHERE reason IS NULL
+"""
+
+_INSERT_REJECTS = """
+    INSERT INTO ingestion.kafka_rejects
+        (topic, "partition", "offset", message_key, raw_value, headers, reason, message_timestamp, run_id)
+    SELECT topic, "partition", "offset", message_key, message_value, headers, reason, message_timestamp, $run_id
+    FROM kafka_checked WHERE reason IS NOT NULL
+"""
+
+_ADVANCE_OFFSETS = """
+    INSERT INTO ingestion.kafka_offsets (topic, "partition", next_offset)
+    SELECT topic, "partition", max("offset") + 1 FROM kafka_checked GROUP BY topic, "partition"
+    ON CONFLICT (topic, "partition") DO UPDATE
+        SET next_offset = greatest(next_offset, excluded.next_offset), updated_at = now()
+"""
+
+
+@dataclass
+class LandResult:
+    """What one ``land_staged_batch`` call committed."""
+
+    batch_no: int
+    events: int = 0
+    rejects: int = 0
+    already_landed: int = 0
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def stored_offsets(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
+    """Partition -> next offset to land, as committed with the data."""
+    rows = conn.execute(
+        'SELECT "partition", next_offset FROM ingestion.kafka_offsets WHERE topic = ?', [topic]
+    ).fetchall()
+    return dict(rows)
+
+
+def restart_staging(conn: duckdb.DuckDBPyConnection, topic: str) -> int:
+    """Drop whatever an earlier poll of ``topic`` staged (it is re-read from the stored offsets)
+    and return the first free batch number."""
+    conn.execute("DELETE FROM ingestion.kafka_staging WHERE topic = ?", [topic])
+    return conn.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingestion.kafka_staging").fetchone()[0]
+
+
+def stage_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, topic: str, batch: pa.Table, *, run_id: str = "") -> int:
+    """Append one Arrow batch of raw messages (``STAGING_SCHEMA``) to staging; returns its row count."""
+    kafka_incoming = batch  # noqa: F841 - scanned by name by DuckDB's Arrow replacement scan
+    conn.execute(
+        """
+        INSERT INTO ingestion.kafka_staging
+        SELECT $batch_no, $topic, "partition", "offset", message_key, message_value, headers,
+               message_timestamp, $run_id
+        FROM kafka_incoming
+        """,
+        {"batch_no": batch_no, "topic": topic, "run_id": run_id},
+    )
+    return batch.num_rows
+
+
+def staged_batches(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Batch numbers waiting in staging, oldest first."""
+    return [row[0] for row in conn.execute("SELECT DISTINCT batch_no FROM ingestion.kafka_staging ORDER BY 1").fetchall()]
+
+
+def land_staged_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, *, run_id: str = "") -> LandResult:
+    """Validate staged batch ``batch_no`` and land it in ONE transaction: valid rows into
+    ``kafka_events``, the rest into ``kafka_rejects`` with the reason, the partitions' next offsets
+    into ``kafka_offsets``, and the batch out of staging. Replays skip offsets already landed."""
+    result = LandResult(batch_no=batch_no)
+    params = {"batch_no": batch_no}
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        staged = conn.execute(
+            "SELECT count(*) FROM ingestion.kafka_staging WHERE batch_no = ?", [batch_no]
+        ).fetchone()[0]
+        conn.execute(_CHECK_BATCH, params)
+        result.events = conn.execute(_INSERT_EVENTS, {"run_id": run_id}).fetchone()[0]
+        result.rejects = conn.execute(_INSERT_REJECTS, {"run_id": run_id}).fetchone()[0]
+        result.reasons = dict(
+            conn.execute(
+                "SELECT reason, count(*) FROM kafka_checked WHERE reason IS NOT NULL GROUP BY reason"
+            ).fetchall()
+        )
+        conn.execute(_ADVANCE_OFFSETS)
+        result.next_offsets = {
+            (topic, partition): offset
+            for topic, partition, offset in conn.execute(
+                """
+                SELECT o.topic, o."partition", o.next_offset FROM ingestion.kafka_offsets o
+                WHERE (o.topic, o."partition") IN (SELECT DISTINCT topic, "partition" FROM kafka_checked)
+                """
+            ).fetchall()
+        }
+        conn.execute("DELETE FROM ingestion.kafka_staging WHERE batch_no = ?", [batch_no])
+        conn.execute("DROP TABLE kafka_checked")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    result.already_landed = staged - result.events - result.rejects
+    return result
+
+
+def landed_counts(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[str, int]:
+    """Events and rejects landed so far for ``topic``."""
+    events, rejects = conn.execute(
+        """
+        SELECT (SELECT count(*) FROM ingestion.kafka_events WHERE topic = $t),
+               (SELECT count(*) FROM ingestion.kafka_rejects WHERE topic = $t)
+        """,
+        {"t": topic},
+    ).fetchone()
+    return {"events": events, "rejects": rejects}

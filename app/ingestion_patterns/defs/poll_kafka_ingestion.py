@@ -1,0 +1,214 @@
+"""Poll pattern: a Kafka topic polled into ``ingestion.kafka_events``, each message landed exactly once.
+
+``poll_kafka_events`` reads the topic from the offsets stored in the warehouse and stages the raw
+messages in DuckDB (so ``process_kafka_events`` may run in another process or pod).
+``process_kafka_events`` validates each staged batch and lands events, rejects and the new offsets
+in one transaction per batch; then it copies the offsets to the consumer group, for visibility only.
+``kafka_polling_sensor`` starts ``kafka_poll_job`` only when the topic holds messages past the
+stored offsets.
+"""
+
+import asyncio
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from duckdb import CatalogException, IOException
+from pydantic import Field
+
+from .. import settings, warehouse
+from ..kafka.consume import commit_group_offsets, partition_lag, stage_new_messages
+from ..resources.kafka_consumer import KafkaResource
+from ..warehouse import kafka as wk
+
+_GROUP = "poll_kafka"
+
+
+class KafkaTopicConfig(dg.Config):
+    bootstrap_servers: str = Field(default="", description="host:port list; empty = KAFKA_BOOTSTRAP_SERVERS")
+    kafka_topic: str = Field(default="transactions", description="The topic to poll.")
+    consumer_group: str = Field(
+        default="", description="Consumer group that receives the offset commits (visibility only); empty = KAFKA_GROUP_ID"
+    )
+
+
+class KafkaPollConfig(KafkaTopicConfig):
+    max_records_per_poll: int = Field(default=1_000_000, ge=1, description="At most this many messages per run.")
+    batch_rows: int = Field(
+        default=100_000, ge=1, description="Messages per staged batch, and so per landing transaction."
+    )
+
+
+def _offsets_text(offsets: dict) -> dg.MetadataValue:
+    return dg.MetadataValue.json({str(k): v for k, v in sorted(offsets.items())})
+
+
+@dg.asset(group_name=_GROUP, pool=warehouse.DUCKDB_POOL, kinds={"kafka", "duckdb"})
+def poll_kafka_events(
+    context: dg.AssetExecutionContext, config: KafkaPollConfig, kafka: KafkaResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Stage the messages of the topic past the stored offsets (new partitions from their start)."""
+
+    def on_batch(number: int, rows: int) -> None:
+        context.log.info(f"staging batch {number}: {rows} messages")
+
+    async def poll():
+        consumer = kafka.consumer(config.bootstrap_servers)
+        await consumer.start()
+        try:
+            with duckdb.get_connection() as conn:
+                warehouse.ensure_schema(conn)
+                return await stage_new_messages(
+                    consumer, conn, config.kafka_topic, max_records=config.max_records_per_poll,
+                    batch_rows=config.batch_rows, run_id=context.run_id, on_batch=on_batch,
+                )
+        finally:
+            await consumer.stop()
+
+    result = asyncio.run(poll())
+    if not result.topic_exists:
+        context.log.warning(f"topic {config.kafka_topic!r} does not exist yet: nothing to poll")
+    return dg.MaterializeResult(
+        metadata={
+            "topic": config.kafka_topic,
+            "messages_staged": result.staged,
+            "staged_batches": result.batches,
+            "offsets_staged": dg.MetadataValue.json({str(p): list(r) for p, r in sorted(result.ranges.items())}),
+            "lag_after_poll": sum(result.lag_after.values()),
+        }
+    )
+
+
+@dg.asset(group_name=_GROUP, pool=warehouse.DUCKDB_POOL, kinds={"duckdb"}, deps=[poll_kafka_events])
+def process_kafka_events(
+    context: dg.AssetExecutionContext, config: KafkaTopicConfig, kafka: KafkaResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Validate the staged messages; land events, rejects (with the reason) and offsets together."""
+    events = rejects = replayed = 0
+    reasons: dict[str, int] = {}
+    landed: dict[tuple[str, int], int] = {}
+    with duckdb.get_connection() as conn:
+        warehouse.ensure_schema(conn)
+        batches = wk.staged_batches(conn)
+        for index, batch_no in enumerate(batches, 1):
+            result = wk.land_staged_batch(conn, batch_no, run_id=context.run_id)
+            events, rejects, replayed = events + result.events, rejects + result.rejects, replayed + result.already_landed
+            for reason, count in result.reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + count
+            landed.update(result.next_offsets)
+            context.log.info(
+                f"landed batch {index}/{len(batches)} (staged #{batch_no}): {result.events} events, "
+                f"{result.rejects} rejects; next offsets {sorted(result.next_offsets.items())}"
+            )
+        stored = wk.stored_offsets(conn, config.kafka_topic)
+        totals = wk.landed_counts(conn, config.kafka_topic)
+
+    async def after_commit() -> dict[int, int]:
+        # The warehouse commit above is the truth; the group commit only feeds Kafka's lag tools.
+        group = config.consumer_group or kafka.group_id
+        consumer = kafka.consumer(config.bootstrap_servers, group_id=group or None)
+        await consumer.start()
+        try:
+            if group and landed:
+                try:
+                    await commit_group_offsets(consumer, landed)
+                except Exception as exc:  # noqa: BLE001 - visibility only, never fail a landed run
+                    context.log.warning(f"could not commit offsets to consumer group {group!r}: {exc}")
+            return await partition_lag(consumer, config.kafka_topic, stored)
+        finally:
+            await consumer.stop()
+
+    try:
+        lag = asyncio.run(after_commit())
+    except Exception as exc:  # noqa: BLE001 - the data is landed; only the lag figure is missing
+        context.log.warning(f"landed, but could not read the lag from Kafka: {exc}")
+        lag = {}
+    return dg.MaterializeResult(
+        metadata={
+            "topic": config.kafka_topic,
+            "events_landed": events,
+            "rejects": rejects,
+            "reject_reasons": dg.MetadataValue.json(reasons),
+            "already_landed_skipped": replayed,
+            "batches_landed": len(batches),
+            "next_offsets": _offsets_text(stored),
+            "lag_left": sum(lag.values()),
+            "lag_by_partition": _offsets_text(lag),
+            "total_events": totals["events"],
+            "total_rejects": totals["rejects"],
+        }
+    )
+
+
+kafka_poll_job = dg.define_asset_job(
+    "kafka_poll_job",
+    selection=dg.AssetSelection.assets(poll_kafka_events, process_kafka_events),
+    description="Poll the Kafka topic past the stored offsets and land it (the poll pattern).",
+)
+
+
+class WarehouseBusy(Exception):
+    """A writer holds DuckDB's lock; the read-only view of the offsets must wait for the next tick."""
+
+
+def read_stored_offsets(database: str | Path, topic: str) -> dict[int, int]:
+    """The stored offsets through a read-only connection, which never takes the write lock."""
+    if not Path(database).exists():
+        return {}
+    try:
+        conn = warehouse.connect(database, read_only=True)
+    except IOException as exc:
+        raise WarehouseBusy(str(exc).splitlines()[0]) from exc
+    try:
+        return wk.stored_offsets(conn, topic)
+    except CatalogException:  # the warehouse exists, the poll pattern has not run yet
+        return {}
+    finally:
+        conn.close()
+
+
+def run_request_for(topic: str, stored: dict[int, int], lag: dict[int, int]) -> dg.RunRequest | dg.SkipReason:
+    """A run when any partition has messages past the stored offsets; its key is those offsets,
+    so ticks that see the same offsets (a run not landed yet) do not start a second run."""
+    total = sum(lag.values())
+    if total == 0:
+        return dg.SkipReason(f"no new messages on {topic!r}: lag 0 over {len(lag)} partition(s)")
+    positions = ",".join(f"{p}:{stored.get(p, 'start')}" for p in sorted(lag))
+    topic_config = {"config": {"kafka_topic": topic}}
+    return dg.RunRequest(
+        run_key=f"{topic}@{positions}",
+        run_config={"ops": {"poll_kafka_events": topic_config, "process_kafka_events": topic_config}},
+        tags={"kafka/topic": topic, "kafka/lag": str(total)},
+    )
+
+
+@dg.sensor(job=kafka_poll_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def kafka_polling_sensor(
+    context: dg.SensorEvaluationContext, kafka: KafkaResource, duckdb: DuckDBResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Request ``kafka_poll_job`` only when the topic (KAFKA_TOPIC) has messages past the stored offsets."""
+    topic = settings.get("KAFKA_TOPIC") or "transactions"
+    if not kafka.bootstrap_servers:
+        return dg.SkipReason("Kafka is not configured: KAFKA_BOOTSTRAP_SERVERS is empty")
+    try:
+        stored = read_stored_offsets(duckdb.database, topic)
+    except WarehouseBusy as exc:
+        return dg.SkipReason(f"warehouse busy (a run is writing DuckDB), trying next tick: {exc}")
+
+    async def lag() -> dict[int, int]:
+        consumer = kafka.consumer()
+        await consumer.start()
+        try:
+            return await partition_lag(consumer, topic, stored)
+        finally:
+            await consumer.stop()
+
+    try:
+        lags = asyncio.run(asyncio.wait_for(lag(), timeout=30))
+    except Exception as exc:  # noqa: BLE001 - an unreachable broker is a reason to skip, not a crash
+        return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} unreachable: {exc!r}")
+    if not lags:
+        return dg.SkipReason(f"topic {topic!r} does not exist yet")
+    request = run_request_for(topic, stored, lags)
+    context.log.info(f"{topic}: lag {lags}, stored offsets {stored}")
+    return request
