@@ -30,7 +30,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DAGSTER_HOME=/opt/dagster/dagster_home
 RUN groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /opt/dagster/dagster_home /data \
+    && chown app:app /opt/dagster/dagster_home /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /home/app
 # Numeric user so Kubernetes can verify runAsNonRoot without a passwd lookup.
