@@ -1,3 +1,337 @@
-"""Tables and landing functions of the pull pattern (being written)."""
+"""Tables and landing of the pull pattern: pages from the source API, the cursor, the upsert.
 
-DDL: list[str] = []
+* ``raw_extract`` is append-only: every page as it arrived, with its run id and page cursor.
+* ``pull_pages`` logs each landed page (its cursor, size and any schema drift seen in it).
+* ``pull_state`` holds the checkpoints: the extract cursor (updated_at, id) and the last page
+  loaded into ``final_data``. Each moves in the same transaction as the rows it covers, so a crash
+  at any point either keeps a page and its checkpoint or neither: a rerun resumes exactly.
+* ``final_data`` has one row per id, the version with the latest updated_at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SOURCE = "source_api"  # the pull_state row of the (single) source API
+
+_TS = pa.timestamp("us", tz="UTC")
+# The source's contract: what raw_extract and final_data hold, and what the check verifies.
+CONTRACT = pa.schema([
+    ("id", pa.int64()),
+    ("name", pa.string()),
+    ("email", pa.string()),
+    ("amount", pa.float64()),
+    ("status", pa.string()),
+    ("category", pa.string()),
+    ("version", pa.int64()),
+    ("created_at", _TS),
+    ("updated_at", _TS),
+])
+REQUIRED = ("id", "name", "email", "amount", "status", "created_at", "updated_at")
+
+_COLUMNS_SQL = """
+        id          BIGINT,
+        name        VARCHAR,
+        email       VARCHAR,
+        amount      DOUBLE,
+        status      VARCHAR,
+        category    VARCHAR,
+        version     BIGINT,
+        created_at  TIMESTAMPTZ,
+        updated_at  TIMESTAMPTZ"""
+_NAMES = ", ".join(CONTRACT.names)
+
+DDL: list[str] = [
+    "CREATE SEQUENCE IF NOT EXISTS ingestion.pull_page_seq START 1",
+    """
+    CREATE TABLE IF NOT EXISTS ingestion.pull_pages (
+        page_seq      BIGINT PRIMARY KEY,
+        run_id        VARCHAR NOT NULL,
+        page_no       INTEGER NOT NULL,
+        page_cursor   VARCHAR,
+        next_cursor   VARCHAR,
+        record_count  INTEGER NOT NULL,
+        schema_issues VARCHAR[] NOT NULL,
+        backfill      BOOLEAN NOT NULL,
+        landed_at     TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.raw_extract (
+        page_seq     BIGINT NOT NULL,
+        run_id       VARCHAR NOT NULL,
+        page_cursor  VARCHAR,
+        extracted_at TIMESTAMPTZ NOT NULL,{_COLUMNS_SQL}
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.final_data ({_COLUMNS_SQL},
+        loaded_at   TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ingestion.pull_state (
+        source            VARCHAR PRIMARY KEY,
+        cursor_updated_at TIMESTAMPTZ,
+        cursor_id         BIGINT,
+        loaded_page_seq   BIGINT NOT NULL DEFAULT 0,
+        changed_at        TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    )
+    """,
+]
+
+
+@dataclass(frozen=True)
+class PullCursor:
+    """The keyset position of the newest record landed: pull everything after it."""
+
+    updated_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def is_start(self) -> bool:
+        return self.updated_at is None
+
+    def describe(self) -> str:
+        return "start" if self.is_start else f"{self.updated_at.isoformat()} / id {self.id}"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    inserted: int
+    updated: int
+    unchanged: int  # rows whose id already held the same or a newer version
+    skipped: int  # rows without id or updated_at (never loaded; the check reports them)
+    raw_rows: int
+    pages: int
+    final_rows: int
+
+
+# ---------------------------------------------------------------- pure Arrow transformations
+
+
+def conform(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The page in the contract's columns and types, plus how the source drifted from it.
+
+    A column that is missing or cannot be read as its contract type becomes all-null and gets an
+    issue; the check turns issues into an ERROR. New extra columns are noted, not failures (an
+    additive change does not break anyone)."""
+    issues: list[str] = []
+    columns = []
+    for field in CONTRACT:
+        if field.name not in table.column_names:
+            issues.append(f"column '{field.name}' is missing")
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        if column.type == field.type or pa.types.is_null(column.type):
+            columns.append(column.cast(field.type))
+            continue
+        if _castable(column.type, field.type):
+            try:
+                columns.append(column.cast(field.type))
+                continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        issues.append(f"column '{field.name}' has type {column.type}, expected {field.type}")
+        columns.append(pa.nulls(table.num_rows, field.type))
+    extra = [name for name in table.column_names if name not in CONTRACT.names]
+    if extra and issues:
+        issues.append("unexpected columns: " + ", ".join(extra))
+    return pa.Table.from_arrays(columns, schema=CONTRACT), issues
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    """Lossless readings a JSON source legitimately produces (1 for 1.0, ISO strings for times)."""
+    if pa.types.is_floating(target):
+        return pa.types.is_integer(source)
+    if pa.types.is_timestamp(target):
+        return pa.types.is_string(source) or pa.types.is_timestamp(source)
+    return False
+
+
+def drop_seen(table: pa.Table, cursor: PullCursor) -> pa.Table:
+    """Rows strictly after ``cursor`` in (updated_at, id) order; the API's ``updated_since`` is
+    inclusive, so the rows at the cursor's own timestamp come again on resume. Rows whose key is
+    null are kept so the check can report them."""
+    if cursor.is_start or table.num_rows == 0:
+        return table
+    ts = pa.scalar(cursor.updated_at, _TS)
+    updated, ids = table.column("updated_at"), table.column("id")
+    after = pc.or_(pc.greater(updated, ts), pc.and_(pc.equal(updated, ts), pc.greater(ids, cursor.id)))
+    return table.filter(pc.fill_null(after, True))
+
+
+def page_max_key(table: pa.Table) -> tuple[datetime, int] | None:
+    """The largest (updated_at, id) in the page, or None when it has no complete key."""
+    keyed = table.filter(pc.and_(pc.is_valid(table.column("updated_at")), pc.is_valid(table.column("id"))))
+    if keyed.num_rows == 0:
+        return None
+    newest = pc.max(keyed.column("updated_at"))
+    ids_at_newest = keyed.filter(pc.equal(keyed.column("updated_at"), newest)).column("id")
+    return newest.as_py(), pc.max(ids_at_newest).as_py()
+
+
+# ---------------------------------------------------------------- DuckDB reads and writes
+
+
+def read_cursor(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> PullCursor:
+    row = conn.execute(
+        "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state WHERE source = ?", [source]
+    ).fetchone()
+    return PullCursor(*row) if row else PullCursor()
+
+
+def land_page(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    page_no: int,
+    page_cursor: str | None,
+    next_cursor: str | None,
+    records: pa.Table,
+    schema_issues: list[str],
+    advance_cursor: bool = True,
+    extracted_at: datetime,
+    source: str = SOURCE,
+) -> int:
+    """Append one conformed page to raw_extract and, unless it is a backfill page, move the cursor
+    forward to the page's newest key, in ONE transaction. Returns the page's sequence number."""
+    key = page_max_key(records) if advance_cursor else None
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        page_seq = conn.execute("SELECT nextval('ingestion.pull_page_seq')").fetchone()[0]
+        conn.execute(
+            "INSERT INTO ingestion.pull_pages (page_seq, run_id, page_no, page_cursor, next_cursor, record_count,"
+            " schema_issues, backfill) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [page_seq, run_id, page_no, page_cursor, next_cursor, records.num_rows, schema_issues,
+             not advance_cursor],
+        )
+        conn.register("_pull_page", records)
+        conn.execute(
+            f"INSERT INTO ingestion.raw_extract (page_seq, run_id, page_cursor, extracted_at, {_NAMES})"
+            f" SELECT ?, ?, ?, ?, {_NAMES} FROM _pull_page",
+            [page_seq, run_id, page_cursor, extracted_at],
+        )
+        conn.unregister("_pull_page")
+        if key is not None:
+            _advance_cursor(conn, source, *key)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return page_seq
+
+
+def _advance_cursor(conn: duckdb.DuckDBPyConnection, source: str, updated_at: datetime, record_id: int) -> None:
+    """Move the cursor to (updated_at, id) if that is later; it never goes backwards."""
+    conn.execute(
+        """
+        INSERT INTO ingestion.pull_state (source, cursor_updated_at, cursor_id) VALUES ($source, $ts, $id)
+        ON CONFLICT (source) DO UPDATE SET
+            cursor_updated_at = excluded.cursor_updated_at, cursor_id = excluded.cursor_id,
+            changed_at = now()
+        WHERE pull_state.cursor_updated_at IS NULL
+           OR (excluded.cursor_updated_at, excluded.cursor_id) > (pull_state.cursor_updated_at, pull_state.cursor_id)
+        """,
+        {"source": source, "ts": updated_at, "id": record_id},
+    )
+
+
+def _loaded_through(conn: duckdb.DuckDBPyConnection, source: str) -> int:
+    row = conn.execute("SELECT loaded_page_seq FROM ingestion.pull_state WHERE source = ?", [source]).fetchone()
+    return row[0] if row else 0
+
+
+def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> dict:
+    """What the next load would take (raw pages landed since the last load), for the check."""
+    lo = _loaded_through(conn, source)
+    pages, rows, issues = conn.execute(
+        "SELECT count(*), coalesce(sum(record_count), 0),"
+        " list_distinct(flatten(list(schema_issues))) FROM ingestion.pull_pages WHERE page_seq > ?",
+        [lo],
+    ).fetchone()
+    null_counts = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED)
+    stats = conn.execute(
+        f"""
+        SELECT {null_counts},
+               count(*) - count(DISTINCT (id, updated_at)) AS duplicate_versions,
+               count(*) - count(DISTINCT id) AS repeated_ids,
+               max(updated_at) AS newest
+        FROM ingestion.raw_extract WHERE page_seq > ?
+        """,
+        [lo],
+    ).fetchone()
+    return {
+        "pages": pages,
+        "rows": rows,
+        "schema_issues": sorted(issues or []),
+        "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)]) if n},
+        "duplicate_versions": stats[len(REQUIRED)],
+        "repeated_ids": stats[len(REQUIRED) + 1],
+        "newest_updated_at": stats[len(REQUIRED) + 2] or read_cursor(conn, source).updated_at,
+    }
+
+
+def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> LoadResult:
+    """Upsert every raw row landed since the last load into final_data by id (latest updated_at
+    wins) and record how far it loaded, in ONE transaction."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        lo = _loaded_through(conn, source)
+        hi, pages = conn.execute(
+            "SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.pull_pages WHERE page_seq > ?", [lo, lo]
+        ).fetchone()
+        raw_rows, skipped = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL)"
+            " FROM ingestion.raw_extract WHERE page_seq > ? AND page_seq <= ?", [lo, hi]
+        ).fetchone()
+        # One candidate per id: its newest version among the pending rows.
+        conn.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _pull_candidates AS
+            SELECT {_NAMES} FROM ingestion.raw_extract
+            WHERE page_seq > ? AND page_seq <= ? AND id IS NOT NULL AND updated_at IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1
+            """,
+            [lo, hi],
+        )
+        inserted, updated, candidates = conn.execute(
+            """
+            SELECT count(*) FILTER (WHERE f.id IS NULL),
+                   count(*) FILTER (WHERE f.id IS NOT NULL AND c.updated_at > f.updated_at),
+                   count(*)
+            FROM _pull_candidates c LEFT JOIN ingestion.final_data f ON f.id = c.id
+            """
+        ).fetchone()
+        set_columns = ", ".join(f"{c} = excluded.{c}" for c in CONTRACT.names if c != "id")
+        conn.execute(
+            f"""
+            INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)
+            SELECT {_NAMES}, current_timestamp FROM _pull_candidates
+            ON CONFLICT (id) DO UPDATE SET {set_columns}, loaded_at = excluded.loaded_at
+            WHERE excluded.updated_at > final_data.updated_at
+            """
+        )
+        conn.execute("DROP TABLE _pull_candidates")
+        conn.execute(
+            """
+            INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
+            ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq,
+                                               changed_at = now()
+            """,
+            [source, hi],
+        )
+        final_rows = conn.execute("SELECT count(*) FROM ingestion.final_data").fetchone()[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return LoadResult(inserted=inserted, updated=updated, unchanged=candidates - inserted - updated,
+                      skipped=skipped, raw_rows=raw_rows, pages=pages, final_rows=final_rows)
