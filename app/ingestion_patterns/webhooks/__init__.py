@@ -1,0 +1,1 @@
+"""Push pattern: the webhook receiver (aiohttp under gunicorn) and its durable inbox."""

@@ -1,0 +1,255 @@
+"""The inbox interface: where the receiver commits webhooks before it acknowledges them.
+
+The receiver ``put``s each webhook and answers 202 only once ``put`` returns (the row is committed
+and fsynced). The Dagster side drains it: ``pending``/``pending_sources`` for the sensor, ``claim``
+for a batch, ``mark_done`` after the batch has landed in DuckDB. Done rows are kept, so an event id
+that is sent again stays a duplicate.
+
+Both backends (SQLite, PostgreSQL) implement exactly these semantics; one test suite runs on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+#: Headers kept with the body: the ones a consumer may need to interpret or audit the payload.
+#: The signature headers are kept (they are not secrets), the signing secret never reaches here.
+KEPT_HEADERS: tuple[str, ...] = (
+    "content-type",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-github-event",
+    "x-github-delivery",
+    "x-github-hook-id",
+    "x-hub-signature-256",
+    "x-request-id",
+)
+
+
+class InboxUnavailable(Exception):
+    """The inbox cannot be reached or written right now (server down, file locked or unwritable).
+
+    A transient condition: the receiver answers 503 with Retry-After, the sender retries.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhook:
+    source_id: str
+    event_id: str
+    body: bytes
+    headers: dict[str, str]
+    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    accepted: bool  # False: the inbox already held (source_id, event_id)
+    event_id: str
+    seq: int | None  # the new row's position; None for a duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSummary:
+    source_id: str
+    count: int
+    oldest_received_at: datetime | None
+    max_seq: int | None
+
+    def oldest_age_seconds(self, now: datetime | None = None) -> float | None:
+        if self.oldest_received_at is None:
+            return None
+        now = now or datetime.now(timezone.utc)
+        return max(0.0, (now - self.oldest_received_at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    seq: int
+    source_id: str
+    event_id: str
+    body: bytes
+    headers: dict[str, str]
+    received_at: datetime
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    async def open(self) -> None:
+        """Connect and create the tables (idempotent).
+
+        Raises InboxUnavailable when the store is unreachable; the object stays usable and every
+        later call tries to connect again, so a receiver can start before its database.
+        """
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Return when the inbox is reachable and writable-looking; else raise InboxUnavailable."""
+
+    async def put(self, item: NewWebhook) -> PutResult:
+        """Commit ``item`` durably (group-committed with concurrent puts) unless its id is known."""
+
+    async def pending(self, source_id: str) -> PendingSummary: ...
+
+    async def pending_sources(self) -> list[PendingSummary]:
+        """One summary per source that has pending rows."""
+
+    async def claim(self, source_id: str, limit: int) -> list[InboxRecord]:
+        """Up to ``limit`` pending rows of ``source_id``, oldest (lowest seq) first. Changes nothing."""
+
+    async def mark_done(self, source_id: str, seqs: list[int]) -> None:
+        """Mark rows done; they stop being pending but keep their event id reserved."""
+
+    async def __aenter__(self) -> "Inbox": ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+class InboxContextMixin:
+    """``async with inbox:`` opens and closes it."""
+
+    async def __aenter__(self):
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def first_occurrences(items: Iterable[NewWebhook]) -> tuple[list[NewWebhook], set[int]]:
+    """Split a batch into the items to insert and the positions of in-batch repeats.
+
+    Two requests with the same (source_id, event_id) in one group commit: the first is accepted,
+    the later ones are duplicates, on both backends alike.
+    """
+    seen: set[tuple[str, str]] = set()
+    unique: list[NewWebhook] = []
+    repeats: set[int] = set()
+    for position, item in enumerate(items):
+        key = (item.source_id, item.event_id)
+        if key in seen:
+            repeats.add(position)
+        else:
+            seen.add(key)
+            unique.append(item)
+    return unique, repeats
+
+
+@dataclass(slots=True)
+class QueuedPut:
+    item: NewWebhook
+    future: asyncio.Future[PutResult]
+
+
+class GroupCommitQueue:
+    """Collects concurrent puts; a single writer task commits whatever has queued up as one batch.
+
+    While one batch commits (fsync), new puts queue; the next batch takes all of them. So under load
+    one commit serves many requests, and with one request in flight it is a plain commit.
+    """
+
+    def __init__(self, max_batch: int = 512):
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[QueuedPut] = asyncio.Queue()
+
+    def submit(self, item: NewWebhook) -> asyncio.Future[PutResult]:
+        future: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(QueuedPut(item, future))
+        return future
+
+    async def next_batch(self) -> list[QueuedPut]:
+        """Wait for at least one put, then take every queued put (up to max_batch).
+
+        Puts whose caller gave up (future cancelled by a timeout) are dropped here, so a request
+        answered 503 before its batch started is not stored behind the sender's back.
+        """
+        batch = [await self._queue.get()]
+        while len(batch) < self.max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return [queued for queued in batch if not queued.future.done()]
+
+    def fail_all(self, error: BaseException) -> None:
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if not queued.future.done():
+                queued.future.set_exception(error)
+
+
+def resolve(batch: list[QueuedPut], results: list[PutResult]) -> None:
+    for queued, result in zip(batch, results, strict=True):
+        if not queued.future.done():
+            queued.future.set_result(result)
+
+
+def reject(batch: list[QueuedPut], error: BaseException) -> None:
+    for queued in batch:
+        if not queued.future.done():
+            queued.future.set_exception(error)
+
+
+class GroupCommitWriter:
+    """The one writer task of an inbox: drains the queue and commits each batch in one transaction.
+
+    ``commit`` receives items with distinct (source_id, event_id) and returns one PutResult each,
+    in order; in-batch repeats are answered as duplicates here, identically for every backend.
+    """
+
+    def __init__(self, commit, *, name: str, max_batch: int = 512):
+        self._commit = commit
+        self._name = name
+        self._queue = GroupCommitQueue(max_batch)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._queue.fail_all(InboxUnavailable("inbox is closed"))
+
+    async def put(self, item: NewWebhook) -> PutResult:
+        if self._task is None:
+            raise InboxUnavailable("inbox is not open")
+        return await self._queue.submit(item)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._queue.next_batch()
+            if not batch:
+                continue
+            items = [queued.item for queued in batch]
+            unique, repeats = first_occurrences(items)
+            try:
+                committed = iter(await self._commit(unique))
+            except InboxUnavailable as error:
+                reject(batch, error)
+                continue
+            except Exception as error:  # noqa: BLE001 - the writer must outlive any one batch
+                log.exception("inbox commit failed")
+                reject(batch, InboxUnavailable(f"inbox commit failed: {error!r}"))
+                continue
+            results = [
+                PutResult(False, item.event_id, None) if position in repeats else next(committed)
+                for position, item in enumerate(items)
+            ]
+            resolve(batch, results)

@@ -1,0 +1,173 @@
+"""PostgreSQL inbox (the cluster backend): a table that every receiver replica writes.
+
+Each process has an asyncpg pool and one group-commit writer task: the batch that queued while the
+previous commit was in flight goes in as ONE ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
+RETURNING`` statement, i.e. one transaction and one WAL flush (synchronous_commit=on) for all of
+them. The unique (source_id, event_id) constraint makes duplicates from any replica a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from .base import (
+    GroupCommitWriter,
+    InboxContextMixin,
+    InboxRecord,
+    InboxUnavailable,
+    NewWebhook,
+    PendingSummary,
+    PutResult,
+)
+
+T = TypeVar("T")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS webhook_inbox (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source_id   text        NOT NULL,
+    event_id    text        NOT NULL,
+    body        bytea       NOT NULL,
+    headers     jsonb       NOT NULL,
+    received_at timestamptz NOT NULL,
+    done_at     timestamptz,
+    UNIQUE (source_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_inbox_pending
+    ON webhook_inbox (source_id, seq, received_at) WHERE done_at IS NULL;
+"""
+
+# Several replicas may start at once; CREATE … IF NOT EXISTS is not race-free, this lock makes it so.
+_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('ingestion_patterns.webhook_inbox.ddl'))"
+
+_INSERT_BATCH = """
+INSERT INTO webhook_inbox (source_id, event_id, body, headers, received_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::timestamptz[])
+ON CONFLICT (source_id, event_id) DO NOTHING
+RETURNING seq, source_id, event_id
+"""
+
+_SUMMARY_COLUMNS = "count(*) AS count, min(received_at) AS oldest, max(seq) AS max_seq"
+
+# What "the database is not there right now" looks like through asyncpg.
+_UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class PostgresInbox(InboxContextMixin):
+    def __init__(self, dsn: str, *, max_connections: int = 4, connect_timeout: float = 5.0,
+                 command_timeout: float = 10.0, max_batch: int = 512):
+        self.dsn = dsn
+        self._pool_options = dict(
+            min_size=1, max_size=max_connections, timeout=connect_timeout, command_timeout=command_timeout,
+            # The ack promises durability: never let a server default turn commits asynchronous.
+            server_settings={"synchronous_commit": "on", "application_name": "webhook-inbox"},
+        )
+        self._writer = GroupCommitWriter(self._commit, name="postgres-inbox-writer", max_batch=max_batch)
+        self._pool: asyncpg.Pool | None = None
+        self._schema_ready = False
+        self._ready_lock = asyncio.Lock()
+        self._opened = False
+
+    def __repr__(self) -> str:
+        return "PostgresInbox(<dsn>)"  # the DSN may carry a password
+
+    async def open(self) -> None:
+        self._opened = True
+        self._writer.start()
+        await self._ensure_ready()
+
+    async def close(self) -> None:
+        self._opened = False
+        await self._writer.stop()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (asyncio.TimeoutError, *_UNAVAILABLE):
+                pool.terminate()
+
+    async def _ensure_ready(self) -> asyncpg.Pool:
+        """Create the pool and the table once; every call retries until that has worked."""
+        if self._pool is not None and self._schema_ready:
+            return self._pool
+        if not self._opened:
+            raise InboxUnavailable("inbox is not open")
+        async with self._ready_lock:
+            try:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(self.dsn, **self._pool_options)
+                if not self._schema_ready:
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        await conn.execute(_DDL_LOCK)
+                        await conn.execute(DDL)
+                    self._schema_ready = True
+            except _UNAVAILABLE as error:
+                raise InboxUnavailable(f"PostgreSQL inbox: {error!r}") from error
+        return self._pool
+
+    async def _run(self, query: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+        pool = await self._ensure_ready()
+        try:
+            return await query(pool)
+        except _UNAVAILABLE as error:
+            raise InboxUnavailable(f"PostgreSQL inbox: {error!r}") from error
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    async def put(self, item: NewWebhook) -> PutResult:
+        return await self._writer.put(item)
+
+    async def _commit(self, items: list[NewWebhook]) -> list[PutResult]:
+        columns = (
+            [item.source_id for item in items],
+            [item.event_id for item in items],
+            [item.body for item in items],
+            [json.dumps(item.headers, separators=(",", ":")) for item in items],
+            [item.received_at for item in items],
+        )
+        rows = await self._run(lambda pool: pool.fetch(_INSERT_BATCH, *columns))
+        inserted = {(row["source_id"], row["event_id"]): row["seq"] for row in rows}
+        results = []
+        for item in items:
+            seq = inserted.get((item.source_id, item.event_id))
+            results.append(PutResult(seq is not None, item.event_id, seq))
+        return results
+
+    async def mark_done(self, source_id: str, seqs: list[int]) -> None:
+        if seqs:
+            await self._run(lambda pool: pool.execute(
+                "UPDATE webhook_inbox SET done_at = now()"
+                " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND done_at IS NULL",
+                source_id, seqs))
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._run(lambda pool: pool.fetchval("SELECT 1 FROM webhook_inbox LIMIT 1"))
+
+    async def pending(self, source_id: str) -> PendingSummary:
+        row = await self._run(lambda pool: pool.fetchrow(
+            f"SELECT {_SUMMARY_COLUMNS} FROM webhook_inbox WHERE source_id = $1 AND done_at IS NULL",
+            source_id))
+        return PendingSummary(source_id, row["count"], row["oldest"], row["max_seq"])
+
+    async def pending_sources(self) -> list[PendingSummary]:
+        rows = await self._run(lambda pool: pool.fetch(
+            f"SELECT source_id, {_SUMMARY_COLUMNS} FROM webhook_inbox WHERE done_at IS NULL"
+            " GROUP BY source_id ORDER BY source_id"))
+        return [PendingSummary(row["source_id"], row["count"], row["oldest"], row["max_seq"]) for row in rows]
+
+    async def claim(self, source_id: str, limit: int) -> list[InboxRecord]:
+        rows = await self._run(lambda pool: pool.fetch(
+            "SELECT seq, source_id, event_id, body, headers, received_at FROM webhook_inbox"
+            " WHERE source_id = $1 AND done_at IS NULL ORDER BY seq LIMIT $2", source_id, limit))
+        return [
+            InboxRecord(row["seq"], row["source_id"], row["event_id"], bytes(row["body"]),
+                        json.loads(row["headers"]), row["received_at"])
+            for row in rows
+        ]
