@@ -42,6 +42,7 @@ def _option(flag: str, **kwargs):
 @_option("--fault-timeout-seconds", default=30.0, type=click.FloatRange(min=0), help="How long a hang lasts.")
 @_option("--fault-truncate-ratio", default=0.0, type=click.FloatRange(0, 1),
          help="Share of /v1 responses cut off midway (connection dropped).")
+@_option("--fault-seed", default=None, type=int, help="Seed of the fault dice (repeatable faults).")
 @_option("--schema-mode", default="normal", type=click.Choice(["normal", "renamed", "retyped"]),
          help="Serve the contract, or a drifted schema (amount renamed / retyped).")
 def mock_api(host: str, port: int, workers: int, state: Path, **options) -> None:

@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from .. import settings, warehouse
-from ..resources.api_client import PullStats, SourceApiResource
+from ..resources.api_client import PullStats, SourceApiAuthError, SourceApiError, SourceApiResource
 from ..warehouse import pull
 
 
@@ -86,9 +86,14 @@ def extract_source_data(
             since = cursor_before.updated_at
         context.log.info(f"{'backfill' if backfill else 'incremental'} pull from {since or 'the start'}"
                          + (f" to {before}" if before else ""))
-        landed, issues = asyncio.run(_stream_pages(
-            conn, source_api, run_id=context.run.run_id, log=context.log, since=since, before=before,
-            page_size=config.batch_size, stats=stats, cursor=cursor_before, backfill=backfill))
+        try:
+            landed, issues = asyncio.run(_stream_pages(
+                conn, source_api, run_id=context.run.run_id, log=context.log, since=since, before=before,
+                page_size=config.batch_size, stats=stats, cursor=cursor_before, backfill=backfill))
+        except SourceApiError as error:
+            # Pages landed so far stay landed with their cursor; a rerun resumes after them.
+            raise dg.Failure(description=str(error), allow_retries=not isinstance(error, SourceApiAuthError),
+                             metadata={"pages_landed": stats.pages, "retries": stats.retries}) from error
         cursor_after = pull.read_cursor(conn)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(metadata={

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import random
 from datetime import datetime, timezone
 from itertools import islice
 
@@ -202,7 +203,7 @@ def create_app(config: MockApiConfig) -> web.Application:
     app[CONFIG] = config
     app[BUCKET] = TokenBucket(config.rate_limit, config.rate_burst)
     app[FAULTS] = FaultPlan(error_ratio=config.fault_5xx_ratio, timeout_ratio=config.fault_timeout_ratio,
-                            truncate_ratio=config.fault_truncate_ratio)
+                            truncate_ratio=config.fault_truncate_ratio, rng=random.Random(config.fault_seed))
 
     async def open_store(app: web.Application):
         app[STORE] = SourceStore(config)

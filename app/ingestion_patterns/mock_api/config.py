@@ -31,6 +31,7 @@ class MockApiConfig:
     fault_timeout_ratio: float = 0.0
     fault_timeout_seconds: float = 30.0  # how long a "timeout" request hangs before answering 504
     fault_truncate_ratio: float = 0.0
+    fault_seed: int | None = None  # seed of the fault dice (per worker), for repeatable tests
     schema_mode: str = "normal"  # initial schema; POST /admin/schema changes it at runtime
 
     def __post_init__(self) -> None:
