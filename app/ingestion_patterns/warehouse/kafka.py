@@ -6,9 +6,10 @@ replays those messages, a crash after it never re-lands them, and Kafka's consum
 only a copy for the operators' tools.
 
 Between the two assets the raw messages wait in ``kafka_staging`` (in the warehouse, not on a
-pod's disk), in numbered batches; each batch is validated and landed in one transaction with its
-offsets, and removed from staging in that same transaction. Validation runs as one vectorised SQL
-pass over a batch (DuckDB's JSON functions), never row by row in Python.
+pod's disk), in numbered batches, each message with the verdict of validation: validation runs as
+one vectorised SQL pass over each incoming Arrow batch (DuckDB's JSON functions), never row by row
+in Python. Each batch then lands in one transaction with its offsets, and leaves staging in that
+same transaction.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ DDL: list[str] = [
         message_value     BLOB,
         headers           {_HEADERS},
         message_timestamp TIMESTAMPTZ,
-        run_id            VARCHAR
+        run_id            VARCHAR,
+        fields            VARCHAR[],  -- the transaction's fields as text, in _EXTRACTED order
+        reason            VARCHAR     -- why the message is rejected; NULL when it is valid
     )
     """,
     f"""
@@ -133,15 +136,15 @@ def _paths(names: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'$.{name}'" for name in names) + "]"
 
 
-# One pass over a staged batch: decode, parse, validate, extract. Rows whose offsets are already
-# landed (a replay after a crash) are left out by comparing with the stored next offset.
-_CHECK_BATCH = f"""
-    CREATE OR REPLACE TEMP TABLE kafka_checked AS
+# Staging one batch: decode, parse and validate every message in one vectorised pass over the
+# incoming Arrow batch, keeping the raw message beside the verdict. It runs in the poller's worker
+# thread, overlapped with the next fetch, so landing has only rows to move.
+_STAGE_BATCH = f"""
+    INSERT INTO ingestion.kafka_staging
+        (batch_no, topic, "partition", "offset", message_key, message_value, headers, message_timestamp,
+         run_id, fields, reason)
     WITH decoded AS (
-        SELECT s.*, try(decode(s.message_value)) AS text
-        FROM ingestion.kafka_staging s
-        LEFT JOIN ingestion.kafka_offsets o USING (topic, "partition")
-        WHERE s.batch_no = $batch_no AND s."offset" >= coalesce(o.next_offset, 0)
+        SELECT *, try(decode(message_value)) AS text FROM kafka_incoming
     ),
     parsed AS (
         SELECT *, coalesce(json_valid(text), false) AS ok FROM decoded
@@ -153,30 +156,40 @@ _CHECK_BATCH = f"""
                CASE WHEN ok THEN json_extract_string(text, {_paths(_EXTRACTED)}) END AS v
         FROM parsed
     )
-    SELECT topic, "partition", "offset", message_key, message_value, headers, message_timestamp, v,
-           {_rejection_reason_sql()} AS reason
+    SELECT $batch_no, $topic, "partition", "offset", message_key, message_value, headers, message_timestamp,
+           $run_id, v, {_rejection_reason_sql()}
     FROM typed
 """
 
-_INSERT_EVENTS = """
+# Rows of the batch not landed yet: a replay after a crash skips offsets below the stored next one.
+_PENDING = """
+    FROM ingestion.kafka_staging s
+    LEFT JOIN ingestion.kafka_offsets o USING (topic, "partition")
+    WHERE s.batch_no = $batch_no AND s."offset" >= coalesce(o.next_offset, 0)
+"""
+
+_INSERT_EVENTS = f"""
     INSERT INTO ingestion.kafka_events
         (topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
          merchant, channel, message_key, headers, message_timestamp, run_id)
-    SELECT topic, "partition", "offset", v[1], v[2], CAST(v[3] AS DOUBLE), v[4], CAST(v[5] AS TIMESTAMPTZ),
-           v[6], v[7], message_key, headers, message_timestamp, $run_id
-    FROM kafka_checked WHERE reason IS NULL
+    SELECT topic, "partition", "offset", fields[1], fields[2], CAST(fields[3] AS DOUBLE), fields[4],
+           CAST(fields[5] AS TIMESTAMPTZ), fields[6], fields[7], message_key, headers, message_timestamp, $run_id
+    {_PENDING} AND s.reason IS NULL
 """
 
-_INSERT_REJECTS = """
+_INSERT_REJECTS = f"""
     INSERT INTO ingestion.kafka_rejects
         (topic, "partition", "offset", message_key, raw_value, headers, reason, message_timestamp, run_id)
     SELECT topic, "partition", "offset", message_key, message_value, headers, reason, message_timestamp, $run_id
-    FROM kafka_checked WHERE reason IS NOT NULL
+    {_PENDING} AND s.reason IS NOT NULL
 """
+
+_REASONS = f"""SELECT reason, count(*) {_PENDING} AND s.reason IS NOT NULL GROUP BY reason"""
 
 _ADVANCE_OFFSETS = """
     INSERT INTO ingestion.kafka_offsets (topic, "partition", next_offset)
-    SELECT topic, "partition", max("offset") + 1 FROM kafka_checked GROUP BY topic, "partition"
+    SELECT topic, "partition", max("offset") + 1 FROM ingestion.kafka_staging WHERE batch_no = $batch_no
+    GROUP BY topic, "partition"
     ON CONFLICT (topic, "partition") DO UPDATE
         SET next_offset = greatest(next_offset, excluded.next_offset), updated_at = now()
 """
@@ -210,17 +223,10 @@ def restart_staging(conn: duckdb.DuckDBPyConnection, topic: str) -> int:
 
 
 def stage_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, topic: str, batch: pa.Table, *, run_id: str = "") -> int:
-    """Append one Arrow batch of raw messages (``STAGING_SCHEMA``) to staging; returns its row count."""
+    """Append one Arrow batch of raw messages (``STAGING_SCHEMA``) to staging, each with its
+    validation verdict; returns its row count."""
     kafka_incoming = batch  # noqa: F841 - scanned by name by DuckDB's Arrow replacement scan
-    conn.execute(
-        """
-        INSERT INTO ingestion.kafka_staging
-        SELECT $batch_no, $topic, "partition", "offset", message_key, message_value, headers,
-               message_timestamp, $run_id
-        FROM kafka_incoming
-        """,
-        {"batch_no": batch_no, "topic": topic, "run_id": run_id},
-    )
+    conn.execute(_STAGE_BATCH, {"batch_no": batch_no, "topic": topic, "run_id": run_id})
     return batch.num_rows
 
 
@@ -230,36 +236,33 @@ def staged_batches(conn: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def land_staged_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, *, run_id: str = "") -> LandResult:
-    """Validate staged batch ``batch_no`` and land it in ONE transaction: valid rows into
+    """Land staged (and validated) batch ``batch_no`` in ONE transaction: valid rows into
     ``kafka_events``, the rest into ``kafka_rejects`` with the reason, the partitions' next offsets
     into ``kafka_offsets``, and the batch out of staging. Replays skip offsets already landed."""
     result = LandResult(batch_no=batch_no)
     params = {"batch_no": batch_no}
+    with_run = {**params, "run_id": run_id}
     conn.execute("BEGIN TRANSACTION")
     try:
         staged = conn.execute(
             "SELECT count(*) FROM ingestion.kafka_staging WHERE batch_no = ?", [batch_no]
         ).fetchone()[0]
-        conn.execute(_CHECK_BATCH, params)
-        result.events = conn.execute(_INSERT_EVENTS, {"run_id": run_id}).fetchone()[0]
-        result.rejects = conn.execute(_INSERT_REJECTS, {"run_id": run_id}).fetchone()[0]
-        result.reasons = dict(
-            conn.execute(
-                "SELECT reason, count(*) FROM kafka_checked WHERE reason IS NOT NULL GROUP BY reason"
-            ).fetchall()
-        )
-        conn.execute(_ADVANCE_OFFSETS)
+        result.reasons = dict(conn.execute(_REASONS, params).fetchall())
+        result.events = conn.execute(_INSERT_EVENTS, with_run).fetchone()[0]
+        result.rejects = conn.execute(_INSERT_REJECTS, with_run).fetchone()[0]
+        conn.execute(_ADVANCE_OFFSETS, params)
         result.next_offsets = {
             (topic, partition): offset
             for topic, partition, offset in conn.execute(
                 """
-                SELECT o.topic, o."partition", o.next_offset FROM ingestion.kafka_offsets o
-                WHERE (o.topic, o."partition") IN (SELECT DISTINCT topic, "partition" FROM kafka_checked)
-                """
+                SELECT topic, "partition", next_offset FROM ingestion.kafka_offsets
+                WHERE (topic, "partition") IN
+                      (SELECT DISTINCT topic, "partition" FROM ingestion.kafka_staging WHERE batch_no = ?)
+                """,
+                [batch_no],
             ).fetchall()
         }
         conn.execute("DELETE FROM ingestion.kafka_staging WHERE batch_no = ?", [batch_no])
-        conn.execute("DROP TABLE kafka_checked")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

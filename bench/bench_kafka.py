@@ -1,0 +1,115 @@
+"""Benchmark: Kafka messages landed in DuckDB per second versus aiokafka's raw consume rate (not a test).
+
+Sends ``--messages`` transactions of about 200 bytes (1% bad by default) over 3 partitions of a
+fresh topic on a local broker (started here from the cached jars unless ``--bootstrap-servers`` is
+given), then measures on this machine, one after the other:
+
+1. raw consume: the same consumer settings as the poller, a ``getmany`` loop that does nothing;
+2. landing: exactly what ``kafka_poll_job`` does, without Dagster's bookkeeping: stage the
+   messages in DuckDB from the stored offsets (``stage_new_messages``), then validate and land every
+   staged batch with its offsets (``land_staged_batch``), into a fresh DuckDB file.
+
+Prints both rates and their ratio, and checks that events + rejects == messages.
+
+    uv run python bench/bench_kafka.py [--messages 1000000] [--batch-rows 100000]
+
+Targets (issue 4): >= 100k events/s landed and >= 0.5 x the raw consume rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aiokafka import TopicPartition
+
+from ingestion_patterns import warehouse
+from ingestion_patterns.kafka import broker as local_broker
+from ingestion_patterns.kafka.consume import stage_new_messages
+from ingestion_patterns.kafka.producer import produce
+from ingestion_patterns.resources.kafka_consumer import KafkaResource
+from ingestion_patterns.warehouse import kafka as wk
+
+
+async def raw_consume(kafka: KafkaResource, topic: str, partitions: int, expected: int) -> float:
+    """Seconds to read ``expected`` messages with a getmany loop that does nothing else."""
+    consumer = kafka.consumer()
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, started = 0, time.perf_counter()
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=100_000)
+            seen += sum(len(records) for records in batch.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def land(kafka: KafkaResource, topic: str, database: Path, batch_rows: int) -> tuple[float, float, dict]:
+    """Seconds to stage and seconds to land the whole topic, and the landed counts."""
+    conn = warehouse.connect(database)
+    consumer = kafka.consumer()
+    await consumer.start()
+    try:
+        started = time.perf_counter()
+        await stage_new_messages(consumer, conn, topic, max_records=10**9, batch_rows=batch_rows)
+        staged = time.perf_counter()
+        for batch_no in wk.staged_batches(conn):
+            wk.land_staged_batch(conn, batch_no)
+        landed = time.perf_counter()
+        return staged - started, landed - staged, wk.landed_counts(conn, topic)
+    finally:
+        await consumer.stop()
+        conn.close()
+
+
+async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
+    kafka = KafkaResource(bootstrap_servers=bootstrap)
+    topic = f"bench-{secrets.token_hex(3)}"
+    print(f"producing {args.messages:,} messages to {topic} (3 partitions, bad ratio {args.bad_ratio}) ...", flush=True)
+    started = time.perf_counter()
+    sent = await produce(bootstrap, topic, args.messages, partitions=3, bad_ratio=args.bad_ratio, keys=True)
+    print(f"  produced in {time.perf_counter() - started:.1f}s")
+
+    raw_seconds = await raw_consume(kafka, topic, 3, sent.sent)
+    stage_seconds, land_seconds, counts = await land(kafka, topic, workdir / "bench.duckdb", args.batch_rows)
+    total = stage_seconds + land_seconds
+    raw_rate, land_rate = sent.sent / raw_seconds, sent.sent / total
+    print()
+    print(f"raw aiokafka consume (getmany, no work) : {raw_rate:>10,.0f} msgs/s  ({raw_seconds:.2f}s)")
+    print(f"landed Kafka -> DuckDB (stage + land)   : {land_rate:>10,.0f} events/s ({total:.2f}s: "
+          f"stage {stage_seconds:.2f}s, validate+land {land_seconds:.2f}s)")
+    print(f"ratio landed / raw                      : {land_rate / raw_rate:>10.2f}  (target >= 0.5; landed target >= 100,000/s)")
+    ok = counts["events"] + counts["rejects"] == sent.sent and counts["events"] == sent.valid
+    print(f"check: {counts['events']:,} events + {counts['rejects']:,} rejects = {sent.sent:,} sent, "
+          f"{sent.valid:,} valid: {'OK' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--bad-ratio", type=float, default=0.01)
+    parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser.add_argument("--bootstrap-servers", default="")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
+        workdir = Path(tmp)
+        if args.bootstrap_servers:
+            return asyncio.run(main_async(args, args.bootstrap_servers, workdir))
+        port = local_broker.free_port()
+        print(f"starting a local Kafka {local_broker.KAFKA_VERSION} broker on 127.0.0.1:{port} ...", flush=True)
+        with local_broker.start_broker(port, workdir / "kafka", heap="1g") as broker:
+            return asyncio.run(main_async(args, broker.bootstrap_servers, workdir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
