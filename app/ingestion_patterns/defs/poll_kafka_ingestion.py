@@ -60,7 +60,7 @@ def poll_kafka_events(
                 warehouse.ensure_schema(conn)
                 return await stage_new_messages(
                     consumer, conn, config.kafka_topic, max_records=config.max_records_per_poll,
-                    batch_rows=config.batch_rows, run_id=context.run_id, on_batch=on_batch,
+                    batch_rows=config.batch_rows, run_id=context.run.run_id, on_batch=on_batch,
                 )
         finally:
             await consumer.stop()
@@ -91,7 +91,7 @@ def process_kafka_events(
         warehouse.ensure_schema(conn)
         batches = wk.staged_batches(conn)
         for index, batch_no in enumerate(batches, 1):
-            result = wk.land_staged_batch(conn, batch_no, run_id=context.run_id)
+            result = wk.land_staged_batch(conn, batch_no, run_id=context.run.run_id)
             events, rejects, replayed = events + result.events, rejects + result.rejects, replayed + result.already_landed
             for reason, count in result.reasons.items():
                 reasons[reason] = reasons.get(reason, 0) + count

@@ -1,0 +1,86 @@
+"""Kill -9 a real ``kafka_poll_job`` run (``dagster job execute`` in its own process group) while it
+lands, then rerun it: every message is landed exactly once."""
+
+from __future__ import annotations
+
+import sys
+
+import duckdb
+import pytest
+
+from ingestion_patterns.processes import ManagedProcess, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+MESSAGES = 20_000
+BATCH_ROWS = 400  # 50 landing transactions: a wide window to crash in
+
+
+def dagster_run(harness, tmp_path, name: str) -> ManagedProcess:
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "ops:\n"
+        f"  poll_kafka_events:\n    config:\n      kafka_topic: {harness.topic}\n      batch_rows: {BATCH_ROWS}\n"
+        f"  process_kafka_events:\n    config:\n      kafka_topic: {harness.topic}\n"
+    )
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    return ManagedProcess(
+        name,
+        [sys.executable, "-m", "dagster", "job", "execute", "-m", "ingestion_patterns.definitions",
+         "-j", "kafka_poll_job", "-c", str(config)],
+        env={"DAGSTER_HOME": str(home), "DUCKDB_PATH": str(harness.database),
+             "KAFKA_BOOTSTRAP_SERVERS": harness.bootstrap, "KAFKA_TOPIC": harness.topic,
+             "KAFKA_GROUP_ID": f"group-{harness.topic}"},
+        log_path=tmp_path / f"{name}.log",
+    )
+
+
+def _lock_released(database) -> bool:
+    try:
+        duckdb.connect(str(database), read_only=True).close()
+        return True
+    except duckdb.IOException:
+        return False
+
+
+def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_path):
+    sent = harness.send(MESSAGES, partitions=3, interval=0, bad_ratio=0.05, seed=40)
+
+    crashed = dagster_run(harness, tmp_path, "crashed-run").start()
+    try:
+        wait_until(
+            lambda: "landed batch 3/" in crashed.log_tail(400) or not crashed.running,
+            timeout=300, what="the run to land its third batch", interval=0.02,
+        )
+        assert crashed.running, f"the run ended before it could be killed:\n{crashed.log_tail()}"
+    finally:
+        crashed.kill()  # SIGKILL to the whole process group: the run and its step processes
+    # The step process holding DuckDB's lock dies a moment after the run process.
+    wait_until(lambda: _lock_released(harness.database), timeout=30, what="the killed step to release DuckDB")
+
+    # Midway: some batches landed, the rest still staged, and data and offsets agree.
+    landed = harness.scalar(
+        "SELECT (SELECT count(*) FROM ingestion.kafka_events) + (SELECT count(*) FROM ingestion.kafka_rejects)"
+    )
+    assert BATCH_ROWS * 3 <= landed < MESSAGES, landed
+    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_staging") > 0
+    rows_per_partition = dict(harness.query(
+        'SELECT "partition", count(*) FROM (SELECT "partition" FROM ingestion.kafka_events '
+        'UNION ALL SELECT "partition" FROM ingestion.kafka_rejects) GROUP BY 1'
+    ))
+    stored = dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets'))
+    assert rows_per_partition == {p: n for p, n in stored.items() if n}  # offsets start at 0, no gaps
+
+    rerun = dagster_run(harness, tmp_path, "rerun").start()
+    assert rerun.proc.wait(timeout=400) == 0, rerun.log_tail()
+
+    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events") == sent.valid
+    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_rejects") == sent.bad
+    assert harness.scalar("SELECT count(DISTINCT transaction_id) FROM ingestion.kafka_events") == sent.valid
+    assert harness.scalar(
+        'SELECT count(*) FROM (SELECT "partition", "offset" FROM ingestion.kafka_events '
+        'UNION ALL SELECT "partition", "offset" FROM ingestion.kafka_rejects)'
+    ) == MESSAGES
+    assert dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets')) == harness.end_offsets()
+    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_staging") == 0
