@@ -106,7 +106,7 @@ def process_webhook_data(
                 if not records:
                     break
                 rows, rejects = split_batch(records, config)
-                result = land_webhook_batch(conn, rows, rejects, run_id=context.run_id)
+                result = land_webhook_batch(conn, rows, rejects, run_id=context.run.run_id)
                 # Only after the DuckDB commit: a crash before this line replays the batch harmlessly.
                 await inbox.mark_done(config.source_id, [r.seq for r in records])
                 seen += len(records)
