@@ -72,20 +72,23 @@ def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None) 
 @click.option("--scheme", type=click.Choice(["standard", "github"]), default="standard", show_default=True,
               help="Signature scheme used with --secret.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 512))
-def simulate_webhooks(count: int, source: str, url: str, secret: str | None, scheme: str, concurrency: int) -> None:
+@click.option("--bad-ratio", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of events that break the pipeline's schema (accepted here, rejected by Dagster).")
+def simulate_webhooks(count: int, source: str, url: str, secret: str | None, scheme: str, concurrency: int,
+                      bad_ratio: float) -> None:
     """Send COUNT real webhooks to a running receiver and summarise the answers."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from ..webhooks.simulator import send_webhooks
+    from ..webhooks.simulate import send_webhooks
 
     console = Console()
     with Progress(TextColumn("[bold]sending webhooks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("send", total=count)
         summary = asyncio.run(send_webhooks(url, source, count, secret=secret, scheme=scheme,
-                                            concurrency=concurrency,
+                                            concurrency=concurrency, bad_ratio=bad_ratio,
                                             on_result=lambda _result: progress.advance(task)))
     table = Table(title=f"{summary.sent} webhooks to {url}/webhook/{source} in {summary.elapsed_seconds:.2f} s")
     table.add_column("outcome")
@@ -96,6 +99,8 @@ def simulate_webhooks(count: int, source: str, url: str, secret: str | None, sch
     for label, results in (("rejected", summary.rejected), ("no answer", summary.failed)):
         example = f"{results[0].status or ''} {results[0].reason}".strip() if results else ""
         table.add_row(label, str(len(results)), example[:100])
+    if summary.schema_invalid:
+        table.add_row("(schema-invalid on purpose)", str(len(summary.schema_invalid)), summary.schema_invalid[0])
     console.print(table)
     if summary.rejected or summary.failed:
         raise SystemExit(1)
