@@ -12,7 +12,6 @@ import hmac
 import json
 import random
 from datetime import datetime, timezone
-from itertools import islice
 
 from aiohttp import web
 
@@ -102,25 +101,24 @@ async def list_records(request: web.Request) -> web.StreamResponse:
         return _error(504, "injected fault: upstream timed out")
 
     view = request.app[STORE].view()
-    refs = list(islice(view.iter_after(after, before_us), limit + 1))
-    has_more = len(refs) > limit
-    refs = refs[:limit]
-    next_cursor = Cursor(refs[-1].updated_us, refs[-1].id, before_us).encode() if has_more else None
-    render = view.dataset.render
-    mode = view.schema_mode
-    lines = [render(r.id, r.version, r.created_us, r.updated_us, mode) for r in refs]
+    batch = view.page(after, before_us, limit + 1)
+    has_more = len(batch) > limit
+    batch = batch.slice(0, limit)
+    next_cursor = None
+    if has_more:
+        next_cursor = Cursor(batch.updated_us[-1].as_py(), batch.ids[-1].as_py(), before_us).encode()
 
-    headers = {"X-Record-Count": str(len(lines))}
+    headers = {"X-Record-Count": str(len(batch))}
     if NDJSON in request.headers.get("Accept", ""):
         # JSON lines: columnar readers (pyarrow.json) parse this directly; paging goes in headers.
         if next_cursor:
             headers["X-Next-Cursor"] = next_cursor
-        body = ("\n".join(lines) + "\n" if lines else "").encode()
+        body = view.render(batch)
         content_type = NDJSON
     else:
-        cursor_json = json.dumps(next_cursor)
-        body = (f'{{"data":[{",".join(lines)}],"next_cursor":{cursor_json},'
-                f'"has_more":{"true" if has_more else "false"}}}').encode()
+        records = view.render(batch, terminator=",")[:-1]
+        body = b'{"data":[%s],"next_cursor":%s,"has_more":%s}' % (
+            records, json.dumps(next_cursor).encode(), b"true" if has_more else b"false")
         content_type = "application/json"
     if fault == "truncate":
         return await _truncated(request, body, content_type, headers)
@@ -189,10 +187,8 @@ async def admin_export(request: web.Request) -> web.StreamResponse:
     view = request.app[STORE].view()
     response = web.StreamResponse(headers={"Content-Type": NDJSON, "X-Record-Count": str(view.total)})
     await response.prepare(request)
-    records = view.iter_by_id()
-    while chunk := list(islice(records, 10_000)):
-        lines = [view.dataset.render(r.id, r.version, r.created_us, r.updated_us, view.schema_mode) for r in chunk]
-        await response.write(("\n".join(lines) + "\n").encode())
+    for batch in view.export_batches():
+        await response.write(view.render(batch))
     await response.write_eof()
     return response
 

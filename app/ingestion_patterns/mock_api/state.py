@@ -12,10 +12,12 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from bisect import bisect_right
-from collections.abc import Iterator
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import SCHEMA_MODES, MockApiConfig
 from .generator import Dataset
@@ -32,11 +34,26 @@ Key = tuple[int, int]  # (updated_at in us, id): the keyset the API pages on
 
 
 @dataclass(frozen=True)
-class RecordRef:
-    id: int
-    version: int
-    created_us: int
-    updated_us: int
+class Batch:
+    """Records as columns (int64 arrays): what a page or an export chunk renders from."""
+
+    ids: pa.Array
+    versions: pa.Array
+    created_us: pa.Array
+    updated_us: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def slice(self, offset: int, length: int | None = None) -> "Batch":
+        return Batch(*(a.slice(offset, length) for a in (self.ids, self.versions, self.created_us, self.updated_us)))
+
+    @staticmethod
+    def concat(batches: list["Batch"]) -> "Batch":
+        if len(batches) == 1:
+            return batches[0]
+        columns = zip(*((b.ids, b.versions, b.created_us, b.updated_us) for b in batches))
+        return Batch(*(pa.concat_arrays(list(c)) if c else pa.array([], pa.int64()) for c in columns))
 
 
 def now_us() -> int:
@@ -46,44 +63,89 @@ def now_us() -> int:
 class SourceView:
     """An immutable snapshot of the source: base dataset + overlay, ordered by (updated_at, id)."""
 
-    def __init__(self, dataset: Dataset, overlay: dict[int, RecordRef], total: int, schema_mode: str,
+    def __init__(self, dataset: Dataset, overlay: list[tuple[int, int, int, int]], total: int, schema_mode: str,
                  generation: int):
+        """``overlay``: (id, version, created_us, updated_us) of every mutated or created record."""
         self.dataset = dataset
-        self.overlay = overlay
         self.total = total
         self.schema_mode = schema_mode
         self.generation = generation
         # Every overlay timestamp is later than every base timestamp, so the keyset order is the
         # base records (minus the overridden ids) followed by the overlay sorted by key.
-        self._overlay_keys = sorted((ref.updated_us, ref.id) for ref in overlay.values())
+        rows = sorted(overlay, key=lambda r: (r[3], r[0]))
+        self._overlay_keys = [(r[3], r[0]) for r in rows]
+        self._overlay = Batch(*(pa.array(list(c), pa.int64()) for c in zip(*rows))) if rows else _EMPTY
+        self._by_id = {r[0]: r for r in rows}
+        self._overridden = sorted(r[0] for r in rows if r[0] <= dataset.records)
 
-    def record(self, record_id: int) -> RecordRef:
-        ref = self.overlay.get(record_id)
-        if ref is not None:
-            return ref
-        ds = self.dataset
-        return RecordRef(record_id, 0, ds.base_created_us(record_id), ds.base_updated_us(record_id))
+    def current(self, record_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """id -> (version, created_us) of these records now."""
+        found = {rid: self._by_id[rid][1:3] for rid in record_ids if rid in self._by_id}
+        base = [rid for rid in record_ids if rid not in found]
+        if base:
+            created, _ = self.dataset.base_columns(pa.array(base, pa.int64()))
+            found.update({rid: (0, c) for rid, c in zip(base, created.to_pylist())})
+        return found
 
-    def iter_after(self, after: Key, before_us: int | None = None) -> Iterator[RecordRef]:
-        """Records whose key is > ``after`` and whose updated_at is < ``before_us``, in key order."""
+    def _base_ids(self, first: int, end: int, need: int | None = None) -> pa.Array:
+        """Base ids from ``first`` (up to ``end``) without the overridden ones, at most ``need``."""
+        ov, last = self._overridden, self.dataset.records + 1
+        if need is not None:  # widen the range until it holds `need` ids that are not overridden
+            skipped = 0
+            while True:
+                end = min(last, first + need + skipped)
+                now_skipped = bisect_left(ov, end) - bisect_left(ov, first)
+                if now_skipped == skipped or end == last:
+                    break
+                skipped = now_skipped
+        ids = pa.array(range(first, end), pa.int64())
+        lo, hi = bisect_left(ov, first), bisect_left(ov, end)
+        if hi > lo:
+            ids = ids.filter(pc.invert(pc.is_in(ids, value_set=pa.array(ov[lo:hi], pa.int64()))))
+        return ids if need is None else ids.slice(0, need)
+
+    def _base_batch(self, ids: pa.Array) -> Batch:
+        created, updated = self.dataset.base_columns(ids)
+        return Batch(ids, pa.nulls(len(ids), pa.int64()).fill_null(0), created, updated)
+
+    def page(self, after: Key, before_us: int | None, limit: int) -> Batch:
+        """Up to ``limit`` records whose key is > ``after`` and updated_at < ``before_us``, in key order."""
         ds = self.dataset
+        parts: list[Batch] = []
         first = bisect_right(range(1, ds.records + 1), after, key=lambda i: (ds.base_updated_us(i), i)) + 1
-        for record_id in range(first, ds.records + 1):
-            if record_id in self.overlay:
-                continue  # this id has a newer version, served from the overlay
-            updated = ds.base_updated_us(record_id)
-            if before_us is not None and updated >= before_us:
-                return
-            yield RecordRef(record_id, 0, ds.base_created_us(record_id), updated)
-        for updated, record_id in self._overlay_keys[bisect_right(self._overlay_keys, after):]:
-            if before_us is not None and updated >= before_us:
-                return
-            yield self.overlay[record_id]
+        if first <= ds.records:
+            base = self._base_batch(self._base_ids(first, ds.records + 1, need=limit))
+            if before_us is not None:  # updated_at grows with id: the window is a prefix
+                inside = pc.sum(pc.less(base.updated_us, before_us).cast(pa.int64())).as_py() or 0
+                if inside < len(base):
+                    return base.slice(0, inside)
+            parts.append(base)
+        room = limit - sum(len(p) for p in parts)
+        if room > 0 and self._overlay_keys:
+            start = bisect_right(self._overlay_keys, after)
+            overlay = self._overlay.slice(start, room)
+            if before_us is not None:
+                inside = pc.sum(pc.less(overlay.updated_us, before_us).cast(pa.int64())).as_py() or 0
+                overlay = overlay.slice(0, inside)
+            parts.append(overlay)
+        return Batch.concat(parts) if parts else _EMPTY
 
-    def iter_by_id(self) -> Iterator[RecordRef]:
-        """Every current record by id: a second, independent path for tests to compare against."""
-        for record_id in range(1, self.total + 1):
-            yield self.record(record_id)
+    def export_batches(self, chunk: int = 50_000):
+        """Every current record (base ids in id order, then the overlay), ``chunk`` at a time:
+        a path independent of the keyset paging, for tests to compare against."""
+        for first in range(1, self.dataset.records + 1, chunk):
+            ids = self._base_ids(first, min(first + chunk, self.dataset.records + 1))
+            if len(ids):
+                yield self._base_batch(ids)
+        for offset in range(0, len(self._overlay), chunk):
+            yield self._overlay.slice(offset, chunk)
+
+    def render(self, batch: Batch, terminator: str = "\n") -> bytes:
+        return self.dataset.render(batch.ids, batch.versions, batch.created_us, batch.updated_us,
+                                   self.schema_mode, terminator)
+
+
+_EMPTY = Batch(*(pa.array([], pa.int64()) for _ in range(4)))
 
 
 class SourceStore:
@@ -142,8 +204,7 @@ class SourceStore:
             meta = self._meta()
             dataset = Dataset(seed=int(meta["seed"]), records=int(meta["records"]),
                               anchor_us=int(meta["anchor_us"]), span_us=int(meta["span_us"]))
-            overlay = {row[0]: RecordRef(*row) for row in self._db.execute(
-                "SELECT id, version, created_us, updated_us FROM overlay")}
+            overlay = self._db.execute("SELECT id, version, created_us, updated_us FROM overlay").fetchall()
             self._view = SourceView(dataset, overlay, dataset.records + int(meta["created_total"]),
                                     meta["schema_mode"], int(meta["generation"]))
         return self._view
@@ -160,8 +221,8 @@ class SourceStore:
             total = int(meta["records"]) + int(meta["created_total"])
             update = min(update, total)
             updated_ids = sorted(random.Random(f"{meta['seed']}:{seq}").sample(range(1, total + 1), update))
-            view = self.view()
-            rows = [(rid, view.record(rid).version + 1, view.record(rid).created_us, at_us) for rid in updated_ids]
+            current = self.view().current(updated_ids)
+            rows = [(rid, current[rid][0] + 1, current[rid][1], at_us) for rid in updated_ids]
             rows += [(rid, 0, at_us, at_us) for rid in range(total + 1, total + create + 1)]
             self._db.executemany("INSERT OR REPLACE INTO overlay VALUES (?, ?, ?, ?)", rows)
             self._db.execute("INSERT INTO mutations VALUES (?, ?, ?, ?)", (seq, at_us, create, update))

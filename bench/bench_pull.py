@@ -1,0 +1,159 @@
+"""Benchmark: the pull pattern versus dlt's REST API source, same mock API, same machine (not a test).
+
+Starts ``ingest mock-api`` (gunicorn) and measures, each in its own subprocess so peak RSS
+(ru_maxrss) belongs to that pull alone:
+
+* ours: the Dagster assets ``extract_source_data`` -> ``validate_extracted_data`` ->
+  ``load_to_storage`` materialised in-process into a fresh DuckDB file, for ``--records`` (1M)
+  and ``--rss-records`` (250k) to show that memory stays flat as the volume grows;
+* dlt: ``dlt.sources.rest_api`` paging the same API (JSON envelope, cursor paginator) into DuckDB
+  with ``write_disposition="merge"`` on ``id``, for ``--dlt-records`` (100k by default: dlt's
+  rows/s do not depend on the volume, and 1M would take minutes).
+
+Prints rows/s (records in final_data / wall seconds of the pull), the ratio ours/dlt and peak RSS.
+
+    uv sync --all-groups && uv run python bench/bench_pull.py [--records 1000000] [--dlt-records 100000]
+
+Targets (issue 3): >= 10x dlt's rows/s; peak RSS < 400 MB at 1M and flat from 250k to 1M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ingestion_patterns.processes import ManagedProcess, free_port
+
+TOKEN = "bench-token"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def pull_ours(url: str, db: str, page_size: int) -> dict:
+    import dagster as dg
+    import duckdb
+    from dagster_duckdb import DuckDBResource
+
+    from ingestion_patterns.defs.pull_api_ingestion import (
+        extract_source_data, load_to_storage, validate_extracted_data)
+    from ingestion_patterns.resources.api_client import SourceApiResource
+
+    instance = dg.DagsterInstance.ephemeral()
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    result = dg.materialize(
+        [extract_source_data, validate_extracted_data, load_to_storage],
+        resources={"source_api": SourceApiResource(base_url=url, token=TOKEN, page_size=page_size),
+                   "duckdb": DuckDBResource(database=db)},
+        instance=instance,
+    )
+    seconds = time.perf_counter() - started
+    assert result.success
+    with duckdb.connect(db, read_only=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM ingestion.final_data").fetchone()[0]
+    return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
+
+
+def pull_dlt(url: str, db: str, page_size: int) -> dict:
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    import dlt
+    import duckdb
+    from dlt.sources.rest_api import rest_api_source
+
+    source = rest_api_source({
+        "client": {
+            "base_url": url,
+            "auth": {"type": "bearer", "token": TOKEN},
+            "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
+        },
+        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+        "resources": [{"name": "records",
+                       "endpoint": {"path": "v1/records", "params": {"limit": page_size}, "data_selector": "data"}}],
+    })
+    pipeline = dlt.pipeline(pipeline_name="bench_pull_dlt", destination=dlt.destinations.duckdb(db),
+                            dataset_name="dlt_bench", pipelines_dir=str(Path(db).parent / "dlt_pipelines"))
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    pipeline.run(source)
+    seconds = time.perf_counter() - started
+    with duckdb.connect(db, read_only=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM dlt_bench.records").fetchone()[0]
+    return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
+
+
+def measure(kind: str, url: str, workdir: Path, page_size: int) -> dict:
+    """One pull in a fresh subprocess (its own peak RSS); returns what it printed."""
+    db = workdir / f"{kind}-{time.monotonic_ns()}.duckdb"
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--url", url, "--db", str(db), "--page-size", str(page_size)],
+        check=True, capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(workdir)},
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def start_api(records: int, workdir: Path, workers: int) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    process = ManagedProcess.ingest(
+        f"mock-api-{records}", "mock-api", "--port", str(port), "--workers", str(workers), "--records", str(records),
+        "--token", TOKEN, "--state", str(workdir / f"state-{records}.sqlite3"),
+        log_path=workdir / f"mock-api-{records}.log").start()
+    url = f"http://127.0.0.1:{port}"
+    process.wait_http(f"{url}/health")
+    return process, url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--rss-records", type=int, default=250_000, help="smaller volume for the RSS comparison")
+    parser.add_argument("--dlt-records", type=int, default=100_000)
+    parser.add_argument("--page-size", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=2, help="mock API gunicorn workers")
+    parser.add_argument("--child", choices=["ours", "dlt"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        run = pull_ours if args.child == "ours" else pull_dlt
+        print(json.dumps(run(args.url, args.db, args.page_size)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        results: dict[str, dict] = {}
+        for label, records, kind in (("ours", args.records, "ours"), ("ours-small", args.rss_records, "ours"),
+                                     ("dlt", args.dlt_records, "dlt")):
+            process, url = start_api(records, workdir, args.workers)
+            try:
+                print(f"{label}: pulling {records:,} records ...", flush=True)
+                results[label] = measure(kind, url, workdir, args.page_size)
+                assert results[label]["rows"] == records, results[label]
+            finally:
+                process.stop()
+
+    print(f"\n{'pull':<28}{'records':>10}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}{'(at start)':>12}")
+    for label, name in (("ours", "ours (aiohttp+Arrow+DuckDB)"), ("ours-small", "ours"),
+                        ("dlt", "dlt rest_api -> duckdb merge")):
+        r = results[label]
+        print(f"{name:<28}{r['rows']:>10,}{r['seconds']:>10.2f}{r['rows'] / r['seconds']:>12,.0f}"
+              f"{r['rss_mb']:>13.0f}{r['rss_before_mb']:>12.0f}")
+    ours = results["ours"]["rows"] / results["ours"]["seconds"]
+    dlt_rate = results["dlt"]["rows"] / results["dlt"]["seconds"]
+    print(f"\nratio ours/dlt rows/s: {ours / dlt_rate:.1f}x (target >= 10x)")
+    print(f"peak RSS: {results['ours-small']['rss_mb']:.0f} MB at {args.rss_records:,} records, "
+          f"{results['ours']['rss_mb']:.0f} MB at {args.records:,} (target < 400 MB, flat)")
+
+
+if __name__ == "__main__":
+    main()
