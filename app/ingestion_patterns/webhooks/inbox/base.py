@@ -241,6 +241,11 @@ class GroupCommitWriter:
             unique, repeats = first_occurrences(items)
             try:
                 committed = iter(await self._commit(unique))
+            except asyncio.CancelledError:
+                # Closing mid-commit: whether it committed is unknown, so the callers get a 503
+                # and their retry is answered 202 or 200 duplicate (never stored twice).
+                reject(batch, InboxUnavailable("inbox closed during the commit"))
+                raise
             except InboxUnavailable as error:
                 reject(batch, error)
                 continue
