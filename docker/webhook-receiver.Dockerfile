@@ -6,6 +6,7 @@
 # Pinned slim base (exact patch release); override with --build-arg BASE_IMAGE=... (e.g. a digest or a mirror).
 ARG BASE_IMAGE=python:3.12.12-slim-trixie
 
+# checkov:skip=CKV_DOCKER_7: FROM uses ARG BASE_IMAGE, whose default above is a pinned patch release
 FROM ${BASE_IMAGE} AS builder
 # uv comes from PyPI (pinned), so the build needs nothing but the base image and the package index.
 ARG UV_VERSION=0.13.9

@@ -41,3 +41,31 @@ app.kubernetes.io/part-of: ingestion-patterns
 {{- define "kafka.bootstrapServers" -}}
 {{- printf "%s-kafka-bootstrap:%d" (include "kafka.clusterName" .) (int .Values.listeners.internal.port) }}
 {{- end }}
+
+{{/*
+Labels of the helm test pod: deliberately NOT matching the Deployment's selector, or its ReplicaSet would
+adopt (and could delete) the bare test pod.
+*/}}
+{{- define "kafka.testLabels" -}}
+helm.sh/chart: {{ include "kafka.chart" . }}
+app.kubernetes.io/name: {{ include "kafka.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: ingestion-patterns
+{{- end }}
+
+{{/* The Kafka UI's own labels (another component than the Strimzi resources). */}}
+{{- define "kafka.uiSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kafka.name" . }}-ui
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kafka.uiLabels" -}}
+helm.sh/chart: {{ include "kafka.chart" . }}
+{{ include "kafka.uiSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.kafkaUi.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: kafka-ui
+app.kubernetes.io/part-of: ingestion-patterns
+{{- end }}

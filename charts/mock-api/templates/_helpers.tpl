@@ -52,3 +52,16 @@ app.kubernetes.io/part-of: ingestion-patterns
 {{- printf "%s-token" (include "mock-api.fullname" .) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Labels of the helm test pod: deliberately NOT matching the Deployment's selector, or its ReplicaSet would
+adopt (and could delete) the bare test pod.
+*/}}
+{{- define "mock-api.testLabels" -}}
+helm.sh/chart: {{ include "mock-api.chart" . }}
+app.kubernetes.io/name: {{ include "mock-api.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: ingestion-patterns
+{{- end }}

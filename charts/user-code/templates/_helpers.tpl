@@ -70,3 +70,16 @@ app.kubernetes.io/part-of: ingestion-patterns
 {{- printf "%s-duckdb" (include "user-code.fullname" .) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Labels of the helm test pod: deliberately NOT matching the Deployment's selector, or its ReplicaSet would
+adopt (and could delete) the bare test pod.
+*/}}
+{{- define "user-code.testLabels" -}}
+helm.sh/chart: {{ include "user-code.chart" . }}
+app.kubernetes.io/name: {{ include "user-code.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: ingestion-patterns
+{{- end }}

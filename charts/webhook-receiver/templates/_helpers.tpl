@@ -66,3 +66,16 @@ app.kubernetes.io/part-of: ingestion-patterns
 {{- define "webhook-receiver.secretEnvName" -}}
 {{- printf "WEBHOOK_SECRET_%s" (. | upper | replace "-" "_") }}
 {{- end }}
+
+{{/*
+Labels of the helm test pod: deliberately NOT matching the Deployment's selector, or its ReplicaSet would
+adopt (and could delete) the bare test pod.
+*/}}
+{{- define "webhook-receiver.testLabels" -}}
+helm.sh/chart: {{ include "webhook-receiver.chart" . }}
+app.kubernetes.io/name: {{ include "webhook-receiver.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: ingestion-patterns
+{{- end }}
