@@ -86,6 +86,7 @@ def test_landing_splits_events_and_rejects_and_stores_the_next_offset(conn):
     assert row == ("txn-1", "acct-1", 12.5, "EUR", "bakery", "card", b"k", "run-1")
     raw = conn.execute('SELECT raw_value, reason FROM ingestion.kafka_rejects WHERE "offset" = 4').fetchone()
     assert raw == (CASES[4][0], "malformed JSON")  # the bytes exactly as they came
+    wk.clear_staging(conn, [1])
     assert conn.execute("SELECT count(*) FROM ingestion.kafka_staging").fetchone()[0] == 0
 
 

@@ -35,7 +35,7 @@ class KafkaTopicConfig(dg.Config):
 class KafkaPollConfig(KafkaTopicConfig):
     max_records_per_poll: int = Field(default=1_000_000, ge=1, description="At most this many messages per run.")
     batch_rows: int = Field(
-        default=100_000, ge=1, description="Messages per staged batch, and so per landing transaction."
+        default=200_000, ge=1, description="Messages per staged batch, and so per landing transaction."
     )
 
 
@@ -100,6 +100,7 @@ def process_kafka_events(
                 f"landed batch {index}/{len(batches)} (staged #{batch_no}): {result.events} events, "
                 f"{result.rejects} rejects; next offsets {sorted(result.next_offsets.items())}"
             )
+        wk.clear_staging(conn, batches)
         stored = wk.stored_offsets(conn, config.kafka_topic)
         totals = wk.landed_counts(conn, config.kafka_topic)
 

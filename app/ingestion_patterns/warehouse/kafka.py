@@ -8,8 +8,9 @@ only a copy for the operators' tools.
 Between the two assets the raw messages wait in ``kafka_staging`` (in the warehouse, not on a
 pod's disk), in numbered batches, each message with the verdict of validation: validation runs as
 one vectorised SQL pass over each incoming Arrow batch (DuckDB's JSON functions), never row by row
-in Python. Each batch then lands in one transaction with its offsets, and leaves staging in that
-same transaction.
+in Python. A valid message is staged as its typed fields (what lands), a reject with its raw
+bytes. Each batch then lands in one transaction with its offsets; landed batches leave staging
+afterwards (a leftover is harmless: its offsets are below the stored ones).
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ DDL: list[str] = [
         "partition"       INTEGER NOT NULL,
         "offset"          BIGINT NOT NULL,
         message_key       BLOB,
-        message_value     BLOB,
+        message_value     BLOB,         -- raw bytes, kept for rejects (valid ones: their fields below)
         headers           {_HEADERS},
         message_timestamp TIMESTAMPTZ,
         run_id            VARCHAR,
-        fields            VARCHAR[],  -- the transaction's fields as text, in _EXTRACTED order
-        reason            VARCHAR     -- why the message is rejected; NULL when it is valid
+        reason            VARCHAR,      -- why the message is rejected; NULL when it is valid
+        transaction_id    VARCHAR,      -- the transaction's fields, set when it is valid
+        account_id        VARCHAR,
+        amount            DOUBLE,
+        currency          VARCHAR,
+        event_timestamp   TIMESTAMPTZ,
+        merchant          VARCHAR,
+        channel           VARCHAR
     )
     """,
     f"""
@@ -132,6 +139,17 @@ def _rejection_reason_sql() -> str:
     """
 
 
+_FIELD_TYPES = {"amount": "DOUBLE", "timestamp": "TIMESTAMPTZ"}
+
+
+def _typed_field(name: str) -> str:
+    """The column of field ``name`` for a valid message (NULL for a reject)."""
+    value = f"v[{_AT[name]}]"
+    if name in _FIELD_TYPES:
+        value = f"TRY_CAST({value} AS {_FIELD_TYPES[name]})"
+    return f"CASE WHEN reason IS NULL THEN {value} END"
+
+
 def _paths(names: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'$.{name}'" for name in names) + "]"
 
@@ -141,8 +159,6 @@ def _paths(names: tuple[str, ...]) -> str:
 # thread, overlapped with the next fetch, so landing has only rows to move.
 _STAGE_BATCH = f"""
     INSERT INTO ingestion.kafka_staging
-        (batch_no, topic, "partition", "offset", message_key, message_value, headers, message_timestamp,
-         run_id, fields, reason)
     WITH decoded AS (
         SELECT *, try(decode(message_value)) AS text FROM kafka_incoming
     ),
@@ -155,10 +171,15 @@ _STAGE_BATCH = f"""
                CASE WHEN ok THEN json_type(text, {_paths(REQUIRED_FIELDS)}) END AS t,
                CASE WHEN ok THEN json_extract_string(text, {_paths(_EXTRACTED)}) END AS v
         FROM parsed
+    ),
+    judged AS (
+        SELECT *, {_rejection_reason_sql()} AS reason FROM typed
     )
-    SELECT $batch_no, $topic, "partition", "offset", message_key, message_value, headers, message_timestamp,
-           $run_id, v, {_rejection_reason_sql()}
-    FROM typed
+    SELECT $batch_no, $topic, "partition", "offset", message_key,
+           CASE WHEN reason IS NOT NULL THEN message_value END,
+           headers, message_timestamp, $run_id, reason,
+           {", ".join(_typed_field(name) for name in _EXTRACTED)}
+    FROM judged
 """
 
 # Rows of the batch not landed yet: a replay after a crash skips offsets below the stored next one.
@@ -172,8 +193,8 @@ _INSERT_EVENTS = f"""
     INSERT INTO ingestion.kafka_events
         (topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
          merchant, channel, message_key, headers, message_timestamp, run_id)
-    SELECT topic, "partition", "offset", fields[1], fields[2], CAST(fields[3] AS DOUBLE), fields[4],
-           CAST(fields[5] AS TIMESTAMPTZ), fields[6], fields[7], message_key, headers, message_timestamp, $run_id
+    SELECT topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
+           merchant, channel, message_key, headers, message_timestamp, $run_id
     {_PENDING} AND s.reason IS NULL
 """
 
@@ -237,8 +258,9 @@ def staged_batches(conn: duckdb.DuckDBPyConnection) -> list[int]:
 
 def land_staged_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, *, run_id: str = "") -> LandResult:
     """Land staged (and validated) batch ``batch_no`` in ONE transaction: valid rows into
-    ``kafka_events``, the rest into ``kafka_rejects`` with the reason, the partitions' next offsets
-    into ``kafka_offsets``, and the batch out of staging. Replays skip offsets already landed."""
+    ``kafka_events``, the rest into ``kafka_rejects`` with the reason, and the partitions' next
+    offsets into ``kafka_offsets``. Replays skip offsets already landed. ``clear_staging`` removes
+    landed batches afterwards."""
     result = LandResult(batch_no=batch_no)
     params = {"batch_no": batch_no}
     with_run = {**params, "run_id": run_id}
@@ -262,13 +284,20 @@ def land_staged_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, *, run_id:
                 [batch_no],
             ).fetchall()
         }
-        conn.execute("DELETE FROM ingestion.kafka_staging WHERE batch_no = ?", [batch_no])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     result.already_landed = staged - result.events - result.rejects
     return result
+
+
+def clear_staging(conn: duckdb.DuckDBPyConnection, batch_nos: list[int]) -> None:
+    """Remove landed batches from staging, all at once: a delete per landing transaction costs
+    more than the landing itself, and a landed batch left behind is harmless (its offsets are
+    below the stored ones, so a replay skips it, and the next poll clears staging anyway)."""
+    if batch_nos:
+        conn.execute("DELETE FROM ingestion.kafka_staging WHERE batch_no BETWEEN ? AND ?", [min(batch_nos), max(batch_nos)])
 
 
 def landed_counts(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[str, int]:
