@@ -16,6 +16,8 @@ CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES]
 LONG_RUNNING = {"Deployment", "StatefulSet"}
 # Secrets a production install expects to exist already (created by the operator's secret manager).
 PRODUCTION_EXISTING_SECRETS = {"webhook-inbox", "webhook-signing-secrets", "source-api-token", "ingestion-postgresql"}
+RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                           "projected", "secret"}
 SECRET_ENV_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|INBOX_URL", re.I)
 
 
@@ -51,6 +53,10 @@ def test_restricted_security_context(render: Renderer, chart: str, profile: str)
             seccomp = ctx.get("seccompProfile", pod.get("seccompProfile"))
             assert seccomp == {"type": "RuntimeDefault"}, where
             assert container["image"].split(":")[-1] not in ("", "latest"), f"{where}: unpinned image"
+        # The restricted Pod Security Standard admits only these volume types (no hostPath).
+        for volume in spec.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUME_TYPES, f"{label(obj)}: volume {volume['name']} is {kinds}"
 
 
 @pytest.mark.parametrize(("chart", "profile"), CASES)
