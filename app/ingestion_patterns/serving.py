@@ -57,5 +57,8 @@ def serve(
         "proc_name": proc_name,
         "accesslog": "-" if access_log else None,
         "backlog": 2048,
+        # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which
+        # several servers on one machine would fight over, and a read-only root filesystem refuses.
+        "control_socket_disable": True,
     }
     _GunicornApp(factory, options).run()

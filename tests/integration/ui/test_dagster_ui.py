@@ -1,0 +1,70 @@
+"""The browser check: headless Chromium (Debian's package) opens `ingest dev`'s UI and finds the
+push assets on the asset graph. Set INGEST_UPDATE_SCREENSHOTS=1 to refresh docs/images/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ingestion_patterns.processes import ManagedProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium")
+DOCS_IMAGES = Path(__file__).resolve().parents[3] / "docs" / "images"
+# Chromium on a closed network: no background traffic, no first-run, no sandbox as root.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def dev_ui(tmp_path):
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed: run `bash .ci/install-deps` (Debian's chromium package)")
+    port = free_port()
+    process = ManagedProcess.ingest(
+        "ingest-dev", "dev", "--no-kafka", "--port", str(port),
+        "--receiver-port", str(free_port()), "--api-port", str(free_port()), "--records", "100",
+        env={"INGEST_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster"),
+             "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+             "WEBHOOK_INBOX_URL": f"sqlite:///{tmp_path / 'inbox.sqlite3'}"},
+        log_path=tmp_path / "ingest-dev.log",
+    ).start()
+    try:
+        process.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=240)
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.stop(timeout=30)
+
+
+def test_dev_ui_shows_the_push_assets_and_one_ctrl_c_stops_everything(dev_ui, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, process = dev_ui
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.goto(f"{url}/locations/ingestion_patterns/asset-groups/push", wait_until="domcontentloaded")
+        page.get_by_text("process_webhook_data").first.wait_for(timeout=120_000)
+        screenshot = tmp_path / "asset-graph.png"
+        page.wait_for_timeout(1500)  # let the graph layout settle for the picture
+        page.screenshot(path=str(screenshot))
+        browser.close()
+    assert screenshot.stat().st_size > 10_000
+    if os.environ.get("INGEST_UPDATE_SCREENSHOTS"):
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, DOCS_IMAGES / "push-asset-graph.png")
+
+    # One interrupt stops the UI, the daemon and the services `ingest dev` started.
+    import signal
+
+    os.kill(process.proc.pid, signal.SIGINT)
+    process.proc.wait(timeout=60)
+    leftovers = [line for line in os.popen("ps -eo pid,args").read().splitlines()
+                 if str(tmp_path) in line and "ps -eo" not in line]
+    assert not leftovers, f"processes left running: {leftovers}"
