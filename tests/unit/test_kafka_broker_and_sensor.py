@@ -46,6 +46,14 @@ def test_lag_asks_for_a_run_keyed_by_the_stored_offsets():
     assert decision.run_config["ops"]["poll_kafka_events"]["config"]["kafka_topic"] == "transactions"
 
 
+def test_after_a_failed_run_at_the_same_offsets_the_key_changes_so_the_sensor_retries():
+    first = run_request_for("transactions", {0: 10}, {0: 3})
+    retry = run_request_for("transactions", {0: 10}, {0: 3}, failed_attempts=1)
+    assert retry.run_key == first.run_key + "#retry1"
+    assert retry.tags["kafka/offsets"] == first.tags["kafka/offsets"]
+    assert run_request_for("transactions", {0: 13}, {0: 1}).tags["kafka/offsets"] != first.tags["kafka/offsets"]
+
+
 def test_resource_builds_sasl_and_tls_client_settings(tmp_path):
     plain = KafkaResource(bootstrap_servers="k:9092").client_kwargs()
     assert plain == {"bootstrap_servers": "k:9092", "client_id": "ingestion-patterns", "security_protocol": "PLAINTEXT"}

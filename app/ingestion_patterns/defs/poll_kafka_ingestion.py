@@ -9,6 +9,7 @@ stored offsets.
 """
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -54,8 +55,8 @@ def poll_kafka_events(
 
     async def poll():
         consumer = kafka.consumer(config.bootstrap_servers)
-        await consumer.start()
         try:
+            await consumer.start()
             with duckdb.get_connection() as conn:
                 warehouse.ensure_schema(conn)
                 return await stage_new_messages(
@@ -108,8 +109,8 @@ def process_kafka_events(
         # The warehouse commit above is the truth; the group commit only feeds Kafka's lag tools.
         group = config.consumer_group or kafka.group_id
         consumer = kafka.consumer(config.bootstrap_servers, group_id=group or None)
-        await consumer.start()
         try:
+            await consumer.start()
             if group and landed:
                 try:
                     await commit_group_offsets(consumer, landed)
@@ -168,18 +169,39 @@ def read_stored_offsets(database: str | Path, topic: str) -> dict[int, int]:
         conn.close()
 
 
-def run_request_for(topic: str, stored: dict[int, int], lag: dict[int, int]) -> dg.RunRequest | dg.SkipReason:
+def offsets_tag(topic: str, positions: str) -> str:
+    """A short, tag-safe name for "this topic at these stored offsets"."""
+    return hashlib.sha1(f"{topic}@{positions}".encode()).hexdigest()[:16]
+
+
+def run_request_for(
+    topic: str, stored: dict[int, int], lag: dict[int, int], *, failed_attempts: int = 0
+) -> dg.RunRequest | dg.SkipReason:
     """A run when any partition has messages past the stored offsets; its key is those offsets,
-    so ticks that see the same offsets (a run not landed yet) do not start a second run."""
+    so ticks that see the same offsets (a run not landed yet) do not start a second run. After a
+    failed run at the same offsets the key gains the attempt number, so the next tick retries."""
     total = sum(lag.values())
     if total == 0:
         return dg.SkipReason(f"no new messages on {topic!r}: lag 0 over {len(lag)} partition(s)")
     positions = ",".join(f"{p}:{stored.get(p, 'start')}" for p in sorted(lag))
     topic_config = {"config": {"kafka_topic": topic}}
     return dg.RunRequest(
-        run_key=f"{topic}@{positions}",
+        run_key=f"{topic}@{positions}" + (f"#retry{failed_attempts}" if failed_attempts else ""),
         run_config={"ops": {"poll_kafka_events": topic_config, "process_kafka_events": topic_config}},
-        tags={"kafka/topic": topic, "kafka/lag": str(total)},
+        tags={"kafka/topic": topic, "kafka/lag": str(total), "kafka/offsets": offsets_tag(topic, positions)},
+    )
+
+
+def _failed_runs_at(context: dg.SensorEvaluationContext, tag: str) -> int:
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # evaluated without an instance (a unit test)
+        return 0
+    return instance.get_runs_count(
+        dg.RunsFilter(
+            job_name=kafka_poll_job.name, tags={"kafka/offsets": tag},
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        )
     )
 
 
@@ -198,8 +220,8 @@ def kafka_polling_sensor(
 
     async def lag() -> dict[int, int]:
         consumer = kafka.consumer()
-        await consumer.start()
         try:
+            await consumer.start()
             return await partition_lag(consumer, topic, stored)
         finally:
             await consumer.stop()
@@ -211,5 +233,7 @@ def kafka_polling_sensor(
     if not lags:
         return dg.SkipReason(f"topic {topic!r} does not exist yet")
     request = run_request_for(topic, stored, lags)
+    if isinstance(request, dg.RunRequest) and (failed := _failed_runs_at(context, request.tags["kafka/offsets"])):
+        request = run_request_for(topic, stored, lags, failed_attempts=failed)
     context.log.info(f"{topic}: lag {lags}, stored offsets {stored}")
     return request

@@ -85,3 +85,29 @@ def test_sensor_skips_when_kafka_is_not_configured(monkeypatch, database):
     )
     skipped = kafka_polling_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and "KAFKA_BOOTSTRAP_SERVERS" in skipped.skip_message
+
+
+def test_after_a_failed_run_the_sensor_asks_again_under_a_new_key(harness, monkeypatch):
+    from ingestion_patterns.defs.poll_kafka_ingestion import kafka_poll_job
+    from ingestion_patterns.processes import free_port
+
+    monkeypatch.setenv("KAFKA_TOPIC", harness.topic)
+    harness.send(5, partitions=1, interval=0, seed=34)
+    with dg.instance_for_test() as instance:
+        def tick():
+            return kafka_polling_sensor(dg.build_sensor_context(instance=instance, resources=harness.resources()))
+
+        first = tick()
+        assert isinstance(first, dg.RunRequest)
+        job = dg.Definitions(
+            assets=[poll_kafka_events, process_kafka_events], jobs=[kafka_poll_job], resources=harness.resources()
+        ).resolve_job_def("kafka_poll_job")
+        unreachable = f"127.0.0.1:{free_port()}"  # this run fails: its broker does not exist
+        config = {"ops": {name: {"config": {"kafka_topic": harness.topic, "bootstrap_servers": unreachable}}
+                          for name in ("poll_kafka_events", "process_kafka_events")}}
+        failed = job.execute_in_process(run_config=config, instance=instance, tags=first.tags, raise_on_error=False)
+        assert not failed.success
+
+        retry = tick()
+        assert isinstance(retry, dg.RunRequest)
+        assert retry.run_key == first.run_key + "#retry1"
