@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rss-records", type=int, default=250_000, help="smaller volume for the RSS comparison")
     parser.add_argument("--dlt-records", type=int, default=100_000)
-    parser.add_argument("--page-size", type=int, default=50_000)
+    parser.add_argument("--page-size", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="mock API gunicorn workers")
     parser.add_argument("--child", choices=["ours", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

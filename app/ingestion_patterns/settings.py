@@ -21,6 +21,7 @@ DEFAULTS: dict[str, str] = {
     "SOURCE_API_URL": "http://127.0.0.1:8000",
     "SOURCE_API_TOKEN": "dev-token",
     "PULL_MAX_STALENESS_HOURS": "48",
+    "PULL_DUCKDB_MEMORY_LIMIT": "128MB",
     "KAFKA_BOOTSTRAP_SERVERS": "",
     "KAFKA_TOPIC": "transactions",
     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",

@@ -81,6 +81,7 @@ def extract_source_data(
     stats = PullStats()
     started = time.perf_counter()
     with warehouse.session(duckdb) as conn:
+        pull.limit_memory(conn, settings.get("PULL_DUCKDB_MEMORY_LIMIT"))
         cursor_before = pull.read_cursor(conn)
         if not backfill:
             since = cursor_before.updated_at
@@ -133,6 +134,7 @@ def assess_extract(summary: dict, *, now: datetime, max_age: timedelta) -> tuple
 )
 def validate_extracted_data(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with warehouse.session(duckdb) as conn:
+        pull.limit_memory(conn, settings.get("PULL_DUCKDB_MEMORY_LIMIT"))
         summary = pull.pending_summary(conn)
     max_age = timedelta(hours=float(settings.get("PULL_MAX_STALENESS_HOURS") or 48))
     errors, warnings = assess_extract(summary, now=datetime.now(timezone.utc), max_age=max_age)
@@ -163,6 +165,7 @@ def validate_extracted_data(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 )
 def load_to_storage(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with warehouse.session(duckdb) as conn:
+        pull.limit_memory(conn, settings.get("PULL_DUCKDB_MEMORY_LIMIT"))
         result = pull.upsert_final(conn)
     context.log.info(f"upserted {result.raw_rows} raw rows: {result.inserted} inserted, {result.updated} updated")
     return dg.MaterializeResult(metadata={

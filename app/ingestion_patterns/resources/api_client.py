@@ -97,7 +97,7 @@ class SourceApiResource(dg.ConfigurableResource):
 
     base_url: str = Field(description="Root URL of the source API (SOURCE_API_URL).")
     token: str = Field(description="Bearer token (SOURCE_API_TOKEN).")
-    page_size: int = Field(default=20_000, description="Records per page (the API's `limit`).")
+    page_size: int = Field(default=10_000, description="Records per page (the API's `limit`).")
     connect_timeout_seconds: float = Field(default=10.0)
     read_timeout_seconds: float = Field(default=60.0, description="Longest silence while reading a response.")
     max_retries: int = Field(default=8, description="Retries per page before the pull fails.")

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -180,6 +181,19 @@ def page_max_key(table: pa.Table) -> tuple[datetime, int] | None:
 
 # ---------------------------------------------------------------- DuckDB reads and writes
 
+_MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def limit_memory(conn: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """Cap DuckDB's buffer pool (it defaults to 80% of RAM and keeps what it wrote cached), so a
+    pull's memory stays flat as the volume grows. Empty: leave DuckDB's own setting. The cap is
+    per database instance, i.e. per run process."""
+    if not limit:
+        return
+    if not _MEMORY_LIMIT.match(limit.strip()):
+        raise ValueError(f"not a DuckDB memory size: {limit!r} (e.g. '256MB', '1GB')")
+    conn.execute(f"SET memory_limit = '{limit.strip()}'")
+
 
 def read_cursor(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> PullCursor:
     row = conn.execute(
@@ -258,24 +272,23 @@ def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> di
         [lo],
     ).fetchone()
     null_counts = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED)
-    stats = conn.execute(
-        f"""
-        SELECT {null_counts},
-               count(*) - count(DISTINCT (id, updated_at)) AS duplicate_versions,
-               count(*) - count(DISTINCT id) AS repeated_ids,
-               max(updated_at) AS newest
-        FROM ingestion.raw_extract WHERE page_seq > ?
-        """,
-        [lo],
-    ).fetchone()
+    rows_in = "FROM ingestion.raw_extract WHERE page_seq > $lo"
+    stats = conn.execute(f"SELECT {null_counts}, max(updated_at) {rows_in}", {"lo": lo}).fetchone()
+    # Grouped (spillable) rather than count(DISTINCT ...), which must fit in memory.
+    duplicate_versions = conn.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id, updated_at HAVING n > 1)",
+        {"lo": lo}).fetchone()[0]
+    repeated_ids = conn.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id HAVING n > 1)",
+        {"lo": lo}).fetchone()[0]
     return {
         "pages": pages,
         "rows": rows,
         "schema_issues": sorted(issues or []),
         "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)]) if n},
-        "duplicate_versions": stats[len(REQUIRED)],
-        "repeated_ids": stats[len(REQUIRED) + 1],
-        "newest_updated_at": stats[len(REQUIRED) + 2] or read_cursor(conn, source).updated_at,
+        "duplicate_versions": duplicate_versions,
+        "repeated_ids": repeated_ids,
+        "newest_updated_at": stats[len(REQUIRED)] or read_cursor(conn, source).updated_at,
     }
 
 
@@ -288,38 +301,40 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
         hi, pages = conn.execute(
             "SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.pull_pages WHERE page_seq > ?", [lo, lo]
         ).fetchone()
+        pending = "FROM ingestion.raw_extract WHERE page_seq > $lo AND page_seq <= $hi"
+        bounds = {"lo": lo, "hi": hi}
         raw_rows, skipped = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL)"
-            " FROM ingestion.raw_extract WHERE page_seq > ? AND page_seq <= ?", [lo, hi]
+            f"SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL) {pending}", bounds
         ).fetchone()
-        # One candidate per id: its newest version among the pending rows.
-        conn.execute(
+        candidates = f"SELECT {_NAMES} {pending} AND id IS NOT NULL AND updated_at IS NOT NULL"
+        # GROUP BY rather than count(DISTINCT ...): DuckDB spills a grouped aggregate to disk under
+        # its memory limit, a DISTINCT aggregate it cannot.
+        repeats = conn.execute(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({candidates}) GROUP BY id HAVING n > 1)",
+            bounds,
+        ).fetchone()[0]
+        if repeats:
+            # Some id came more than once (updated while we paged, or a backfill): keep its newest.
+            candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
+        inserted, updated = conn.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE _pull_candidates AS
-            SELECT {_NAMES} FROM ingestion.raw_extract
-            WHERE page_seq > ? AND page_seq <= ? AND id IS NOT NULL AND updated_at IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1
-            """,
-            [lo, hi],
-        )
-        inserted, updated, candidates = conn.execute(
-            """
             SELECT count(*) FILTER (WHERE f.id IS NULL),
-                   count(*) FILTER (WHERE f.id IS NOT NULL AND c.updated_at > f.updated_at),
-                   count(*)
-            FROM _pull_candidates c LEFT JOIN ingestion.final_data f ON f.id = c.id
-            """
+                   count(*) FILTER (WHERE f.id IS NOT NULL AND c.updated_at > f.updated_at)
+            FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
+            """,
+            bounds,
         ).fetchone()
+        candidate_count = raw_rows - skipped - repeats
         set_columns = ", ".join(f"{c} = excluded.{c}" for c in CONTRACT.names if c != "id")
         conn.execute(
             f"""
             INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)
-            SELECT {_NAMES}, current_timestamp FROM _pull_candidates
+            SELECT {_NAMES}, current_timestamp FROM ({candidates})
             ON CONFLICT (id) DO UPDATE SET {set_columns}, loaded_at = excluded.loaded_at
             WHERE excluded.updated_at > final_data.updated_at
-            """
+            """,
+            bounds,
         )
-        conn.execute("DROP TABLE _pull_candidates")
         conn.execute(
             """
             INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
@@ -333,5 +348,5 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return LoadResult(inserted=inserted, updated=updated, unchanged=candidates - inserted - updated,
+    return LoadResult(inserted=inserted, updated=updated, unchanged=candidate_count - inserted - updated,
                       skipped=skipped, raw_rows=raw_rows, pages=pages, final_rows=final_rows)

@@ -21,12 +21,12 @@ def test_with_429s_and_5xx_injected_the_result_is_identical(start_mock_api, tmp_
     clean.mutate(create=100, update=300)
     # The same source (same state file), served badly: a tight rate limit, 20% 503s, some cut-off
     # bodies and some hung requests.
-    faulty = start_mock_api(records=6000, rate_limit=5, rate_burst=2, fault_5xx_ratio=0.2,
-                            fault_truncate_ratio=0.05, fault_timeout_ratio=0.05, fault_timeout_seconds=5,
+    faulty = start_mock_api(records=6000, rate_limit=10, rate_burst=3, fault_5xx_ratio=0.2,
+                            fault_truncate_ratio=0.05, fault_timeout_ratio=0.05, fault_timeout_seconds=3,
                             fault_seed=7)
 
-    assert run_pull(clean.client(page_size=250), tmp_path / "clean.duckdb").success
-    result = run_pull(faulty.client(page_size=250, read_timeout_seconds=1.0), tmp_path / "faulty.duckdb")
+    assert run_pull(clean.client(page_size=400), tmp_path / "clean.duckdb").success
+    result = run_pull(faulty.client(page_size=400, read_timeout_seconds=1.0), tmp_path / "faulty.duckdb")
     assert result.success
 
     extract = materialization_metadata(result, "extract_source_data")
