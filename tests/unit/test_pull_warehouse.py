@@ -1,0 +1,126 @@
+"""The pull pattern's warehouse functions on an in-memory DuckDB: contract, cursor, upsert, summary."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ingestion_patterns import warehouse
+from ingestion_patterns.warehouse import pull
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def conn():
+    connection = duckdb.connect()
+    warehouse.ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+def page(ids, *, minutes=None, version=0, **overrides) -> pa.Table:
+    """A page as the API sends it (timestamps as ISO strings), then conformed."""
+    minutes = minutes if minutes is not None else ids
+    stamps = [(T0 + timedelta(minutes=m)).isoformat().replace("+00:00", "Z") for m in minutes]
+    columns = {"id": ids, "name": [f"n{i}" for i in ids], "email": [f"e{i}@x" for i in ids],
+               "amount": [float(i) for i in ids], "status": ["active"] * len(ids), "category": ["books"] * len(ids),
+               "version": [version] * len(ids), "created_at": stamps, "updated_at": stamps, **overrides}
+    table, issues = pull.conform(pa.table(columns))
+    assert issues == []
+    return table
+
+
+def land(conn, table, *, advance=True, run="run-1", number=1):
+    return pull.land_page(conn, run_id=run, page_no=number, page_cursor=None, next_cursor=None, records=table,
+                          schema_issues=[], advance_cursor=advance, extracted_at=T0)
+
+
+def test_conform_accepts_the_contract_and_widens_integers():
+    table = page([1, 2], amount=[3, 4])  # JSON integers for a double column are fine
+    assert table.schema == pull.CONTRACT
+    assert table.column("amount").to_pylist() == [3.0, 4.0]
+    assert table.column("updated_at")[0].as_py() == T0 + timedelta(minutes=1)
+
+
+def test_conform_reports_missing_and_mistyped_columns():
+    raw = pa.table({"id": [1], "name": ["a"], "email": ["e"], "amount_cents": [100], "status": ["x"],
+                    "category": ["c"], "version": [0], "created_at": ["2026-01-01T00:00:00Z"],
+                    "updated_at": ["not a time"]})
+    table, issues = pull.conform(raw)
+    assert issues == ["column 'amount' is missing", "column 'updated_at' has type string, expected timestamp[us, tz=UTC]",
+                      "unexpected columns: amount_cents"]
+    assert table.schema == pull.CONTRACT
+    assert table.column("amount").null_count == 1
+    _, issues = pull.conform(raw.drop_columns(["amount_cents"]).append_column("amount", pa.array(["1.5"])))
+    assert "column 'amount' has type string, expected double" in issues
+
+
+def test_drop_seen_keeps_only_rows_after_the_cursor():
+    table = page([1, 2, 3, 4], minutes=[5, 5, 5, 6])
+    cursor = pull.PullCursor(T0 + timedelta(minutes=5), 2)
+    assert pull.drop_seen(table, cursor).column("id").to_pylist() == [3, 4]
+    assert pull.drop_seen(table, pull.PullCursor()).num_rows == 4
+
+
+def test_a_page_and_its_cursor_land_together_and_the_cursor_never_goes_back(conn):
+    assert pull.read_cursor(conn).is_start
+    land(conn, page([1, 2, 3], minutes=[1, 2, 2]))
+    assert pull.read_cursor(conn) == pull.PullCursor(T0 + timedelta(minutes=2), 3)
+    land(conn, page([9], minutes=[1]), number=2)  # an older page must not rewind the cursor
+    assert pull.read_cursor(conn) == pull.PullCursor(T0 + timedelta(minutes=2), 3)
+    land(conn, page([4], minutes=[9]), advance=False, number=3)  # a backfill page leaves it alone
+    assert pull.read_cursor(conn).id == 3
+    assert conn.execute("SELECT count(*), count(DISTINCT page_seq) FROM ingestion.raw_extract").fetchone() == (5, 3)
+
+
+def test_a_failed_landing_leaves_neither_rows_nor_cursor(conn):
+    land(conn, page([1], minutes=[1]))
+    bad = page([2], minutes=[2]).drop_columns(["email"])  # not the contract: the INSERT fails
+    with pytest.raises(duckdb.Error):
+        land(conn, bad, number=2)
+    assert conn.execute("SELECT count(*) FROM ingestion.raw_extract").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM ingestion.pull_pages").fetchone() == (1,)
+    assert pull.read_cursor(conn).id == 1
+
+
+def test_upsert_counts_inserts_and_updates_and_the_latest_version_wins(conn):
+    land(conn, page([1, 2, 3]))
+    first = pull.upsert_final(conn)
+    assert (first.inserted, first.updated, first.unchanged, first.raw_rows, first.final_rows) == (3, 0, 0, 3, 3)
+
+    # id 2 twice in the pending rows (newer one last), id 3 an older version, id 4 new.
+    land(conn, page([2, 3, 4], minutes=[50, 0, 40], version=1), number=2)
+    land(conn, page([2], minutes=[60], version=2), number=3)
+    second = pull.upsert_final(conn)
+    assert (second.inserted, second.updated, second.unchanged, second.raw_rows) == (1, 1, 1, 4)
+    rows = conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall()
+    assert rows == [(1, 0), (2, 2), (3, 0), (4, 1)]
+
+    third = pull.upsert_final(conn)
+    assert (third.inserted, third.updated, third.raw_rows, third.pages) == (0, 0, 0, 0)
+
+
+def test_pending_summary_reports_nulls_duplicates_and_schema_issues(conn):
+    land(conn, page([1, 2]))
+    pull.upsert_final(conn)
+    table = page([5, 5, 6], minutes=[7, 7, 8])
+    table = table.set_column(1, "name", pa.array([None, "x", "y"], pa.string()))
+    pull.land_page(conn, run_id="r", page_no=1, page_cursor="c", next_cursor=None, records=table,
+                   schema_issues=["column 'name' is missing"], extracted_at=T0)
+    summary = pull.pending_summary(conn)
+    assert summary["rows"] == 3 and summary["pages"] == 1
+    assert summary["nulls"] == {"name": 1}
+    assert summary["duplicate_versions"] == 1 and summary["repeated_ids"] == 1
+    assert summary["schema_issues"] == ["column 'name' is missing"]
+    assert summary["newest_updated_at"] == T0 + timedelta(minutes=8)
+
+
+def test_limit_memory_rejects_what_is_not_a_size(conn):
+    pull.limit_memory(conn, "200MB")
+    assert conn.execute("SELECT current_setting('memory_limit')").fetchone()[0].startswith("190")
+    with pytest.raises(ValueError, match="not a DuckDB memory size"):
+        pull.limit_memory(conn, "200MB'; DROP TABLE x; --")
