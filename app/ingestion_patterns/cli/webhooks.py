@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -15,22 +16,28 @@ import click
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare_metrics_dir() -> None:
+@contextmanager
+def metrics_dir() -> Iterator[None]:
     """Give gunicorn's workers one prometheus multiprocess directory, empty at start.
 
-    Must run before prometheus_client is imported (it picks its storage at import time).
+    Must be entered before prometheus_client is imported (it picks its storage at import time).
+    A directory made here is removed when the server stops.
     """
     if existing := os.environ.get(METRICS_DIR_ENV):
         path = Path(existing)
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):  # files of a previous run would add to this run's counts
             stale.unlink()
+        yield
         return
-    path = tempfile.mkdtemp(prefix="webhook-receiver-metrics-")
-    os.environ[METRICS_DIR_ENV] = path
+    made = tempfile.mkdtemp(prefix="webhook-receiver-metrics-")
+    os.environ[METRICS_DIR_ENV] = made
     master = os.getpid()
-    # Only the gunicorn master removes it: forked workers run atexit too.
-    atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
+    try:
+        yield
+    finally:
+        if os.getpid() == master:  # forked workers unwind through here too; only the master cleans up
+            shutil.rmtree(made, ignore_errors=True)
 
 
 @click.command("webhook-receiver")
@@ -52,15 +59,15 @@ def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None) 
         open_inbox(config.inbox_url)  # validates the URL before gunicorn forks workers
     except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from None
-    prepare_metrics_dir()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     click.echo(f"webhook receiver on http://{host}:{port} ({workers} worker(s)), "
                f"inbox {describe_inbox_url(config.inbox_url)}", err=True)
 
-    from ..serving import serve
-    from ..webhooks.app import app_from_env
+    with metrics_dir():
+        from ..serving import serve
+        from ..webhooks.app import app_from_env
 
-    serve(app_from_env, host=host, port=port, workers=workers, proc_name="webhook-receiver")
+        serve(app_from_env, host=host, port=port, workers=workers, proc_name="webhook-receiver")
 
 
 @click.command("simulate-webhooks")
