@@ -115,7 +115,7 @@ _AT = {name: i + 1 for i, name in enumerate(_EXTRACTED)}  # SQL lists count from
 
 def _rejection_reason_sql() -> str:
     """A SQL expression over the columns ``text`` (NULL if not UTF-8), ``ok`` (valid JSON),
-    ``doc_type``, ``t`` (json types of the fields) and ``v`` (their text): why the message is not a
+    ``is_object``, ``t`` (json types of the fields) and ``v`` (their text): why the message is not a
     valid transaction, or NULL when it is."""
     missing = ", ".join(
         f"CASE WHEN coalesce(t[{_AT[name]}], 'NULL') = 'NULL' THEN '{name}' END" for name in REQUIRED_FIELDS
@@ -129,7 +129,7 @@ def _rejection_reason_sql() -> str:
             WHEN message_value IS NULL THEN 'no value (a tombstone)'
             WHEN text IS NULL THEN 'value is not UTF-8 text'
             WHEN NOT ok THEN 'malformed JSON'
-            WHEN doc_type <> 'OBJECT' THEN 'not a JSON object'
+            WHEN NOT is_object THEN 'not a JSON object'
             WHEN concat_ws(', ', {missing}) <> '' THEN 'missing field(s): ' || concat_ws(', ', {missing})
             WHEN concat_ws(', ', {not_text}) <> '' THEN 'not a string: ' || concat_ws(', ', {not_text})
             WHEN t[{_AT['amount']}] NOT IN ({numbers}) THEN 'amount is not a number'
@@ -167,7 +167,8 @@ _STAGE_BATCH = f"""
     ),
     typed AS (
         SELECT *,
-               CASE WHEN ok THEN json_type(text) END AS doc_type,
+               -- valid JSON that starts with a brace is an object: no need to parse it once more
+               ok AND starts_with(ltrim(text, chr(32) || chr(9) || chr(10) || chr(13)), '{{') AS is_object,
                CASE WHEN ok THEN json_type(text, {_paths(REQUIRED_FIELDS)}) END AS t,
                CASE WHEN ok THEN json_extract_string(text, {_paths(_EXTRACTED)}) END AS v
         FROM parsed
