@@ -45,10 +45,11 @@ def _dagster_home(tmp_path: Path) -> Path:
 
 
 def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, tmp_path):
-    api = start_mock_api(records=20_000, latency_ms=200)  # 40 pages of 500, >= 8 s of paging
+    records = 12_000
+    api = start_mock_api(records=records, latency_ms=200)  # 40 pages of 300, >= 8 s of paging
     db = tmp_path / "warehouse.duckdb"
     run_config = tmp_path / "run.yaml"
-    run_config.write_text("ops:\n  extract_source_data:\n    config:\n      batch_size: 500\n")
+    run_config.write_text("ops:\n  extract_source_data:\n    config:\n      batch_size: 300\n")
     job = ManagedProcess(
         "pull_job",
         [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "ingestion_patterns.definitions",
@@ -72,11 +73,11 @@ def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, 
     assert query(db, "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state") == newest
     assert query(db, "SELECT count(*) FROM ingestion.final_data") == [(0,)]
 
-    result = run_pull(api.client(page_size=500), db)
+    result = run_pull(api.client(page_size=300), db)
     assert result.success
-    assert materialization_metadata(result, "extract_source_data")["record_count"] == 20_000 - pages[1]
-    assert materialization_metadata(result, "load_to_storage")["inserted"] == 20_000
-    assert query(db, "SELECT count(*), count(DISTINCT (id, updated_at)) FROM ingestion.raw_extract") == [(20_000, 20_000)]
+    assert materialization_metadata(result, "extract_source_data")["record_count"] == records - pages[1]
+    assert materialization_metadata(result, "load_to_storage")["inserted"] == records
+    assert query(db, "SELECT count(*), count(DISTINCT (id, updated_at)) FROM ingestion.raw_extract") == [(records, records)]
     assert final_rows(db) == source_rows(api)
 
 
