@@ -1,7 +1,8 @@
 """SQLite inbox (the local default): one file in WAL mode, every commit fsynced.
 
-Writes go through one thread per process that owns the write connection; the group-commit writer
-hands it whole batches, so one fsync acknowledges every request that arrived meanwhile. Several
+Writes go through one thread per process that owns the write connection. It takes every put that
+queued up while the previous commit was in flight and commits them as one transaction, so one fsync
+acknowledges all of them; the event loop only hands items over and gets the results back. Several
 gunicorn workers are several processes on one file: SQLite serialises their write transactions, and
 a writer that finds the file busy waits (busy_timeout) and retries instead of failing the request.
 Reads use a second connection on their own thread; WAL lets them run beside the writer.
@@ -12,28 +13,38 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
 from .base import (
-    GroupCommitWriter,
     InboxContextMixin,
     InboxRecord,
     InboxUnavailable,
     NewWebhook,
     PendingSummary,
     PutResult,
+    QueuedPut,
+    first_occurrences,
+    reject,
+    resolve,
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DDL = (
     """
@@ -79,13 +90,144 @@ def _summary(source_id: str, row: tuple) -> PendingSummary:
     return PendingSummary(source_id, count or 0, _to_datetime(oldest), max_seq)
 
 
+@dataclass(slots=True)
+class _Job:
+    """Any other write (connect, mark_done, close): runs on the writer thread, in queue order."""
+
+    fn: Callable[[], Any]
+    future: asyncio.Future
+
+
+_STOP = object()
+
+
+def _post(future: asyncio.Future, callback: Callable[[], None]) -> None:
+    """Run ``callback`` on the loop that owns ``future`` (from the writer thread)."""
+    try:
+        future.get_loop().call_soon_threadsafe(callback)
+    except RuntimeError:  # that loop is closed: nobody is waiting any more
+        pass
+
+
+def _settle(future: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
+    if not future.done():
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+
+class _WriterThread:
+    """The one thread per process that writes the inbox file.
+
+    It blocks on a thread-safe queue and, the moment a commit returns, takes everything that queued
+    meanwhile as the next transaction: no round trip through the (busy) event loop sits between one
+    fsync and the next. Results go back to the loop in one callback per batch.
+    """
+
+    def __init__(self, name: str, commit: Callable[[list[NewWebhook]], list[PutResult]], max_batch: int):
+        self._commit_items = commit
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, item: NewWebhook) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put(QueuedPut(item, future))
+        return future
+
+    def call(self, fn: Callable[[], T]) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put(_Job(fn, future))
+        return future
+
+    async def stop(self) -> None:
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        while True:  # whatever was queued after the stop marker
+            try:
+                self._refuse(self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _run(self) -> None:
+        while True:
+            entries = [self._queue.get()]
+            while len(entries) < self._max_batch:
+                try:
+                    entries.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            puts: list[QueuedPut] = []
+            for position, entry in enumerate(entries):
+                if isinstance(entry, QueuedPut):
+                    puts.append(entry)
+                    continue
+                self._commit(puts)
+                puts = []
+                if entry is _STOP:
+                    for later in entries[position + 1:]:
+                        self._refuse(later)
+                    return
+                self._call(entry)
+            self._commit(puts)
+
+    def _commit(self, puts: list[QueuedPut]) -> None:
+        # Callers that gave up (503 on timeout) before their batch began are not stored.
+        puts = [queued for queued in puts if not queued.future.done()]
+        if not puts:
+            return
+        items = [queued.item for queued in puts]
+        unique, repeats = first_occurrences(items)
+        results: list[PutResult] = []
+        error: InboxUnavailable | None = None
+        try:
+            committed = iter(self._commit_items(unique))
+            results = [PutResult(False, item.event_id, None) if position in repeats else next(committed)
+                       for position, item in enumerate(items)]
+        except (sqlite3.Error, OSError) as failure:
+            error = InboxUnavailable(f"SQLite inbox: {failure}")
+        except Exception as failure:  # noqa: BLE001 - the writer must outlive any one batch
+            log.exception("SQLite inbox commit failed")
+            error = InboxUnavailable(f"SQLite inbox commit failed: {failure!r}")
+        for positions in _positions_by_loop(puts):
+            group = [puts[i] for i in positions]
+            if error is None:
+                _post(group[0].future, partial(resolve, group, [results[i] for i in positions]))
+            else:
+                _post(group[0].future, partial(reject, group, error))
+
+    def _call(self, job: _Job) -> None:
+        try:
+            value = job.fn()
+        except (sqlite3.Error, OSError) as error:
+            _post(job.future, partial(_settle, job.future, error=InboxUnavailable(f"SQLite inbox: {error}")))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            _post(job.future, partial(_settle, job.future, error=error))
+        else:
+            _post(job.future, partial(_settle, job.future, value))
+
+    @staticmethod
+    def _refuse(entry: object) -> None:
+        if isinstance(entry, (QueuedPut, _Job)):
+            _post(entry.future, partial(_settle, entry.future, error=InboxUnavailable("inbox is closed")))
+
+
+def _positions_by_loop(puts: list[QueuedPut]) -> list[list[int]]:
+    """Positions of ``puts`` grouped by the event loop awaiting them (in practice: one group)."""
+    groups: dict[int, list[int]] = {}
+    for position, queued in enumerate(puts):
+        groups.setdefault(id(queued.future.get_loop()), []).append(position)
+    return list(groups.values())
+
+
 class SQLiteInbox(InboxContextMixin):
     def __init__(self, path: str | Path, *, timeout: float = 5.0, max_batch: int = 512):
         self.path = Path(path)
         self.timeout = timeout  # how long one write waits for another process's transaction
-        self._writer = GroupCommitWriter(self._commit, name=f"sqlite-inbox-writer:{self.path}",
-                                         max_batch=max_batch)
-        self._write_thread: ThreadPoolExecutor | None = None
+        self._max_batch = max_batch
+        self._write_thread: _WriterThread | None = None
         self._read_thread: ThreadPoolExecutor | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._turn_fd: int | None = None  # flock'ed around each write transaction
@@ -99,18 +241,19 @@ class SQLiteInbox(InboxContextMixin):
 
     async def open(self) -> None:
         if self._write_thread is None:
-            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-inbox-write")
+            self._write_thread = _WriterThread(f"sqlite-inbox-write:{self.path.name}", self._commit, self._max_batch)
             self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-inbox-read")
-        self._writer.start()
         await self._ensure_ready()
 
     async def close(self) -> None:
-        await self._writer.stop()
-        for pool, attr in ((self._write_thread, "_write_conn"), (self._read_thread, "_read_conn")):
-            if pool is not None:
-                await asyncio.get_running_loop().run_in_executor(pool, self._close_conn, attr)
-                pool.shutdown(wait=True)
-        self._write_thread = self._read_thread = None
+        if self._write_thread is not None:
+            writer, self._write_thread = self._write_thread, None
+            await writer.call(partial(self._close_conn, "_write_conn"))  # after the queued puts
+            await writer.stop()
+        if self._read_thread is not None:
+            reader, self._read_thread = self._read_thread, None
+            await asyncio.get_running_loop().run_in_executor(reader, self._close_conn, "_read_conn")
+            reader.shutdown(wait=True)
         if self._turn_fd is not None:
             os.close(self._turn_fd)
             self._turn_fd = None
@@ -169,9 +312,11 @@ class SQLiteInbox(InboxContextMixin):
 
     # -- thread plumbing ---------------------------------------------------------------------------
 
-    async def _on(self, pool: ThreadPoolExecutor | None, fn: Callable[[], T]) -> T:
+    async def _on(self, pool: _WriterThread | ThreadPoolExecutor | None, fn: Callable[[], T]) -> T:
         if pool is None:
             raise InboxUnavailable("inbox is not open")
+        if isinstance(pool, _WriterThread):
+            return await pool.call(fn)  # sqlite3/OS errors arrive as InboxUnavailable already
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn)
         except sqlite3.Error as error:
@@ -216,10 +361,13 @@ class SQLiteInbox(InboxContextMixin):
     # -- writes ----------------------------------------------------------------------------------
 
     async def put(self, item: NewWebhook) -> PutResult:
-        return await self._writer.put(item)
+        if self._write_conn is None:
+            await self._ensure_ready()
+        return await self._write_thread.put(item)
 
-    async def _commit(self, items: list[NewWebhook]) -> list[PutResult]:
-        return await self._write(lambda: self._insert_batch(items))
+    def _commit(self, items: list[NewWebhook]) -> list[PutResult]:
+        """On the writer thread: one transaction for the batch."""
+        return self._with_retries(lambda: self._insert_batch(items))
 
     def _insert_batch(self, items: list[NewWebhook]) -> list[PutResult]:
         # One multi-row INSERT … RETURNING per batch: far less Python per row than one execute each.
