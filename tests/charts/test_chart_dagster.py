@@ -189,3 +189,24 @@ def test_launcher_rbac_allows_jobs_and_pods_only_in_the_run_namespace(render: Re
     for name in ("webserver", "daemon"):
         spec = one(objects, "Deployment", f"{RELEASE}-dagster-{name}")["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] == f"{RELEASE}-dagster"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_instance_storage_path_is_writable_in_every_dagster_pod(render: Renderer, run_job, profile: str) -> None:
+    """Root filesystems are read-only: local_artifact_storage must sit on a mounted volume everywhere."""
+    objects = render("platform", profile)
+    base_dir = instance_config(objects)["local_artifact_storage"]["config"]["base_dir"]
+
+    def mounted(container: dict) -> bool:
+        return any(base_dir == m["mountPath"] or base_dir.startswith(m["mountPath"].rstrip("/") + "/")
+                   for m in container.get("volumeMounts", []))
+
+    for name in ("webserver", "daemon"):
+        spec = one(objects, "Deployment", f"{RELEASE}-dagster-{name}")["spec"]["template"]["spec"]
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            assert mounted(container), f"{name}/{container['name']}: {base_dir} is not on a volume"
+    run_container = run_job(profile)["spec"]["template"]["spec"]["containers"][0]
+    assert mounted(run_container)
+    # In run pods it is the DuckDB claim, shared by every run.
+    mount = next(m for m in run_container["volumeMounts"] if base_dir.startswith(m["mountPath"].rstrip("/") + "/"))
+    assert mount["name"] == "duckdb"

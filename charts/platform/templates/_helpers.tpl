@@ -130,6 +130,10 @@ dagster-k8s and dagster-postgres installed). */}}
   mountPath: /opt/dagster/workspace
 - name: tmp
   mountPath: /tmp
+# local_artifact_storage points into the DuckDB volume (for run pods); the control plane gets a scratch
+# directory at the same path instead, so nothing there ever writes to the read-only root filesystem.
+- name: artifacts
+  mountPath: {{ index .Values "user-code" "persistence" "mountPath" }}
 {{- end }}
 
 {{- define "platform.dagster.volumes" -}}
@@ -145,6 +149,9 @@ dagster-k8s and dagster-postgres installed). */}}
 - name: tmp
   emptyDir:
     sizeLimit: 512Mi
+- name: artifacts
+  emptyDir:
+    sizeLimit: 256Mi
 {{- end }}
 
 {{- define "platform.dagster.env" -}}
