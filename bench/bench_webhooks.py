@@ -202,7 +202,7 @@ def main() -> None:
     for result in results:
         baseline = next(r for r in results if r.workers == result.workers and r.label == "no-op")
         ratio = statistics.median(result.per_second(run) / baseline.per_second(base)
-                                  for run, base in zip(result.rounds, baseline.rounds))
+                                  for run, base in zip(result.rounds, baseline.rounds, strict=True))
         rounds = "/".join(f"{result.per_second(run):.0f}" for run in result.rounds)
         print(f"{result.label:<11} {result.workers:>7} {result.requests_per_second:>9.0f} {result.p50_ms:>7.1f} "
               f"{result.p99_ms:>7.1f} {ratio:>8.2f}  {rounds:<24} {result.check}")

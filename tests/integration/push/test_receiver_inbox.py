@@ -107,7 +107,8 @@ def test_postgres_group_commit_uses_fewer_transactions_than_puts(make_inbox_url)
 
     def commits() -> int:
         with psycopg.connect(url) as conn:
-            return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+            query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            return conn.execute(query).fetchone()[0]
 
     async def puts(items: list[NewWebhook]) -> None:
         # Closing the inbox ends its server backends, which flushes their statistics.
