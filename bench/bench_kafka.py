@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import secrets
 import sys
 import tempfile
@@ -36,6 +37,13 @@ from ingestion_patterns.kafka.consume import stage_new_messages
 from ingestion_patterns.kafka.producer import produce
 from ingestion_patterns.resources.kafka_consumer import KafkaResource
 from ingestion_patterns.warehouse import kafka as wk
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (DuckDB's included): unlike wall time, barely moved
+    by other processes competing for the cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def raw_consume(kafka: KafkaResource, topic: str, partitions: int, expected: int) -> float:
@@ -92,17 +100,21 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
 
     # Rounds alternate the two measurements, each landing into a fresh file; the best round of each
     # is compared, so a burst of load from other processes skews neither side alone.
-    raws, lands = [], []
+    raws, lands, cpus = [], [], []
     for round_no in range(1, args.rounds + 1):
+        cpu = cpu_seconds()
         raw_seconds = await raw_consume(kafka, topic, 3, count)
+        raw_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
         database = workdir / f"bench-{round_no}.duckdb"
         stage_seconds, land_seconds, counts = await land(kafka, topic, database, args.batch_rows, count)
+        land_cpu = cpu_seconds() - cpu
         database.unlink()
+        cpus.append((raw_cpu, land_cpu))
         raws.append(raw_seconds)
         lands.append((stage_seconds + land_seconds, stage_seconds, land_seconds))
         print(f"  round {round_no}: raw {count / raw_seconds:>9,.0f} msgs/s ({raw_seconds:.2f}s); landed "
               f"{count / lands[-1][0]:>9,.0f} events/s ({lands[-1][0]:.2f}s = stage {stage_seconds:.2f}s + "
-              f"land {land_seconds:.2f}s)", flush=True)
+              f"land {land_seconds:.2f}s); CPU raw {raw_cpu:.2f}s, landing {land_cpu:.2f}s", flush=True)
     raw_seconds = min(raws)
     total, stage_seconds, land_seconds = min(lands)
     raw_rate, land_rate = count / raw_seconds, count / total
@@ -111,6 +123,10 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
     print(f"landed Kafka -> DuckDB (stage + land)   : {land_rate:>10,.0f} events/s (best of {args.rounds}: {total:.2f}s = "
           f"stage {stage_seconds:.2f}s + land {land_seconds:.2f}s incl. checkpoint)")
     print(f"ratio landed / raw                      : {land_rate / raw_rate:>10.2f}  (target >= 0.5; landed target >= 100,000/s)")
+    raw_cpu, land_cpu = min(c[0] for c in cpus), min(c[1] for c in cpus)
+    print(f"CPU seconds per message, raw / landing  : {raw_cpu / land_cpu:>10.2f}  (raw {raw_cpu:.2f}s, "
+          f"landing {land_cpu:.2f}s of CPU for {count:,}; the ratio if cores were never contended and "
+          f"nothing overlapped)")
     ok = counts["events"] + counts["rejects"] == count and (sent is None or counts["events"] == sent.valid)
     print(f"check: {counts['events']:,} events + {counts['rejects']:,} rejects = {count:,} messages"
           f"{'' if sent is None else f', {sent.valid:,} valid'}: {'OK' if ok else 'MISMATCH'}")
