@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -23,6 +24,8 @@ RELEASE = "ip"
 NAMESPACE = "ingestion"
 TOOLS_DIR = Path(os.environ.get("INGESTION_TOOLS_DIR", Path.home() / ".cache" / "ingestion-patterns"))
 Renderer = Callable[..., list[dict]]
+# Render for (and validate against) the newest Kubernetes whose schemas kubernetes-validate bundles.
+KUBE_VERSION = kubernetes_validate.latest_version()
 INSTALL_HINT = "run `bash .ci/install-chart-tools.sh` (go install from the Go module proxy)"
 
 
@@ -44,7 +47,10 @@ def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
 
 
 def values_args(chart: str, profile: str) -> list[str]:
-    return [] if profile == "default" else ["-f", str(CHARTS_DIR / chart / f"values-{profile}.yaml")]
+    """The values file of a profile, and the Kubernetes version to render for: the one whose schemas the
+    objects are validated against (a `go install`ed helm has no built-in version and would assume 1.20)."""
+    values = [] if profile == "default" else ["-f", str(CHARTS_DIR / chart / f"values-{profile}.yaml")]
+    return [*values, "--kube-version", KUBE_VERSION]
 
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:

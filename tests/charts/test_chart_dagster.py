@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from chart_helpers import NAMESPACE, PROFILES, RELEASE, Renderer, by_kind, instance_config, one, run
+from chart_helpers import KUBE_VERSION, NAMESPACE, PROFILES, RELEASE, Renderer, by_kind, instance_config, one, run
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.storage.dagster_run import DagsterRun
@@ -69,7 +69,7 @@ def test_duckdb_pool_limit_is_one(render: Renderer, profile: str) -> None:
 
 def test_pool_limit_other_than_one_is_refused(helm: str, charts_dir: Path) -> None:
     result = run(helm, "template", "x", str(charts_dir / "platform"), "--set", "dagster.concurrency.pools.duckdb=2",
-                 check=False)
+                 "--kube-version", KUBE_VERSION, check=False)
     assert result.returncode != 0 and "duckdb" in result.stderr
 
 
