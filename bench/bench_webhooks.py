@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingestion_patterns.processes import ManagedProcess, free_port
@@ -43,7 +43,13 @@ class Result:
     label: str
     workers: int
     rounds: list[dict[str, int]]  # wrk's figures, one per round
+    cpu_seconds: list[float] = field(default_factory=list)  # the receiver's CPU time, per round
     check: str = ""
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """Server CPU per accepted request: less sensitive to other load than requests/s."""
+        return 1e6 * sum(self.cpu_seconds) / max(1, sum(run["accepted"] for run in self.rounds))
 
     def per_second(self, run: dict[str, int]) -> float:
         return run["accepted"] * 1e6 / run["duration_us"]
@@ -99,6 +105,21 @@ def settled_accepted_count(base: str) -> int:
     return current
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of ``pid`` and its descendants (gunicorn master and workers)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def count_stored(inbox_url: str) -> int:
     from ingestion_patterns.webhooks.inbox import open_inbox
 
@@ -126,12 +147,14 @@ class Target:
         self.failures = 0
 
     def run(self, wrk: str, *, connections: int, duration: int, measured: bool) -> None:
+        cpu_before = process_tree_cpu_seconds(self.process.proc.pid)
         figures = run_wrk(wrk, f"{self.base}/webhook/bench", connections=connections, duration=duration,
                           tag=f"{self.label}-{self.workers}-{time.time_ns()}")
         self.wrk_accepted += figures["accepted"]
         self.failures += figures["other"] + figures["errors_connect"] + figures["errors_timeout"]
         if measured:
             self.result.rounds.append(figures)
+            self.result.cpu_seconds.append(process_tree_cpu_seconds(self.process.proc.pid) - cpu_before)
 
     def check(self, connections: int, runs: int) -> None:
         """Compare what the server acked (its /metrics) with wrk's count and with the inbox."""
@@ -197,15 +220,15 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(f"medians over {args.rounds} rounds of {args.duration} s; ratio = median of the per-round ratios")
-    print(f"{'inbox':<11} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'vs no-op':>8}  "
-          f"{'rounds (req/s)':<24} nothing lost?")
+    print(f"{'inbox':<11} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'vs no-op':>8} "
+          f"{'CPU us/req':>10}  {'rounds (req/s)':<24} nothing lost?")
     for result in results:
         baseline = next(r for r in results if r.workers == result.workers and r.label == "no-op")
         ratio = statistics.median(result.per_second(run) / baseline.per_second(base)
                                   for run, base in zip(result.rounds, baseline.rounds, strict=True))
         rounds = "/".join(f"{result.per_second(run):.0f}" for run in result.rounds)
         print(f"{result.label:<11} {result.workers:>7} {result.requests_per_second:>9.0f} {result.p50_ms:>7.1f} "
-              f"{result.p99_ms:>7.1f} {ratio:>8.2f}  {rounds:<24} {result.check}")
+              f"{result.p99_ms:>7.1f} {ratio:>8.2f} {result.cpu_us_per_request:>10.0f}  {rounds:<24} {result.check}")
     print("\ntarget: durable/no-op >= 0.60 with p99 <= 25 ms, and the inbox holds exactly what the server acked")
 
 
