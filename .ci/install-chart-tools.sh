@@ -72,7 +72,7 @@ if [[ ! -s "$STRIMZI_CRDS/kafkatopic.yaml" ]]; then
 </project>
 POM
     mkdir -p "$STRIMZI_CRDS"
-    if (cd "$work" && mvn -q -B dependency:build-classpath -Dmdep.outputFile=classpath.txt >/dev/null) \
+    if (cd "$work" && mvn -q -B -Dstyle.color=never dependency:build-classpath -Dmdep.outputFile=classpath.txt >/dev/null) \
        && java -cp "$(cat "$work/classpath.txt")" io.strimzi.crdgenerator.CrdGenerator \
             --crd-api-version v1 --api-versions v1 --storage-version v1 --describe-api-versions v1 \
             --target-kube 1.16+ --yaml \
