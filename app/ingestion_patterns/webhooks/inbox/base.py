@@ -194,10 +194,11 @@ def resolve(batch: list[QueuedPut], results: list[PutResult]) -> None:
             queued.future.set_result(result)
 
 
-def reject(batch: list[QueuedPut], error: BaseException) -> None:
+def reject(batch: list[QueuedPut], error: InboxUnavailable) -> None:
     for queued in batch:
         if not queued.future.done():
-            queued.future.set_exception(error)
+            # One instance per waiter: a shared one would collect every waiter's traceback.
+            queued.future.set_exception(InboxUnavailable(*error.args))
 
 
 class GroupCommitWriter:
