@@ -18,6 +18,8 @@ DEFAULTS: dict[str, str] = {
     "WEBHOOK_INBOX_URL": f"sqlite:///{DATA_DIR / 'webhook_inbox.sqlite3'}",
     "WEBHOOK_MAX_BODY_BYTES": str(1024 * 1024),
     "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": "300",
+    "WEBHOOK_RETRY_AFTER_SECONDS": "5",
+    "WEBHOOK_INBOX_TIMEOUT_SECONDS": "10",
     "SOURCE_API_URL": "http://127.0.0.1:8000",
     "SOURCE_API_TOKEN": "dev-token",
     "PULL_MAX_STALENESS_HOURS": "48",
