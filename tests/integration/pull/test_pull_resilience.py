@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def test_with_429s_and_5xx_injected_the_result_is_identical(start_mock_api, tmp_
     assert final_rows(tmp_path / "faulty.duckdb") == final_rows(tmp_path / "clean.duckdb") == source_rows(clean)
 
 
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def _dagster_home(tmp_path: Path) -> Path:
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -64,6 +73,9 @@ def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, 
         assert job.running, job.log_tail()
     finally:
         job.kill()  # SIGKILL the job's whole process group: a crash, mid-pages
+    # The step runs in a child process of the group: wait until every member is gone (and with it
+    # its lock on the DuckDB file) before reading what was committed.
+    wait_until(lambda: _group_gone(job.proc.pid), timeout=30, what="the killed job's processes to exit")
 
     pages = query(db, "SELECT count(*), coalesce(sum(record_count), 0) FROM ingestion.pull_pages")[0]
     assert 6 <= pages[0] < 40, f"not killed midway: {pages[0]} pages landed"
