@@ -23,4 +23,21 @@ def prepare_dagster_home(home: str | Path | None = None) -> Path:
     if not target.exists():
         shutil.copyfile(INSTANCE_YAML, target)
     os.environ["DAGSTER_HOME"] = str(home)
+    _set_duckdb_pool_limit(home)
     return home
+
+
+def _set_duckdb_pool_limit(home: Path) -> None:
+    """Give the duckdb pool its one slot now, before any run.
+
+    Left to ``default_limit``, the pool is created by the first step that claims it; two runs
+    starting together can both create it, and then both get a slot.
+    """
+    import dagster as dg
+
+    from .warehouse import DUCKDB_POOL
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        if not any(p.name == DUCKDB_POOL and p.limit == 1 and not p.from_default for p in storage.get_pool_limits()):
+            storage.set_concurrency_slots(DUCKDB_POOL, 1)

@@ -258,9 +258,10 @@ def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform)
 
     # The runs overlapped in time, while their DuckDB steps did not: the pool serialised them.
     instance = platform.instance
-    windows = []
+    windows, blocked = [], []
     for record in instance.get_run_records():
         events = instance.all_logs(record.dagster_run.run_id)
+        blocked += [e for e in events if "blocked by limit for pool duckdb" in (e.message or "")]
         step_start = min(e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_START")
         step_end = max(e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS")
         run_start = min(e.timestamp for e in events)
@@ -268,6 +269,7 @@ def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform)
     (a_run, a_start, a_end), (b_run, b_start, b_end) = sorted(windows, key=lambda w: w[1])
     assert b_run < a_end, "the second run must start while the first is still landing"
     assert b_start >= a_end, "the second run's DuckDB step must wait for the first one's slot"
+    assert blocked, "Dagster must report the waiting step as blocked by the duckdb pool"
 
 
 def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webhook(platform):
