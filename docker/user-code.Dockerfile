@@ -23,9 +23,6 @@ RUN uv sync --frozen --no-dev --no-default-groups --no-install-project
 # Then the project itself, installed as a regular (non-editable) wheel: the source tree is not shipped.
 COPY app/ app/
 RUN uv sync --frozen --no-dev --no-default-groups --no-editable
-# dg.load_from_defs_folder finds the project by its dg.toml above the package; a wheel has no such file,
-# so put app/dg.toml inside the installed package, where that search starts.
-RUN cp app/dg.toml "$(/opt/venv/bin/python -c 'import ingestion_patterns, pathlib; print(pathlib.Path(ingestion_patterns.__file__).parent)')/dg.toml"
 
 FROM ${BASE_IMAGE} AS runtime
 # No compiler, no uv, no source: only the interpreter from the base and the prebuilt virtualenv.
