@@ -8,8 +8,9 @@ import sys
 import time
 from contextlib import ExitStack
 
+from typing import TYPE_CHECKING
+
 import click
-import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +18,9 @@ from .. import settings, warehouse
 from ..instance import prepare_dagster_home
 from ..local_services import LOG_DIR, kafka_unavailable_reason, start_kafka, start_mock_api, start_receiver
 from ..processes import ManagedProcess, free_port
+
+if TYPE_CHECKING:  # Dagster is imported when a command runs, so every other `ingest` command starts fast.
+    import dagster as dg
 
 console = Console()
 
@@ -67,6 +71,8 @@ def _run_job(
 
 def _run_sensor(definitions: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str) -> bool:
     """Evaluate a sensor once, as the daemon would, and execute the runs it requests."""
+    import dagster as dg
+
     sensor = definitions.resolve_sensor_def(sensor_name)
     with dg.build_sensor_context(
         instance=instance, definitions=definitions, resources=definitions.resources, sensor_name=sensor_name
@@ -112,6 +118,8 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
     """
     from ..kafka.producer import produce
     from ..webhooks.simulate import send_webhooks
+
+    import dagster as dg
 
     _stop_on_signals()
     prepare_dagster_home()

@@ -22,7 +22,7 @@ from ..kafka.consume import commit_group_offsets, partition_lag, stage_new_messa
 from ..resources.kafka_consumer import KafkaResource
 from ..warehouse import kafka as wk
 
-_GROUP = "poll_kafka"
+_GROUP = "poll"
 
 
 class KafkaTopicConfig(dg.Config):

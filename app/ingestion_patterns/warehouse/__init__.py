@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from . import kafka, pull, webhooks
+
+if TYPE_CHECKING:
+    from dagster_duckdb import DuckDBResource
 
 SCHEMA = "ingestion"
 _MODULES = (webhooks, pull, kafka)
