@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# helm install of charts/platform on the local cluster, with the images images.sh built and imported
+# (never pulled) and PostgreSQL from the local Debian-based image. Prints the time until every pod is Ready.
+# KAFKA=off (default until charts/kafka has a mode that needs no operator): kafka.enabled=false, because the
+# Strimzi operator's image cannot be had here.
+source "$(dirname "$0")/lib.sh"
+NAMESPACE="${NAMESPACE:-ingestion}" RELEASE="${RELEASE:-ingestion}" IMAGE_TAG="${IMAGE_TAG:-local}"
+HELM="${HELM:-$(command -v helm || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ingestion-patterns/bin/helm")}"
+K() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+export KUBECONFIG="$KUBECONFIG_ADMIN"
+
+K create namespace "$NAMESPACE" --dry-run=client -o yaml | K apply -f - >/dev/null
+K label namespace "$NAMESPACE" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+"$HELM" dependency build "$REPO/charts/platform" >/dev/null
+args=(-f "$REPO/charts/platform/values-kind.yaml")
+for c in user-code webhook-receiver mock-api; do
+  args+=(--set "$c.image.repository=localhost/ingestion-patterns/$c" --set "$c.image.tag=$IMAGE_TAG"
+         --set "$c.image.pullPolicy=Never")
+done
+args+=(--set postgresql.image.repository=localhost/ingestion-patterns/postgres --set postgresql.image.tag=15-bookworm
+       --set postgresql.image.pullPolicy=Never)
+[ "${KAFKA:-off}" = off ] && args+=(--set kafka.enabled=false)
+s=$SECONDS
+"$HELM" upgrade --install "$RELEASE" "$REPO/charts/platform" -n "$NAMESPACE" "${args[@]}" "$@" \
+  --wait --timeout 15m
+log "helm install until Ready: $((SECONDS - s))s"
+K -n "$NAMESPACE" get pods -o wide
