@@ -47,7 +47,10 @@ def metrics_dir() -> Iterator[None]:
               help="gunicorn worker processes.")
 @click.option("--inbox", "inbox_url", default=None, metavar="URL",
               help="sqlite:///path or postgresql://… [default: env WEBHOOK_INBOX_URL]")
-def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None) -> None:
+@click.option("--keepalive", default=75, show_default=True, type=click.IntRange(1), envvar="WEBHOOK_KEEPALIVE_SECONDS",
+              help="Seconds an idle connection stays open; keep it above the proxy's idle timeout "
+                   "[env WEBHOOK_KEEPALIVE_SECONDS].")
+def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None, keepalive: int) -> None:
     """Run the webhook receiver under gunicorn (POST /webhook/{source_id})."""
     from ..webhooks.config import ConfigError, ReceiverConfig
     from ..webhooks.inbox import describe_inbox_url, open_inbox
@@ -67,7 +70,8 @@ def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None) 
         from ..serving import serve
         from ..webhooks.app import app_from_env
 
-        serve(app_from_env, host=host, port=port, workers=workers, proc_name="webhook-receiver")
+        serve(app_from_env, host=host, port=port, workers=workers, keepalive=keepalive,
+              proc_name="webhook-receiver")
 
 
 @click.command("simulate-webhooks")
