@@ -1,5 +1,5 @@
-"""Validation of staged Kafka messages: the verdict DuckDB's vectorised pass gives each message
-(in-memory DuckDB, no files), and the landing that follows it."""
+"""Validation and landing of Kafka batches: the verdict DuckDB's vectorised pass gives each message
+(in-memory DuckDB, no files), the one-transaction landing, the poll plan and its fair cap."""
 
 import json
 
@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from ingestion_patterns import warehouse
+from ingestion_patterns.kafka.consume import cap_ranges
 from ingestion_patterns.warehouse import kafka as wk
 
 VALID = {
@@ -59,26 +60,29 @@ def _batch(values, *, start=0, partition=0, keys=None, headers=None):
             pa.array(range(start, start + n), pa.int64()),
             pa.array(keys or [None] * n, pa.binary()),
             pa.array(values, pa.binary()),
-            pa.array(headers or [[]] * n, wk.STAGING_SCHEMA.field("headers").type),
+            pa.array(headers or [[]] * n, wk.INCOMING_SCHEMA.field("headers").type),
             pa.array([1_764_140_400_000] * n, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
         ],
-        schema=wk.STAGING_SCHEMA,
+        schema=wk.INCOMING_SCHEMA,
     )
 
 
 def test_every_message_gets_the_verdict_of_its_defect(conn):
-    wk.stage_batch(conn, 1, "t", _batch([value for value, _ in CASES]))
-    verdicts = conn.execute('SELECT reason FROM ingestion.kafka_staging ORDER BY "offset"').fetchall()
-    assert [row[0] for row in verdicts] == [reason for _, reason in CASES]
+    wk.land_batch(conn, "t", _batch([value for value, _ in CASES]))
+    verdicts = dict(conn.execute(
+        'SELECT "offset", NULL FROM ingestion.kafka_events UNION ALL SELECT "offset", reason FROM ingestion.kafka_rejects'
+    ).fetchall())
+    assert [verdicts[offset] for offset in range(len(CASES))] == [reason for _, reason in CASES]
 
 
 def test_landing_splits_events_and_rejects_and_stores_the_next_offset(conn):
-    wk.stage_batch(conn, 1, "t", _batch([value for value, _ in CASES], keys=[b"k"] * len(CASES)))
-    result = wk.land_staged_batch(conn, 1, run_id="run-1")
+    result = wk.land_batch(conn, "t", _batch([value for value, _ in CASES], keys=[b"k"] * len(CASES)), run_id="run-1")
     valid = sum(reason is None for _, reason in CASES)
-    assert (result.events, result.rejects, result.already_landed) == (valid, len(CASES) - valid, 0)
-    assert result.next_offsets == {("t", 0): len(CASES)}
-    assert sum(result.reasons.values()) == result.rejects
+    assert (result.events, result.rejects) == (valid, len(CASES) - valid)
+    assert result.next_offsets == {0: len(CASES)}
+    assert wk.stored_offsets(conn, "t") == {0: len(CASES)}
+    assert sum(wk.reject_reasons(conn, "t", "run-1").values()) == result.rejects
+    assert wk.reject_reasons(conn, "t", "another-run") == {}
     row = conn.execute(
         "SELECT transaction_id, account_id, amount, currency, merchant, channel, message_key, run_id "
         'FROM ingestion.kafka_events WHERE "offset" = 0'
@@ -86,38 +90,44 @@ def test_landing_splits_events_and_rejects_and_stores_the_next_offset(conn):
     assert row == ("txn-1", "acct-1", 12.5, "EUR", "bakery", "card", b"k", "run-1")
     raw = conn.execute('SELECT raw_value, reason FROM ingestion.kafka_rejects WHERE "offset" = 4').fetchone()
     assert raw == (CASES[4][0], "malformed JSON")  # the bytes exactly as they came
-    wk.clear_staging(conn, [1])
-    assert conn.execute("SELECT count(*) FROM ingestion.kafka_staging").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM ingestion.kafka_events WHERE headers IS NULL").fetchone()[0] == 0
 
 
-def test_a_replayed_batch_lands_only_offsets_not_yet_landed(conn):
+def test_batches_advance_each_partition_to_its_own_next_offset(conn):
     values = [json.dumps({**VALID, "transaction_id": f"txn-{i}"}).encode() for i in range(10)]
-    wk.stage_batch(conn, 1, "t", _batch(values[:6]))
-    assert wk.land_staged_batch(conn, 1).events == 6
-    # The same messages staged again (a poll after a crash between landing and clean-up), plus new ones.
-    wk.stage_batch(conn, 2, "t", _batch(values, start=0))
-    replay = wk.land_staged_batch(conn, 2)
-    assert (replay.events, replay.already_landed) == (4, 6)
-    assert wk.stored_offsets(conn, "t") == {0: 10}
-    assert conn.execute("SELECT count(DISTINCT transaction_id) FROM ingestion.kafka_events").fetchone()[0] == 10
+    wk.land_batch(conn, "t", _batch(values[:6]))
+    assert wk.stored_offsets(conn, "t") == {0: 6}
+    second = pa.concat_tables([_batch(values[6:], start=6), _batch(values[:3], start=0, partition=1)])
+    assert wk.land_batch(conn, "t", second).next_offsets == {0: 10, 1: 3}
+    assert wk.stored_offsets(conn, "t") == {0: 10, 1: 3}
+    assert conn.execute("SELECT count(*) FROM ingestion.kafka_events").fetchone()[0] == 13
 
 
-def test_a_failed_landing_leaves_data_offsets_and_staging_as_they_were(conn):
-    wk.stage_batch(conn, 1, "t", _batch([json.dumps(VALID).encode()] * 3))
-    # A row that is already there under the same key makes the insert fail inside the transaction.
-    conn.execute(
-        "INSERT INTO ingestion.kafka_rejects (topic, \"partition\", \"offset\", reason) VALUES ('t', 0, 9, 'x')"
-    )
-    wk.stage_batch(conn, 1, "t", _batch([b"bad"], start=9))
+def test_a_message_landed_twice_fails_the_whole_transaction(conn):
+    """The consumer reads from the stored offsets, so this never happens; if it did, the primary
+    key rejects the batch and nothing of it lands: not its new events, not its offsets."""
+    wk.land_batch(conn, "t", _batch([json.dumps(VALID).encode()] * 3))
     with pytest.raises(duckdb.ConstraintException):
-        wk.land_staged_batch(conn, 1)
-    assert conn.execute("SELECT count(*) FROM ingestion.kafka_events").fetchone()[0] == 0
-    assert wk.stored_offsets(conn, "t") == {}
-    assert conn.execute("SELECT count(*) FROM ingestion.kafka_staging").fetchone()[0] == 4
+        wk.land_batch(conn, "t", _batch([json.dumps(VALID).encode(), b"bad"] * 2, start=2))
+    assert conn.execute("SELECT count(*) FROM ingestion.kafka_events").fetchone()[0] == 3
+    assert conn.execute("SELECT count(*) FROM ingestion.kafka_rejects").fetchone()[0] == 0
+    assert wk.stored_offsets(conn, "t") == {0: 3}
 
 
-def test_restart_staging_forgets_one_topic_only(conn):
-    wk.stage_batch(conn, 1, "a", _batch([b"{}"]))
-    wk.stage_batch(conn, 2, "b", _batch([b"{}"]))
-    assert wk.restart_staging(conn, "a") == 3
-    assert wk.staged_batches(conn) == [2]
+def test_the_poll_plan_is_replaced_per_topic(conn):
+    wk.save_poll_plan(conn, "a", {0: (0, 10), 1: (5, 5)}, run_id="r1")
+    wk.save_poll_plan(conn, "b", {0: (3, 4)})
+    assert wk.poll_plan(conn, "a") == {0: (0, 10), 1: (5, 5)}
+    wk.save_poll_plan(conn, "a", {0: (10, 12)}, run_id="r2")
+    assert wk.poll_plan(conn, "a") == {0: (10, 12)}
+    assert wk.poll_plan(conn, "b") == {0: (3, 4)}
+    assert wk.poll_plan(conn, "c") == {}
+
+
+def test_the_cap_is_shared_fairly_and_a_short_partition_leaves_its_share_to_the_others():
+    starts, ends = {0: 0, 1: 100, 2: 7}, {0: 1000, 1: 110, 2: 1007}
+    assert cap_ranges(starts, ends, 10_000) == {0: (0, 1000), 1: (100, 110), 2: (7, 1007)}
+    capped = cap_ranges(starts, ends, 310)
+    assert capped == {0: (0, 150), 1: (100, 110), 2: (7, 157)}
+    assert sum(end - start for start, end in capped.values()) == 310
+    assert cap_ranges({0: 5}, {0: 5}, 10) == {0: (5, 5)}

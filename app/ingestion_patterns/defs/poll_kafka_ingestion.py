@@ -1,11 +1,12 @@
 """Poll pattern: a Kafka topic polled into ``ingestion.kafka_events``, each message landed exactly once.
 
-``poll_kafka_events`` reads the topic from the offsets stored in the warehouse and stages the raw
-messages in DuckDB (so ``process_kafka_events`` may run in another process or pod).
-``process_kafka_events`` validates each staged batch and lands events, rejects and the new offsets
-in one transaction per batch; then it copies the offsets to the consumer group, for visibility only.
-``kafka_polling_sensor`` starts ``kafka_poll_job`` only when the topic holds messages past the
-stored offsets.
+``poll_kafka_events`` compares the offsets stored in the warehouse with the topic's end offsets and
+records a small poll plan in DuckDB (per partition, the offset range to land), so
+``process_kafka_events`` may run in another process or pod. Kafka is the durable log: nothing else
+is copied between them. ``process_kafka_events`` reads those ranges from the stored offsets, and
+lands events, rejects and the new offsets in one transaction per batch; then it copies the offsets
+to the consumer group, for visibility only. ``kafka_polling_sensor`` starts ``kafka_poll_job`` only
+when the topic holds messages past the stored offsets.
 """
 
 import asyncio
@@ -18,7 +19,7 @@ from duckdb import CatalogException, IOException
 from pydantic import Field
 
 from .. import settings, warehouse
-from ..kafka.consume import commit_group_offsets, partition_lag, stage_new_messages
+from ..kafka.consume import commit_group_offsets, land_planned, partition_lag, plan_poll
 from ..resources.kafka_consumer import KafkaResource
 from ..warehouse import kafka as wk
 
@@ -35,8 +36,11 @@ class KafkaTopicConfig(dg.Config):
 
 class KafkaPollConfig(KafkaTopicConfig):
     max_records_per_poll: int = Field(default=1_000_000, ge=1, description="At most this many messages per run.")
+
+
+class KafkaProcessConfig(KafkaTopicConfig):
     batch_rows: int = Field(
-        default=200_000, ge=1, description="Messages per staged batch, and so per landing transaction."
+        default=200_000, ge=1, description="Messages per landing transaction (one Arrow batch)."
     )
 
 
@@ -48,33 +52,31 @@ def _offsets_text(offsets: dict) -> dg.MetadataValue:
 def poll_kafka_events(
     context: dg.AssetExecutionContext, config: KafkaPollConfig, kafka: KafkaResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Stage the messages of the topic past the stored offsets (new partitions from their start)."""
+    """Plan the next landing: per partition, the offsets from the stored one (a new partition: its
+    start) to the end, at most ``max_records_per_poll`` messages in all."""
+    with warehouse.session(duckdb) as conn:
+        stored = wk.stored_offsets(conn, config.kafka_topic)
 
-    def on_batch(number: int, rows: int) -> None:
-        context.log.info(f"staging batch {number}: {rows} messages")
-
-    async def poll():
+    async def plan():
         consumer = kafka.consumer(config.bootstrap_servers)
         try:
             await consumer.start()
-            with duckdb.get_connection() as conn:
-                warehouse.ensure_schema(conn)
-                return await stage_new_messages(
-                    consumer, conn, config.kafka_topic, max_records=config.max_records_per_poll,
-                    batch_rows=config.batch_rows, run_id=context.run.run_id, on_batch=on_batch,
-                )
+            return await plan_poll(consumer, config.kafka_topic, stored, max_records=config.max_records_per_poll)
         finally:
             await consumer.stop()
 
-    result = asyncio.run(poll())
+    result = asyncio.run(plan())  # with no DuckDB connection open: Kafka may be slow or unreachable
+    with warehouse.session(duckdb) as conn:
+        wk.save_poll_plan(conn, config.kafka_topic, result.ranges, run_id=context.run.run_id)
     if not result.topic_exists:
         context.log.warning(f"topic {config.kafka_topic!r} does not exist yet: nothing to poll")
+    context.log.info(f"planned {result.planned} messages: {sorted(result.ranges.items())}")
     return dg.MaterializeResult(
         metadata={
             "topic": config.kafka_topic,
-            "messages_staged": result.staged,
-            "staged_batches": result.batches,
-            "offsets_staged": dg.MetadataValue.json({str(p): list(r) for p, r in sorted(result.ranges.items())}),
+            "messages_planned": result.planned,
+            "offsets_planned": dg.MetadataValue.json({str(p): list(r) for p, r in sorted(result.ranges.items())}),
+            "available_by_partition": _offsets_text(result.available),
             "lag_after_poll": sum(result.lag_after.values()),
         }
     )
@@ -82,28 +84,42 @@ def poll_kafka_events(
 
 @dg.asset(group_name=_GROUP, pool=warehouse.DUCKDB_POOL, kinds={"duckdb"}, deps=[poll_kafka_events])
 def process_kafka_events(
-    context: dg.AssetExecutionContext, config: KafkaTopicConfig, kafka: KafkaResource, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, config: KafkaProcessConfig, kafka: KafkaResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Validate the staged messages; land events, rejects (with the reason) and offsets together."""
-    events = rejects = replayed = 0
-    reasons: dict[str, int] = {}
-    landed: dict[tuple[str, int], int] = {}
-    with duckdb.get_connection() as conn:
-        warehouse.ensure_schema(conn)
-        batches = wk.staged_batches(conn)
-        for index, batch_no in enumerate(batches, 1):
-            result = wk.land_staged_batch(conn, batch_no, run_id=context.run.run_id)
-            events, rejects, replayed = events + result.events, rejects + result.rejects, replayed + result.already_landed
-            for reason, count in result.reasons.items():
-                reasons[reason] = reasons.get(reason, 0) + count
-            landed.update(result.next_offsets)
-            context.log.info(
-                f"landed batch {index}/{len(batches)} (staged #{batch_no}): {result.events} events, "
-                f"{result.rejects} rejects; next offsets {sorted(result.next_offsets.items())}"
-            )
-        wk.clear_staging(conn, batches)
-        stored = wk.stored_offsets(conn, config.kafka_topic)
-        totals = wk.landed_counts(conn, config.kafka_topic)
+    """Read the planned offset ranges from Kafka, validate them, and land events, rejects (with the
+    reason) and offsets together, one transaction per batch."""
+    run_id = context.run.run_id
+
+    def on_batch(number: int, of: int, result: wk.LandResult) -> None:
+        context.log.info(
+            f"landed batch {number}/{of}: {result.events} events, {result.rejects} rejects; "
+            f"next offsets {sorted(result.next_offsets.items())}"
+        )
+
+    with warehouse.session(duckdb) as conn:
+        try:
+            plan = wk.poll_plan(conn, config.kafka_topic)
+
+            async def read_and_land():
+                consumer = kafka.consumer(config.bootstrap_servers)
+                try:
+                    await consumer.start()
+                    return await land_planned(
+                        consumer, conn, config.kafka_topic, plan, batch_rows=config.batch_rows, run_id=run_id,
+                        on_batch=on_batch,
+                    )
+                finally:
+                    await consumer.stop()
+
+            landed = asyncio.run(read_and_land()) if plan else None
+            reasons = wk.reject_reasons(conn, config.kafka_topic, run_id)
+            stored = wk.stored_offsets(conn, config.kafka_topic)
+            totals = wk.landed_counts(conn, config.kafka_topic)
+        finally:
+            # The resource closes it only on success; a failed step must not keep DuckDB's lock.
+            conn.close()
+    if not plan:
+        context.log.info(f"no poll plan for {config.kafka_topic!r}: nothing to land")
 
     async def after_commit() -> dict[int, int]:
         # The warehouse commit above is the truth; the group commit only feeds Kafka's lag tools.
@@ -111,9 +127,11 @@ def process_kafka_events(
         consumer = kafka.consumer(config.bootstrap_servers, group_id=group or None)
         try:
             await consumer.start()
-            if group and landed:
+            if group and landed and landed.next_offsets:
                 try:
-                    await commit_group_offsets(consumer, landed)
+                    await commit_group_offsets(
+                        consumer, {(config.kafka_topic, p): offset for p, offset in landed.next_offsets.items()}
+                    )
                 except Exception as exc:  # noqa: BLE001 - visibility only, never fail a landed run
                     context.log.warning(f"could not commit offsets to consumer group {group!r}: {exc}")
             return await partition_lag(consumer, config.kafka_topic, stored)
@@ -128,11 +146,10 @@ def process_kafka_events(
     return dg.MaterializeResult(
         metadata={
             "topic": config.kafka_topic,
-            "events_landed": events,
-            "rejects": rejects,
+            "events_landed": landed.events if landed else 0,
+            "rejects": landed.rejects if landed else 0,
             "reject_reasons": dg.MetadataValue.json(reasons),
-            "already_landed_skipped": replayed,
-            "batches_landed": len(batches),
+            "batches_landed": landed.batches if landed else 0,
             "next_offsets": _offsets_text(stored),
             "lag_left": sum(lag.values()),
             "lag_by_partition": _offsets_text(lag),

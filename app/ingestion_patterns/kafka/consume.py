@@ -1,9 +1,11 @@
-"""Read a topic from the offsets stored in the warehouse into staging, and report lag.
+"""Plan what to read from a topic, read exactly that from the stored offsets, and report lag.
 
-The consumer is assigned every partition of the topic by hand (no group rebalancing): each
-partition is read from its stored next offset, or from its start when the warehouse has never seen
-it (a partition added later included). Fetched records become Arrow batches in bulk and are staged
-in a worker thread, so the next fetch overlaps the DuckDB write.
+The consumer is assigned the topic's partitions by hand (no group rebalancing). The poll step
+turns the stored offsets and the end offsets into a plan (``plan_poll``); the process step reads
+each planned partition from its stored next offset, or from its start when the warehouse has
+never seen it (a partition added later included), up to the plan's end, and lands it batch by
+batch (``land_planned``). Fetched records become Arrow batches in bulk and land in a worker
+thread, so the next fetch overlaps the DuckDB write.
 """
 
 from __future__ import annotations
@@ -22,32 +24,46 @@ from aiokafka.structs import OffsetAndMetadata
 
 from ..warehouse import kafka as wk
 
-_HEADER_TYPE = wk.STAGING_SCHEMA.field("headers").type
+_HEADER_TYPE = wk.INCOMING_SCHEMA.field("headers").type
 _NO_PROGRESS_SECONDS = 10.0
 
 
 @dataclass
-class PollResult:
+class PollPlan:
+    """What ``plan_poll`` found and decided."""
+
     topic: str
-    staged: int = 0
-    batches: int = 0
-    # partition -> (first offset staged, next offset after the last staged)
-    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
-    start_offsets: dict[int, int] = field(default_factory=dict)
+    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (from, to) to land
     end_offsets: dict[int, int] = field(default_factory=dict)
     topic_exists: bool = True
 
     @property
+    def planned(self) -> int:
+        return sum(end - start for start, end in self.ranges.values())
+
+    @property
+    def available(self) -> dict[int, int]:
+        """Messages in Kafka past the stored offsets, by partition (the lag when planning)."""
+        return {p: self.end_offsets[p] - start for p, (start, _) in self.ranges.items()}
+
+    @property
     def lag_after(self) -> dict[int, int]:
-        """Messages left in Kafka after what this poll staged, by partition."""
-        return {
-            p: max(0, end - self.ranges.get(p, (0, self.start_offsets.get(p, 0)))[1])
-            for p, end in self.end_offsets.items()
-        }
+        """Messages left past the plan (beyond ``max_records_per_poll``), by partition."""
+        return {p: self.end_offsets[p] - end for p, (_, end) in self.ranges.items()}
+
+
+@dataclass
+class LandSummary:
+    """What ``land_planned`` committed, over all its batches."""
+
+    events: int = 0
+    rejects: int = 0
+    batches: int = 0
+    next_offsets: dict[int, int] = field(default_factory=dict)
 
 
 def records_to_arrow(records: Sequence) -> pa.Table:
-    """aiokafka ``ConsumerRecord``s -> one Arrow table in ``STAGING_SCHEMA``, column by column
+    """aiokafka ``ConsumerRecord``s -> one Arrow table in ``INCOMING_SCHEMA``, column by column
     (C-level ``map(attrgetter)`` passes; no per-record Python function calls)."""
     def column(name: str) -> list:
         return list(map(attrgetter(name), records))
@@ -68,7 +84,7 @@ def records_to_arrow(records: Sequence) -> pa.Table:
             headers,
             pa.array(column("timestamp"), pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
         ],
-        schema=wk.STAGING_SCHEMA,
+        schema=wk.INCOMING_SCHEMA,
     )
 
 
@@ -79,77 +95,108 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     return [TopicPartition(topic, p) for p in sorted(partitions or ())]
 
 
-async def stage_new_messages(
+def cap_ranges(starts: dict[int, int], ends: dict[int, int], max_records: int) -> dict[int, tuple[int, int]]:
+    """Partition -> (start, end) covering at most ``max_records`` messages in all, shared fairly:
+    each partition gets an equal share of what is left, and a partition that needs less leaves
+    the rest to the others."""
+    lags = {p: max(0, ends[p] - starts[p]) for p in starts}
+    ranges, left = {}, max_records
+    for index, partition in enumerate(sorted(lags, key=lambda p: (lags[p], p))):
+        take = min(lags[partition], left // (len(lags) - index))
+        ranges[partition] = (starts[partition], starts[partition] + take)
+        left -= take
+    return dict(sorted(ranges.items()))
+
+
+async def start_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], stored: dict[int, int]) -> dict[int, int]:
+    """Where each partition's next message to land is: its stored next offset, or its log start
+    for a partition never landed (and when retention deleted messages below the stored offset)."""
+    beginnings = await consumer.beginning_offsets(tps)
+    return {tp.partition: max(stored.get(tp.partition, 0), beginnings[tp]) for tp in tps}
+
+
+async def plan_poll(consumer: AIOKafkaConsumer, topic: str, stored: dict[int, int], *, max_records: int) -> PollPlan:
+    """The offset ranges to land next: from the stored offsets to the end offsets seen now (what
+    arrives meanwhile waits for the next run), at most ``max_records`` messages in all."""
+    plan = PollPlan(topic=topic)
+    tps = await topic_partitions(consumer, topic)
+    if not tps:
+        plan.topic_exists = False
+        return plan
+    starts = await start_offsets(consumer, tps, stored)
+    plan.end_offsets = {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+    plan.ranges = cap_ranges(starts, plan.end_offsets, max_records)
+    return plan
+
+
+async def land_planned(
     consumer: AIOKafkaConsumer,
     conn: duckdb.DuckDBPyConnection,
     topic: str,
+    plan: dict[int, tuple[int, int]],
     *,
-    max_records: int,
     batch_rows: int = 200_000,
     run_id: str = "",
-    on_batch: Callable[[int, int], None] | None = None,
-) -> PollResult:
-    """Stage up to ``max_records`` messages of ``topic`` past the stored offsets.
+    on_batch: Callable[[int, int, wk.LandResult], None] | None = None,
+) -> LandSummary:
+    """Read and land the planned offset ranges of ``topic``, ``batch_rows`` messages per transaction.
 
-    ``consumer`` is started and not yet assigned. Stops at the end offsets seen at the start (what
-    arrives meanwhile waits for the next run), at ``max_records``, or when nothing has come for
-    ``_NO_PROGRESS_SECONDS``. Staging is restarted first: the stored offsets decide what is read.
+    ``consumer`` is started and not yet assigned. Each partition is read from its stored offset
+    (the truth; the plan's start only says where it was when planned) up to the plan's end. Stops
+    early only when nothing has come for ``_NO_PROGRESS_SECONDS``. ``on_batch(number, of, result)``
+    is called after each landing transaction commits.
     """
-    result = PollResult(topic=topic)
-    tps = await topic_partitions(consumer, topic)
+    summary = LandSummary()
+    tps = [TopicPartition(topic, p) for p in sorted(plan)]
     if not tps:
-        result.topic_exists = False
-        return result
-    stored = wk.stored_offsets(conn, topic)
-    consumer.assign(tps)
-    beginnings = await consumer.beginning_offsets(tps)
-    ends = await consumer.end_offsets(tps)
-    for tp in tps:
-        # A stored offset below the log start means retention deleted messages; read what is left.
-        start = max(stored.get(tp.partition, 0), beginnings[tp])
-        consumer.seek(tp, start)
-        result.start_offsets[tp.partition] = start
-        result.end_offsets[tp.partition] = ends[tp]
-    batch_no = wk.restart_staging(conn, topic)
-    pending = {tp for tp in tps if result.start_offsets[tp.partition] < ends[tp]}
+        return summary
+    starts = await start_offsets(consumer, tps, wk.stored_offsets(conn, topic))
+    ends = {tp: plan[tp.partition][1] for tp in tps}
+    pending = {tp for tp in tps if starts[tp.partition] < ends[tp]}
+    if not pending:
+        return summary
+    consumer.assign(sorted(pending))
+    for tp in pending:
+        consumer.seek(tp, starts[tp.partition])
+    total = sum(max(0, ends[tp] - starts[tp.partition]) for tp in pending)
+    expected_batches = -(-total // batch_rows)
     buffered: list = []
-    staging: asyncio.Task | None = None
+    landing: asyncio.Task | None = None
     last_progress = time.monotonic()
 
+    def land(table: pa.Table) -> wk.LandResult:  # in a worker thread: the next fetch goes on meanwhile
+        return wk.land_batch(conn, topic, table, run_id=run_id)
+
     async def flush() -> None:
-        nonlocal batch_no, staging, buffered
-        if staging is not None:
-            await staging  # one DuckDB write at a time on this connection
-            staging = None
+        nonlocal landing, buffered
+        if landing is not None:
+            result = await landing  # one DuckDB write at a time on this connection
+            landing = None
+            summary.events += result.events
+            summary.rejects += result.rejects
+            summary.next_offsets.update(result.next_offsets)
+            if on_batch:  # in the event loop's thread, as callers' loggers expect
+                on_batch(summary.batches, max(expected_batches, summary.batches), result)
         if not buffered:
             return
         table, buffered = records_to_arrow(buffered), []
-        number, batch_no = batch_no, batch_no + 1
-        result.batches += 1
-        staging = asyncio.create_task(asyncio.to_thread(wk.stage_batch, conn, number, topic, table, run_id=run_id))
-        if on_batch:
-            on_batch(number, table.num_rows)
+        summary.batches += 1
+        landing = asyncio.create_task(asyncio.to_thread(land, table))
 
-    # Buffered records are millions of tracked objects: with the cyclic GC on, each gen-2 collection
-    # rescans all of them (seconds per poll). They hold no cycles; refcounting frees them.
+    # Buffered records are many tracked objects: with the cyclic GC on, each gen-2 collection
+    # rescans all of them. They hold no cycles; refcounting frees them.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        while pending and result.staged < max_records:
-            fetched = await consumer.getmany(
-                *pending, timeout_ms=1000, max_records=min(max_records - result.staged, batch_rows)
-            )
+        while pending:
+            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=batch_rows - len(buffered))
             for tp, records in fetched.items():
-                # Stop each partition at the end offset seen at the start of the poll.
+                # Stop each partition at the plan's end.
                 if records and records[-1].offset >= ends[tp]:
                     records = [r for r in records if r.offset < ends[tp]]
-                if not records:
-                    continue
-                first, _ = result.ranges.get(tp.partition, (records[0].offset, 0))
-                result.ranges[tp.partition] = (first, records[-1].offset + 1)
-                buffered.extend(records)
-                result.staged += len(records)
-                last_progress = time.monotonic()
+                if records:
+                    buffered.extend(records)
+                    last_progress = time.monotonic()
             for tp in list(pending):
                 # position() also passes transaction markers, which are never returned as records.
                 if await consumer.position(tp) >= ends[tp]:
@@ -159,13 +206,13 @@ async def stage_new_messages(
             if not fetched and time.monotonic() - last_progress > _NO_PROGRESS_SECONDS:
                 break
         await flush()
-        await flush()  # waits for the last write
+        await flush()  # waits for the last landing
     finally:
         if gc_was_enabled:
             gc.enable()
-        if staging is not None:
-            await asyncio.gather(staging, return_exceptions=True)
-    return result
+        if landing is not None:
+            await asyncio.gather(landing, return_exceptions=True)
+    return summary
 
 
 async def partition_lag(consumer: AIOKafkaConsumer, topic: str, stored: dict[int, int]) -> dict[int, int]:

@@ -1,16 +1,15 @@
-"""Tables and landing of the poll pattern: Kafka messages, staged raw, then validated and landed.
+"""Tables and landing of the poll pattern: Kafka messages validated and landed in one pass.
 
 Offsets are the truth. ``kafka_offsets`` holds, per topic and partition, the next offset to land;
 it changes only in the transaction that lands the messages before it. So a crash before a commit
 replays those messages, a crash after it never re-lands them, and Kafka's consumer-group offsets are
 only a copy for the operators' tools.
 
-Between the two assets the raw messages wait in ``kafka_staging`` (in the warehouse, not on a
-pod's disk), in numbered batches, each message with the verdict of validation: validation runs as
-one vectorised SQL pass over each incoming Arrow batch (DuckDB's JSON functions), never row by row
-in Python. A valid message is staged as its typed fields (what lands), a reject with its raw
-bytes. Each batch then lands in one transaction with its offsets; landed batches leave staging
-afterwards (a leftover is harmless: its offsets are below the stored ones).
+Kafka itself is the durable log, so nothing is copied between the two assets: the poll step
+records a small *poll plan* (``kafka_poll_plan``: per partition, the offset range to land), and
+the process step reads exactly those ranges from Kafka, starting at the stored offsets. Each
+fetched Arrow batch is validated in one vectorised SQL pass (DuckDB's JSON functions, never row by
+row in Python) and lands with its rejects and its offsets in one transaction.
 """
 
 from __future__ import annotations
@@ -28,27 +27,6 @@ _NUMBER_TYPES = ("UBIGINT", "BIGINT", "DOUBLE", "HUGEINT")
 _HEADERS = 'STRUCT("key" VARCHAR, "value" BLOB)[]'
 
 DDL: list[str] = [
-    f"""
-    CREATE TABLE IF NOT EXISTS ingestion.kafka_staging (
-        batch_no          BIGINT NOT NULL,
-        topic             VARCHAR NOT NULL,
-        "partition"       INTEGER NOT NULL,
-        "offset"          BIGINT NOT NULL,
-        message_key       BLOB,
-        message_value     BLOB,         -- raw bytes, kept for rejects (valid ones: their fields below)
-        headers           {_HEADERS},
-        message_timestamp TIMESTAMPTZ,
-        run_id            VARCHAR,
-        reason            VARCHAR,      -- why the message is rejected; NULL when it is valid
-        transaction_id    VARCHAR,      -- the transaction's fields, set when it is valid
-        account_id        VARCHAR,
-        amount            DOUBLE,
-        currency          VARCHAR,
-        event_timestamp   TIMESTAMPTZ,
-        merchant          VARCHAR,
-        channel           VARCHAR
-    )
-    """,
     f"""
     CREATE TABLE IF NOT EXISTS ingestion.kafka_events (
         topic             VARCHAR NOT NULL,
@@ -93,10 +71,21 @@ DDL: list[str] = [
         PRIMARY KEY (topic, "partition")
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS ingestion.kafka_poll_plan (
+        topic       VARCHAR NOT NULL,
+        "partition" INTEGER NOT NULL,
+        from_offset BIGINT NOT NULL,   -- the stored offset (or the log start) when the plan was made
+        to_offset   BIGINT NOT NULL,   -- land up to, not including, this offset
+        run_id      VARCHAR,
+        planned_at  TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (topic, "partition")
+    )
+    """,
 ]
 
-# The Arrow schema of a batch handed to ``stage_batch`` (what the poller builds from aiokafka records).
-STAGING_SCHEMA = pa.schema(
+# The Arrow schema of a batch handed to ``land_batch`` (what the consumer builds from aiokafka records).
+INCOMING_SCHEMA = pa.schema(
     [
         ("partition", pa.int32()),
         ("offset", pa.int64()),
@@ -154,11 +143,15 @@ def _paths(names: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'$.{name}'" for name in names) + "]"
 
 
-# Staging one batch: decode, parse and validate every message in one vectorised pass over the
-# incoming Arrow batch, keeping the raw message beside the verdict. It runs in the poller's worker
-# thread, overlapped with the next fetch, so landing has only rows to move.
-_STAGE_BATCH = f"""
-    INSERT INTO ingestion.kafka_staging
+def _typed_fields() -> str:
+    return ", ".join(f'{_typed_field(name)} AS "{name}"' for name in _EXTRACTED)
+
+
+# Judging one batch: decode, parse and validate every message in one vectorised pass over the
+# incoming Arrow batch (``kafka_incoming``), once, into a temporary in-memory table that the two
+# inserts split. A valid message keeps its typed fields (what lands), a reject its raw bytes.
+_JUDGE_BATCH = f"""
+    CREATE OR REPLACE TEMP TABLE kafka_judged AS
     WITH decoded AS (
         SELECT *, try(decode(message_value)) AS text FROM kafka_incoming
     ),
@@ -176,57 +169,44 @@ _STAGE_BATCH = f"""
     judged AS (
         SELECT *, {_rejection_reason_sql()} AS reason FROM typed
     )
-    SELECT $batch_no, $topic, "partition", "offset", message_key,
-           CASE WHEN reason IS NOT NULL THEN message_value END,
-           headers, message_timestamp, $run_id, reason,
-           {", ".join(_typed_field(name) for name in _EXTRACTED)}
+    SELECT "partition", "offset", message_key,
+           CASE WHEN reason IS NOT NULL THEN message_value END AS message_value,
+           headers, message_timestamp, reason, {_typed_fields()}
     FROM judged
 """
 
-# Rows of the batch not landed yet: a replay after a crash skips offsets below the stored next one.
-_PENDING = """
-    FROM ingestion.kafka_staging s
-    LEFT JOIN ingestion.kafka_offsets o USING (topic, "partition")
-    WHERE s.batch_no = $batch_no AND s."offset" >= coalesce(o.next_offset, 0)
-"""
-
-_INSERT_EVENTS = f"""
+_INSERT_EVENTS = """
     INSERT INTO ingestion.kafka_events
         (topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
          merchant, channel, message_key, headers, message_timestamp, run_id)
-    SELECT topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
+    SELECT $topic, "partition", "offset", transaction_id, account_id, amount, currency, "timestamp",
            merchant, channel, message_key, headers, message_timestamp, $run_id
-    {_PENDING} AND s.reason IS NULL
+    FROM kafka_judged WHERE reason IS NULL
 """
 
-_INSERT_REJECTS = f"""
+_INSERT_REJECTS = """
     INSERT INTO ingestion.kafka_rejects
         (topic, "partition", "offset", message_key, raw_value, headers, reason, message_timestamp, run_id)
-    SELECT topic, "partition", "offset", message_key, message_value, headers, reason, message_timestamp, $run_id
-    {_PENDING} AND s.reason IS NOT NULL
+    SELECT $topic, "partition", "offset", message_key, message_value, headers, reason, message_timestamp, $run_id
+    FROM kafka_judged WHERE reason IS NOT NULL
 """
-
-_REASONS = f"""SELECT reason, count(*) {_PENDING} AND s.reason IS NOT NULL GROUP BY reason"""
 
 _ADVANCE_OFFSETS = """
     INSERT INTO ingestion.kafka_offsets (topic, "partition", next_offset)
-    SELECT topic, "partition", max("offset") + 1 FROM ingestion.kafka_staging WHERE batch_no = $batch_no
-    GROUP BY topic, "partition"
+    SELECT $topic, "partition", max("offset") + 1 FROM kafka_judged GROUP BY "partition"
     ON CONFLICT (topic, "partition") DO UPDATE
         SET next_offset = greatest(next_offset, excluded.next_offset), updated_at = now()
+    RETURNING "partition", next_offset
 """
 
 
 @dataclass
 class LandResult:
-    """What one ``land_staged_batch`` call committed."""
+    """What one ``land_batch`` call committed."""
 
-    batch_no: int
     events: int = 0
     rejects: int = 0
-    already_landed: int = 0
-    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
+    next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset to land
 
 
 def stored_offsets(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
@@ -237,68 +217,63 @@ def stored_offsets(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int
     return dict(rows)
 
 
-def restart_staging(conn: duckdb.DuckDBPyConnection, topic: str) -> int:
-    """Drop whatever an earlier poll of ``topic`` staged (it is re-read from the stored offsets)
-    and return the first free batch number."""
-    conn.execute("DELETE FROM ingestion.kafka_staging WHERE topic = ?", [topic])
-    return conn.execute("SELECT coalesce(max(batch_no), 0) + 1 FROM ingestion.kafka_staging").fetchone()[0]
-
-
-def stage_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, topic: str, batch: pa.Table, *, run_id: str = "") -> int:
-    """Append one Arrow batch of raw messages (``STAGING_SCHEMA``) to staging, each with its
-    validation verdict; returns its row count."""
-    kafka_incoming = batch  # noqa: F841 - scanned by name by DuckDB's Arrow replacement scan
-    conn.execute(_STAGE_BATCH, {"batch_no": batch_no, "topic": topic, "run_id": run_id})
-    return batch.num_rows
-
-
-def staged_batches(conn: duckdb.DuckDBPyConnection) -> list[int]:
-    """Batch numbers waiting in staging, oldest first."""
-    return [row[0] for row in conn.execute("SELECT DISTINCT batch_no FROM ingestion.kafka_staging ORDER BY 1").fetchall()]
-
-
-def land_staged_batch(conn: duckdb.DuckDBPyConnection, batch_no: int, *, run_id: str = "") -> LandResult:
-    """Land staged (and validated) batch ``batch_no`` in ONE transaction: valid rows into
-    ``kafka_events``, the rest into ``kafka_rejects`` with the reason, and the partitions' next
-    offsets into ``kafka_offsets``. Replays skip offsets already landed. ``clear_staging`` removes
-    landed batches afterwards."""
-    result = LandResult(batch_no=batch_no)
-    params = {"batch_no": batch_no}
-    with_run = {**params, "run_id": run_id}
+def save_poll_plan(
+    conn: duckdb.DuckDBPyConnection, topic: str, ranges: dict[int, tuple[int, int]], *, run_id: str = ""
+) -> None:
+    """Replace the poll plan of ``topic``: partition -> (from offset, to offset) to land next."""
+    rows = [(topic, partition, start, end, run_id) for partition, (start, end) in sorted(ranges.items())]
     conn.execute("BEGIN TRANSACTION")
     try:
-        staged = conn.execute(
-            "SELECT count(*) FROM ingestion.kafka_staging WHERE batch_no = ?", [batch_no]
-        ).fetchone()[0]
-        result.reasons = dict(conn.execute(_REASONS, params).fetchall())
-        result.events = conn.execute(_INSERT_EVENTS, with_run).fetchone()[0]
-        result.rejects = conn.execute(_INSERT_REJECTS, with_run).fetchone()[0]
-        conn.execute(_ADVANCE_OFFSETS, params)
-        result.next_offsets = {
-            (topic, partition): offset
-            for topic, partition, offset in conn.execute(
-                """
-                SELECT topic, "partition", next_offset FROM ingestion.kafka_offsets
-                WHERE (topic, "partition") IN
-                      (SELECT DISTINCT topic, "partition" FROM ingestion.kafka_staging WHERE batch_no = ?)
-                """,
-                [batch_no],
-            ).fetchall()
-        }
+        conn.execute("DELETE FROM ingestion.kafka_poll_plan WHERE topic = ?", [topic])
+        if rows:
+            conn.executemany(
+                'INSERT INTO ingestion.kafka_poll_plan (topic, "partition", from_offset, to_offset, run_id) '
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    result.already_landed = staged - result.events - result.rejects
-    return result
 
 
-def clear_staging(conn: duckdb.DuckDBPyConnection, batch_nos: list[int]) -> None:
-    """Remove landed batches from staging, all at once: a delete per landing transaction costs
-    more than the landing itself, and a landed batch left behind is harmless (its offsets are
-    below the stored ones, so a replay skips it, and the next poll clears staging anyway)."""
-    if batch_nos:
-        conn.execute("DELETE FROM ingestion.kafka_staging WHERE batch_no BETWEEN ? AND ?", [min(batch_nos), max(batch_nos)])
+def poll_plan(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, tuple[int, int]]:
+    """The latest poll plan of ``topic``: partition -> (from offset, to offset)."""
+    rows = conn.execute(
+        'SELECT "partition", from_offset, to_offset FROM ingestion.kafka_poll_plan WHERE topic = ? ORDER BY 1',
+        [topic],
+    ).fetchall()
+    return {partition: (start, end) for partition, start, end in rows}
+
+
+def land_batch(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, *, run_id: str = "") -> LandResult:
+    """Validate one Arrow batch of raw messages (``INCOMING_SCHEMA``) and land it in ONE
+    transaction: valid rows into ``kafka_events``, the rest into ``kafka_rejects`` with the reason,
+    and the partitions' next offsets into ``kafka_offsets``. The caller reads from the stored
+    offsets, so a batch holds no landed message; the primary keys fail the transaction if it did."""
+    kafka_incoming = batch  # noqa: F841 - scanned by name by DuckDB's Arrow replacement scan
+    params = {"topic": topic, "run_id": run_id}
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(_JUDGE_BATCH)
+        events = conn.execute(_INSERT_EVENTS, params).fetchone()[0]
+        rejects = conn.execute(_INSERT_REJECTS, params).fetchone()[0]
+        next_offsets = dict(conn.execute(_ADVANCE_OFFSETS, {"topic": topic}).fetchall())
+        conn.execute("DROP TABLE kafka_judged")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return LandResult(events=events, rejects=rejects, next_offsets=next_offsets)
+
+
+def reject_reasons(conn: duckdb.DuckDBPyConnection, topic: str, run_id: str) -> dict[str, int]:
+    """Reject reason -> count, of what run ``run_id`` landed for ``topic``."""
+    rows = conn.execute(
+        "SELECT reason, count(*) FROM ingestion.kafka_rejects WHERE topic = ? AND run_id = ? GROUP BY 1 ORDER BY 1",
+        [topic, run_id],
+    ).fetchall()
+    return dict(rows)
 
 
 def landed_counts(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[str, int]:

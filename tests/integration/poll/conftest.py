@@ -67,20 +67,20 @@ class Harness:
         return {"kafka": KafkaResource(bootstrap_servers=self.bootstrap, group_id=f"group-{self.topic}"),
                 "duckdb": DuckDBResource(database=str(self.database))}
 
-    def run_config(self, **poll_options) -> dict:
+    def run_config(self, poll: dict | None = None, **process_options) -> dict:
         return {
             "ops": {
-                "poll_kafka_events": {"config": {"kafka_topic": self.topic, **poll_options}},
-                "process_kafka_events": {"config": {"kafka_topic": self.topic}},
+                "poll_kafka_events": {"config": {"kafka_topic": self.topic, **(poll or {})}},
+                "process_kafka_events": {"config": {"kafka_topic": self.topic, **process_options}},
             }
         }
 
-    def land(self, **poll_options) -> dict[str, dict]:
+    def land(self, poll: dict | None = None, **process_options) -> dict[str, dict]:
         """Materialize both assets in this process; returns each asset's metadata values."""
         result = dg.materialize(
             [poll_kafka_events, process_kafka_events],
             resources=self.resources(),
-            run_config=self.run_config(**poll_options),
+            run_config=self.run_config(poll, **process_options),
         )
         assert result.success
         return {

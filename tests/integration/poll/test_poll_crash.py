@@ -18,12 +18,12 @@ BATCH_ROWS = 400  # 50 landing transactions: a wide window to crash in
 
 def dagster_run(harness, tmp_path, name: str) -> ManagedProcess:
     """``dagster job execute`` of kafka_poll_job, with the multiprocess executor: poll and process
-    run in separate fresh processes, so staging must carry the data between them."""
+    run in separate fresh processes, so the poll plan in DuckDB must carry what to land between them."""
     config = tmp_path / "run.yaml"
     config.write_text(
         "ops:\n"
-        f"  poll_kafka_events:\n    config:\n      kafka_topic: {harness.topic}\n      batch_rows: {BATCH_ROWS}\n"
-        f"  process_kafka_events:\n    config:\n      kafka_topic: {harness.topic}\n"
+        f"  poll_kafka_events:\n    config:\n      kafka_topic: {harness.topic}\n"
+        f"  process_kafka_events:\n    config:\n      kafka_topic: {harness.topic}\n      batch_rows: {BATCH_ROWS}\n"
     )
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
@@ -61,12 +61,13 @@ def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_p
     # The step process holding DuckDB's lock dies a moment after the run process.
     wait_until(lambda: _lock_released(harness.database), timeout=30, what="the killed step to release DuckDB")
 
-    # Midway: some batches landed, the rest still staged, and data and offsets agree.
+    # Midway: some batches landed, the rest still only planned, and data and offsets agree.
     landed = harness.scalar(
         "SELECT (SELECT count(*) FROM ingestion.kafka_events) + (SELECT count(*) FROM ingestion.kafka_rejects)"
     )
     assert BATCH_ROWS * 3 <= landed < MESSAGES, landed
-    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_staging") > 0
+    planned = dict(harness.query('SELECT "partition", to_offset FROM ingestion.kafka_poll_plan'))
+    assert sum(planned.values()) == MESSAGES  # the plan covered everything; the kill came midway
     rows_per_partition = dict(harness.query(
         'SELECT "partition", count(*) FROM (SELECT "partition" FROM ingestion.kafka_events '
         'UNION ALL SELECT "partition" FROM ingestion.kafka_rejects) GROUP BY 1'
@@ -86,4 +87,3 @@ def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_p
         'UNION ALL SELECT "partition", "offset" FROM ingestion.kafka_rejects)'
     ) == MESSAGES
     assert dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets')) == harness.end_offsets()
-    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_staging") == 0

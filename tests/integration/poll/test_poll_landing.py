@@ -28,7 +28,7 @@ def test_valid_events_and_rejects_add_up_and_a_rerun_lands_nothing(harness):
     kinds = {kind: sum(s.kinds[kind] for s in sent) for kind in ("malformed_json", "negative_amount", "missing_field")}
     assert total == 600 and 0 < valid < total and all(kinds.values())
 
-    metadata = harness.land(batch_rows=128)  # several staged batches, several landing transactions
+    metadata = harness.land(batch_rows=128)  # several batches, several landing transactions
     processed = metadata["process_kafka_events"]
     assert processed["events_landed"] == valid
     assert processed["rejects"] == total - valid
@@ -61,11 +61,11 @@ def test_valid_events_and_rejects_add_up_and_a_rerun_lands_nothing(harness):
     )
     assert covered == total
 
-    # The stored offsets are the end of every partition; nothing is left in staging.
+    # The stored offsets are the end of every partition, as planned.
     end = harness.end_offsets()
     assert dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets')) == end
     assert sum(end.values()) == total
-    assert harness.scalar("SELECT count(*) FROM ingestion.kafka_staging") == 0
+    assert dict(harness.query('SELECT "partition", to_offset FROM ingestion.kafka_poll_plan')) == end
     assert harness.group_offsets() == end  # copied to the consumer group after the commit
 
     # Keys and headers are kept: keyed messages carry their account id, the first batch its headers.
@@ -82,7 +82,7 @@ def test_valid_events_and_rejects_add_up_and_a_rerun_lands_nothing(harness):
 
     # A rerun finds nothing new and lands nothing.
     again = harness.land()
-    assert again["poll_kafka_events"]["messages_staged"] == 0
+    assert again["poll_kafka_events"]["messages_planned"] == 0
     assert again["process_kafka_events"]["events_landed"] == 0
     assert again["process_kafka_events"]["rejects"] == 0
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events") == valid
@@ -118,8 +118,20 @@ def test_batches_from_compressing_producers_land(harness, compression):
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events WHERE len(headers) = 2") == sent.valid
 
 
+def test_max_records_per_poll_caps_a_run_and_the_next_run_lands_the_rest(harness):
+    harness.send(90, partitions=3, interval=0, seed=12)
+    first = harness.land(poll={"max_records_per_poll": 30})
+    assert first["poll_kafka_events"]["messages_planned"] == 30
+    assert first["poll_kafka_events"]["lag_after_poll"] == 60
+    assert first["process_kafka_events"]["events_landed"] == 30
+    assert first["process_kafka_events"]["lag_left"] == 60
+    second = harness.land()
+    assert second["process_kafka_events"]["events_landed"] == 60
+    assert harness.scalar("SELECT count(DISTINCT transaction_id) FROM ingestion.kafka_events") == 90
+
+
 def test_a_topic_that_does_not_exist_yet_lands_nothing(harness):
     """A topic that does not exist yet: the run succeeds, lands nothing and says so."""
     metadata = harness.land()
-    assert metadata["poll_kafka_events"]["messages_staged"] == 0
+    assert metadata["poll_kafka_events"]["messages_planned"] == 0
     assert metadata["process_kafka_events"]["events_landed"] == 0
