@@ -5,9 +5,10 @@ fresh topic on a local broker (started here from the cached jars unless ``--boot
 given), then measures on this machine, one after the other:
 
 1. raw consume: the same consumer settings as the poller, a ``getmany`` loop that does nothing;
-2. landing: exactly what ``kafka_poll_job`` does, without Dagster's bookkeeping: stage the
-   messages in DuckDB from the stored offsets (``stage_new_messages``), then validate and land every
-   staged batch with its offsets (``land_staged_batch``), into a fresh DuckDB file.
+2. landing: exactly what ``kafka_poll_job`` does, without Dagster's bookkeeping: plan the offset
+   ranges past the stored offsets (``plan_poll``, ``save_poll_plan``), then read them from Kafka and
+   validate and land each batch with its offsets in one transaction (``land_planned``), into a
+   fresh DuckDB file.
 
 Both are measured ``--rounds`` times, alternating, and the best of each is compared (other
 processes on a shared machine slow one round or the other). Prints both rates and their ratio,
@@ -33,7 +34,7 @@ from aiokafka import TopicPartition
 
 from ingestion_patterns import warehouse
 from ingestion_patterns.kafka import broker as local_broker
-from ingestion_patterns.kafka.consume import stage_new_messages
+from ingestion_patterns.kafka.consume import land_planned, plan_poll
 from ingestion_patterns.kafka.producer import produce
 from ingestion_patterns.resources.kafka_consumer import KafkaResource
 from ingestion_patterns.warehouse import kafka as wk
@@ -64,22 +65,20 @@ async def raw_consume(kafka: KafkaResource, topic: str, partitions: int, expecte
 
 
 async def land(kafka: KafkaResource, topic: str, database: Path, batch_rows: int, count: int) -> tuple[float, float, dict]:
-    """Seconds to stage and seconds to land (with the final checkpoint) ``count`` messages, and the
+    """Seconds to plan and seconds to land (with the final checkpoint) ``count`` messages, and the
     landed counts."""
     conn = warehouse.connect(database)
     consumer = kafka.consumer()
     await consumer.start()
     try:
         started = time.perf_counter()
-        await stage_new_messages(consumer, conn, topic, max_records=count, batch_rows=batch_rows)
-        staged = time.perf_counter()
-        batches = wk.staged_batches(conn)
-        for batch_no in batches:
-            wk.land_staged_batch(conn, batch_no)
-        wk.clear_staging(conn, batches)
+        plan = await plan_poll(consumer, topic, wk.stored_offsets(conn, topic), max_records=count)
+        wk.save_poll_plan(conn, topic, plan.ranges)
+        planned = time.perf_counter()
+        await land_planned(consumer, conn, topic, wk.poll_plan(conn, topic), batch_rows=batch_rows)
         conn.execute("CHECKPOINT")  # what the WAL deferred is part of the cost
         landed = time.perf_counter()
-        return staged - started, landed - staged, wk.landed_counts(conn, topic)
+        return planned - started, landed - planned, wk.landed_counts(conn, topic)
     finally:
         await consumer.stop()
         conn.close()
@@ -106,22 +105,22 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         raw_seconds = await raw_consume(kafka, topic, 3, count)
         raw_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
         database = workdir / f"bench-{round_no}.duckdb"
-        stage_seconds, land_seconds, counts = await land(kafka, topic, database, args.batch_rows, count)
+        plan_seconds, land_seconds, counts = await land(kafka, topic, database, args.batch_rows, count)
         land_cpu = cpu_seconds() - cpu
         database.unlink()
         cpus.append((raw_cpu, land_cpu))
         raws.append(raw_seconds)
-        lands.append((stage_seconds + land_seconds, stage_seconds, land_seconds))
+        lands.append((plan_seconds + land_seconds, plan_seconds, land_seconds))
         print(f"  round {round_no}: raw {count / raw_seconds:>9,.0f} msgs/s ({raw_seconds:.2f}s); landed "
-              f"{count / lands[-1][0]:>9,.0f} events/s ({lands[-1][0]:.2f}s = stage {stage_seconds:.2f}s + "
+              f"{count / lands[-1][0]:>9,.0f} events/s ({lands[-1][0]:.2f}s = plan {plan_seconds:.2f}s + "
               f"land {land_seconds:.2f}s); CPU raw {raw_cpu:.2f}s, landing {land_cpu:.2f}s", flush=True)
     raw_seconds = min(raws)
-    total, stage_seconds, land_seconds = min(lands)
+    total, plan_seconds, land_seconds = min(lands)
     raw_rate, land_rate = count / raw_seconds, count / total
     print()
     print(f"raw aiokafka consume (getmany, no work) : {raw_rate:>10,.0f} msgs/s  (best of {args.rounds}: {raw_seconds:.2f}s)")
-    print(f"landed Kafka -> DuckDB (stage + land)   : {land_rate:>10,.0f} events/s (best of {args.rounds}: {total:.2f}s = "
-          f"stage {stage_seconds:.2f}s + land {land_seconds:.2f}s incl. checkpoint)")
+    print(f"landed Kafka -> DuckDB (plan + land)    : {land_rate:>10,.0f} events/s (best of {args.rounds}: {total:.2f}s = "
+          f"plan {plan_seconds:.2f}s + land {land_seconds:.2f}s incl. checkpoint)")
     print(f"ratio landed / raw                      : {land_rate / raw_rate:>10.2f}  (target >= 0.5; landed target >= 100,000/s)")
     raw_cpu, land_cpu = min(c[0] for c in cpus), min(c[1] for c in cpus)
     print(f"CPU seconds per message, raw / landing  : {raw_cpu / land_cpu:>10.2f}  (raw {raw_cpu:.2f}s, "
