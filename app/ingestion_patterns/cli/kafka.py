@@ -106,22 +106,12 @@ def produce(count, interval, topic, bootstrap_servers, partitions, bad_ratio, ke
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..kafka.producer import produce as produce_messages
-    from ..resources.kafka_consumer import KafkaResource
+    from ..resources.kafka_consumer import kafka_resource_from_settings
 
     topic = topic or settings.get("KAFKA_TOPIC") or "transactions"
     servers = bootstrap_servers or settings.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9094"
     # The same security settings as the Dagster resource, so producing to a Strimzi listener works too.
-    kafka = KafkaResource(
-        bootstrap_servers=servers,
-        security_protocol=settings.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
-        sasl_mechanism=settings.get("KAFKA_SASL_MECHANISM"),
-        sasl_username=settings.get("KAFKA_SASL_USERNAME"),
-        sasl_password=settings.get("KAFKA_SASL_PASSWORD"),
-        ssl_cafile=settings.get("KAFKA_SSL_CAFILE"),
-        ssl_certfile=settings.get("KAFKA_SSL_CERTFILE"),
-        ssl_keyfile=settings.get("KAFKA_SSL_KEYFILE"),
-        client_id=settings.get("KAFKA_CLIENT_ID") or "ingestion-patterns",
-    )
+    kafka = kafka_resource_from_settings(bootstrap_servers=servers)
     client_kwargs = kafka.client_kwargs()
     client_kwargs.pop("bootstrap_servers")
     with Progress(

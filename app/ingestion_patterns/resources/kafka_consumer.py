@@ -100,17 +100,29 @@ class KafkaResource(dg.ConfigurableResource):
         return AIOKafkaAdminClient(**self.client_kwargs(bootstrap_servers))
 
 
+# Each field of KafkaResource and the environment variable it comes from.
+ENV_FIELDS = {
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_cafile": "KAFKA_SSL_CAFILE",
+    "ssl_certfile": "KAFKA_SSL_CERTFILE",
+    "ssl_keyfile": "KAFKA_SSL_KEYFILE",
+    "client_id": "KAFKA_CLIENT_ID",
+    "group_id": "KAFKA_GROUP_ID",
+}
+
+
 def kafka_resource_from_env() -> KafkaResource:
     """The resource as ``build_resources`` configures it: every field from its environment variable."""
-    return KafkaResource(
-        bootstrap_servers=dg.EnvVar("KAFKA_BOOTSTRAP_SERVERS"),
-        security_protocol=dg.EnvVar("KAFKA_SECURITY_PROTOCOL"),
-        sasl_mechanism=dg.EnvVar("KAFKA_SASL_MECHANISM"),
-        sasl_username=dg.EnvVar("KAFKA_SASL_USERNAME"),
-        sasl_password=dg.EnvVar("KAFKA_SASL_PASSWORD"),
-        ssl_cafile=dg.EnvVar("KAFKA_SSL_CAFILE"),
-        ssl_certfile=dg.EnvVar("KAFKA_SSL_CERTFILE"),
-        ssl_keyfile=dg.EnvVar("KAFKA_SSL_KEYFILE"),
-        client_id=dg.EnvVar("KAFKA_CLIENT_ID"),
-        group_id=dg.EnvVar("KAFKA_GROUP_ID"),
-    )
+    return KafkaResource(**{name: dg.EnvVar(env) for name, env in ENV_FIELDS.items()})
+
+
+def kafka_resource_from_settings(**overrides: str) -> KafkaResource:
+    """The same settings read now, outside Dagster (the CLI), with ``overrides`` where given."""
+    from .. import settings
+
+    values = {name: settings.get(env) for name, env in ENV_FIELDS.items()}
+    return KafkaResource(**{**values, **{k: v for k, v in overrides.items() if v}})

@@ -188,6 +188,15 @@ class GroupCommitQueue:
                 queued.future.set_exception(error)
 
 
+def put_results(items: Iterable[NewWebhook], inserted: dict[tuple[str, str], int]) -> list[PutResult]:
+    """One result per item: accepted with its seq where the batch inserted it, else a duplicate."""
+    results = []
+    for item in items:
+        seq = inserted.get((item.source_id, item.event_id))
+        results.append(PutResult(seq is not None, item.event_id, seq))
+    return results
+
+
 def resolve(batch: list[QueuedPut], results: list[PutResult]) -> None:
     for queued, result in zip(batch, results, strict=True):
         if not queued.future.done():

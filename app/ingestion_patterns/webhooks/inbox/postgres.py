@@ -23,6 +23,7 @@ from .base import (
     NewWebhook,
     PendingSummary,
     PutResult,
+    put_results,
 )
 
 T = TypeVar("T")
@@ -132,11 +133,7 @@ class PostgresInbox(InboxContextMixin):
         )
         rows = await self._run(lambda pool: pool.fetch(_INSERT_BATCH, *columns))
         inserted = {(row["source_id"], row["event_id"]): row["seq"] for row in rows}
-        results = []
-        for item in items:
-            seq = inserted.get((item.source_id, item.event_id))
-            results.append(PutResult(seq is not None, item.event_id, seq))
-        return results
+        return put_results(items, inserted)
 
     async def mark_done(self, source_id: str, seqs: list[int]) -> None:
         if seqs:

@@ -37,6 +37,7 @@ from .base import (
     PutResult,
     QueuedPut,
     first_occurrences,
+    put_results,
     reject,
     resolve,
 )
@@ -384,11 +385,7 @@ class SQLiteInbox(InboxContextMixin):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        results = []
-        for item in items:
-            seq = inserted.get((item.source_id, item.event_id))
-            results.append(PutResult(seq is not None, item.event_id, seq))
-        return results
+        return put_results(items, inserted)
 
     async def mark_done(self, source_id: str, seqs: list[int]) -> None:
         if not seqs:
