@@ -51,26 +51,27 @@ def start_mock_api(stack: ExitStack, *, port: int, records: int) -> Service:
     return Service("mock API", url, process)
 
 
-def kafka_unavailable_reason() -> str | None:
-    """Why the local broker cannot run here, or None when it can."""
-    from .kafka import broker
-
-    if broker.java_executable() is None:
-        return "Java is not installed (the local broker runs Apache Kafka's jars on Java 17 or newer)"
-    return None
+class KafkaUnavailable(RuntimeError):
+    """The local broker cannot run here; the message says why (no Java, no Maven, jars not fetched...)."""
 
 
 def start_kafka(stack: ExitStack, *, port: int) -> Service:
     """A single-node KRaft broker from Apache Kafka's jars; KAFKA_BOOTSTRAP_SERVERS is pointed at it.
 
     A broker that ``ingest kafka up`` already runs on the same data folder is reused (and left running).
+    Raises KafkaUnavailable when no broker can be started here.
     """
     from .kafka import broker
 
+    if broker.java_executable() is None:
+        raise KafkaUnavailable("Java is not installed (the local broker runs Apache Kafka's jars on Java 17 or newer)")
     data_dir = settings.DATA_DIR / "kafka"
     running = broker.read_pid_file(data_dir)
     if running is None:
-        running = broker.start_broker(port=port, data_dir=data_dir, log_path=LOG_DIR / "kafka.log")
+        try:
+            running = broker.start_broker(port=port, data_dir=data_dir, log_path=LOG_DIR / "kafka.log")
+        except broker.BrokerError as error:
+            raise KafkaUnavailable(str(error).splitlines()[0]) from error
         stack.callback(running.stop)
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
     return Service("Kafka broker", running.bootstrap_servers, None)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from .. import settings, warehouse
 from ..instance import prepare_dagster_home
-from ..local_services import LOG_DIR, kafka_unavailable_reason, start_kafka, start_mock_api, start_receiver
+from ..local_services import LOG_DIR, KafkaUnavailable, start_kafka, start_mock_api, start_receiver
 from ..processes import ManagedProcess, free_port
 
 if TYPE_CHECKING:  # Dagster is imported when a command runs, so every other `ingest` command starts fast.
@@ -140,13 +140,12 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
         ok &= _run_job(definitions, instance, "pull_job")
 
         console.rule("[bold]poll[/]: Kafka -> kafka_events")
-        reason = None if settings.get("KAFKA_BOOTSTRAP_SERVERS") else kafka_unavailable_reason()
-        if reason:
+        try:
+            if not settings.get("KAFKA_BOOTSTRAP_SERVERS"):
+                console.print(f"  local Kafka broker at {start_kafka(stack, port=free_port()).url}")
+        except KafkaUnavailable as reason:
             console.print(f"  [yellow]polling skipped:[/] {reason}")
         else:
-            if not settings.get("KAFKA_BOOTSTRAP_SERVERS"):
-                broker = start_kafka(stack, port=free_port())
-                console.print(f"  local Kafka broker at {broker.url}")
             bootstrap, topic = settings.get("KAFKA_BOOTSTRAP_SERVERS"), settings.get("KAFKA_TOPIC")
             produced = asyncio.run(produce(bootstrap, topic, events, partitions=3, bad_ratio=bad_ratio))
             console.print(f"  produced {produced.sent} events to {topic} ({produced.bad} invalid on purpose)")
@@ -177,10 +176,11 @@ def dev(port: int, receiver_port: int, api_port: int, kafka_port: int, records: 
             console.print(f"Kafka             {settings.get('KAFKA_BOOTSTRAP_SERVERS')} (configured)")
         elif not kafka:
             console.print("[yellow]Kafka polling skipped:[/] --no-kafka")
-        elif reason := kafka_unavailable_reason():
-            console.print(f"[yellow]Kafka polling skipped:[/] {reason}")
         else:
-            console.print(f"Kafka broker      {start_kafka(stack, port=kafka_port).url}")
+            try:
+                console.print(f"Kafka broker      {start_kafka(stack, port=kafka_port).url}")
+            except KafkaUnavailable as reason:
+                console.print(f"[yellow]Kafka polling skipped:[/] {reason}")
         workspace = home / "workspace.yaml"
         workspace.write_text(WORKSPACE_YAML)
         ui = ManagedProcess(
