@@ -14,12 +14,8 @@ Reusable by every push test (receiver and pipeline tests alike):
 
 from __future__ import annotations
 
-import glob
 import itertools
-import os
-import pwd
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from postgres_server import PostgresServer
 
 from ingestion_patterns.processes import ManagedProcess, free_port
 
@@ -143,43 +140,11 @@ def module_inbox_urls(tmp_path_factory, request) -> InboxUrls:
     return InboxUrls(tmp_path_factory.mktemp("inboxes"), lambda: request.getfixturevalue("postgres_url"))
 
 
-class DedicatedPostgres:
-    """A throw-away PostgreSQL server (Debian's package) that a test may stop and start again."""
-
-    def __init__(self, root: Path):
-        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
-        if not candidates and not shutil.which("pg_ctl"):
-            pytest.fail("PostgreSQL is not installed (Debian's postgresql package)")
-        self.bindir = Path(candidates[0] if candidates else shutil.which("pg_ctl")).parent
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        if self.as_user:
-            account = pwd.getpwnam("postgres")
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-        self.data = root / "data"
-        self.port = free_port()
-        self.url = f"postgresql://ingest@127.0.0.1:{self.port}/postgres"
-        self._run("initdb", "-D", str(self.data), "-U", "ingest", "--auth=trust", "-E", "UTF8")
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bindir / tool), *args], check=True, capture_output=True)
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "log"), "start",
-                  "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on")
-
-    def stop(self) -> None:
-        """An immediate shutdown: connections drop as if the server had died."""
-        subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                        "stop"], capture_output=True)
-
-
 @pytest.fixture
-def dedicated_postgres() -> Iterator[DedicatedPostgres]:
+def dedicated_postgres() -> Iterator[PostgresServer]:
     # Not under tmp_path: pytest's temp root is private to root, the server runs as `postgres`.
     root = Path(tempfile.mkdtemp(prefix="ingest-pg-push-"))
-    server = DedicatedPostgres(root)
+    server = PostgresServer(root)
     server.start()
     try:
         yield server
