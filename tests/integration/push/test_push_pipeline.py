@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import duckdb
 import pytest
 
 from ingestion_patterns.instance import prepare_dagster_home
-from ingestion_patterns.processes import ManagedProcess, free_port, wait_until
+from ingestion_patterns.processes import ManagedProcess, wait_until
 from ingestion_patterns.resources.webhook_inbox import WebhookInboxResource
 
 pytestmark = pytest.mark.integration
@@ -78,29 +75,6 @@ class Platform:
             for row in self.query(f"SELECT event_id FROM ingestion.webhook_data WHERE source_id = '{source}'")
         ]
 
-    def start_receiver(self, port: int | None = None) -> tuple[ManagedProcess, str]:
-        port = port or free_port()
-        process = ManagedProcess.ingest(
-            "receiver", "webhook-receiver", "--port", str(port), "--inbox", self.inbox_url,
-            env=self.env, log_path=self.home / f"receiver-{port}.log",
-        ).start()
-        url = f"http://127.0.0.1:{port}"
-        process.wait_http(f"{url}/ready", timeout=60)
-        return process, url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def inbox_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'inbox.sqlite3'}"
-    import psycopg
-
-    base = request.getfixturevalue("postgres_url")
-    name = f"inbox_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return base.rsplit("/", 1)[0] + f"/{name}"
-
 
 @pytest.fixture
 def platform(tmp_path, monkeypatch, inbox_url) -> Platform:
@@ -138,24 +112,22 @@ def test_sensor_skips_when_nothing_is_pending(platform):
     assert "no webhook payloads pending" in evaluation.skip_message
 
 
-def test_sensor_requests_one_run_per_source_keyed_by_inbox_position(platform):
-    receiver, url = platform.start_receiver()
-    try:
-        asyncio.run(post_all(url, "shop", [payload(f"s{i}") for i in range(3)]))
-        asyncio.run(post_all(url, "crm", [payload(f"c{i}") for i in range(2)]))
-        first = {r.tags["webhook/source_id"]: r.run_key for r in platform.tick().run_requests}
-        assert set(first) == {"shop", "crm"}
-        again = {r.tags["webhook/source_id"]: r.run_key for r in platform.tick().run_requests}
-        assert again == first, "a repeated tick at the same inbox position must request the same runs"
-        asyncio.run(post_all(url, "shop", [payload("s-late")]))
-        later = {r.tags["webhook/source_id"]: r.run_key for r in platform.tick().run_requests}
-        assert later["crm"] == first["crm"] and later["shop"] != first["shop"]
-    finally:
-        receiver.stop()
+def test_sensor_requests_one_run_per_source_keyed_by_inbox_position(platform, start_receiver):
+    url = start_receiver(platform.inbox_url, env=platform.env).url
+    asyncio.run(post_all(url, "shop", [payload(f"s{i}") for i in range(3)]))
+    asyncio.run(post_all(url, "crm", [payload(f"c{i}") for i in range(2)]))
+    first = {r.tags["webhook/source_id"]: r.run_key for r in platform.tick().run_requests}
+    assert set(first) == {"shop", "crm"}
+    again = {r.tags["webhook/source_id"]: r.run_key for r in platform.tick().run_requests}
+    assert again == first, "a repeated tick at the same inbox position must request the same runs"
+    asyncio.run(post_all(url, "shop", [payload("s-late")]))
+    later = {r.tags["webhook/source_id"]: r.run_key for r in platform.tick().run_requests}
+    assert later["crm"] == first["crm"] and later["shop"] != first["shop"]
 
 
-def test_valid_payloads_land_once_and_invalid_ones_are_rejected_with_reasons(platform):
-    receiver, url = platform.start_receiver()
+def test_valid_payloads_land_once_and_invalid_ones_are_rejected_with_reasons(platform, start_receiver):
+    receiver = start_receiver(platform.inbox_url, env=platform.env)
+    url = receiver.url
     try:
         bodies = [payload(f"ok-{i}") for i in range(20)] + [payload(f"bad-{i}", valid=False) for i in range(5)]
         statuses = asyncio.run(post_all(url, "shop", bodies))
@@ -272,9 +244,9 @@ def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform)
     assert blocked, "Dagster must report the waiting step as blocked by the duckdb pool"
 
 
-def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webhook(platform):
-    port = free_port()
-    receiver, url = platform.start_receiver(port)
+def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webhook(platform, start_receiver):
+    receiver = start_receiver(platform.inbox_url, env=platform.env)
+    url = receiver.url
     acknowledged: dict[str, float] = {}  # event id -> when its 202 arrived
     attempted: set[str] = set()
     restarted_at: list[float] = []
@@ -306,9 +278,8 @@ def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webho
         time.sleep(2)
         receiver.kill()
         time.sleep(0.5)
-        restarted, _ = platform.start_receiver(port)
+        receiver.restart()  # same port, same inbox
         restarted_at.append(time.monotonic())
-        crash_and_restart.restarted = restarted
 
     import threading
 
@@ -316,7 +287,7 @@ def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webho
     chaos.start()
     asyncio.run(load())
     chaos.join()
-    crash_and_restart.restarted.stop()
+    receiver.stop()
 
     after_restart = [t for t in acknowledged.values() if t > restarted_at[0]]
     assert len(acknowledged) - len(after_restart) > 100 and after_restart, (
