@@ -14,20 +14,21 @@ import yaml
 from chart_helpers import CHARTS_DIR, INSTALL_HINT, NAMESPACE, RELEASE, Renderer, find_tool, run, values_args
 
 
+def _required_tool(name: str) -> str:
+    path = find_tool(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: {INSTALL_HINT}", pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def helm() -> str:
-    path = find_tool("helm")
-    if path is None:
-        pytest.fail(f"helm is not installed: {INSTALL_HINT}", pytrace=False)
-    return path
+    return _required_tool("helm")
 
 
 @pytest.fixture(scope="session")
 def kubeconform() -> str:
-    path = find_tool("kubeconform")
-    if path is None:
-        pytest.fail(f"kubeconform is not installed: {INSTALL_HINT}", pytrace=False)
-    return path
+    return _required_tool("kubeconform")
 
 
 @pytest.fixture(scope="session")
