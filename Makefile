@@ -7,8 +7,8 @@ demo:  ## Run the main job on the embedded default (receiver, mock API, Kafka, D
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) run ingest demo
 
-test: deps  ## Install what the tests need, then run every tier this machine supports.
-	$(UV) run pytest
+test:  ## Install what the tests need, then run every tier this machine supports (e2e on a local cluster).
+	bash .ci/test
 
 deps:
 	bash .ci/install-deps

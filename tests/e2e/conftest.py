@@ -5,6 +5,9 @@ a container engine). Without either, every e2e test is skipped with the reason, 
 
 Deploy (E2E_DEPLOY): "skaffold" (default when skaffold is installed: build, load into kind, helm install),
 "make" (k8s/Makefile: docker build, kind load, helm install), or "none" (use the release already there).
+Kafka (E2E_KAFKA): "strimzi" (default: the operator's Kafka and KafkaTopic resources must become Ready),
+"standalone" (charts/kafka's mode without the operator: its StatefulSet), "off" (installed without Kafka; the
+poll test is skipped with that reason).
 Other knobs: E2E_NAMESPACE, E2E_RELEASE (default: ingestion), E2E_INGRESS_URL (http://127.0.0.1:8080),
 E2E_DISABLE=1 to skip.
 """
@@ -18,7 +21,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from e2e_helpers import REPO, Cluster, Target, find_target, sh
+from e2e_helpers import REPO, Cluster, Target, find_target, kafka_mode, sh
 
 sys.path.insert(0, str(REPO / "tests" / "charts"))
 from chart_helpers import find_tool  # noqa: E402  (the same tool discovery as the chart tier)
@@ -62,8 +65,12 @@ def cluster(target: Target) -> Iterator[Cluster]:
     cluster.kubectl("wait", "--for=condition=Available", "deployment", "-l", f"app.kubernetes.io/instance={release}",
                     "--timeout=900s", timeout=960)
     cluster.kubectl("rollout", "status", f"statefulset/{release}-postgresql", "--timeout=600s", timeout=660)
-    cluster.kubectl("wait", f"kafka/{release}-kafka", "--for=condition=Ready", "--timeout=900s", timeout=960)
-    cluster.kubectl("wait", "kafkatopic/transactions", "--for=condition=Ready", "--timeout=300s", timeout=360)
+    kafka = kafka_mode()
+    if kafka == "strimzi":
+        cluster.kubectl("wait", f"kafka/{release}-kafka", "--for=condition=Ready", "--timeout=900s", timeout=960)
+        cluster.kubectl("wait", "kafkatopic/transactions", "--for=condition=Ready", "--timeout=300s", timeout=360)
+    elif kafka == "standalone":  # the topic comes from the chart's post-install Job, done before helm returned
+        cluster.kubectl("rollout", "status", f"statefulset/{release}-kafka-kafka", "--timeout=600s", timeout=660)
     started = time.monotonic()
     yield cluster
     print(f"\ne2e: platform in {target.context}/{target.namespace} used for {time.monotonic() - started:.0f}s "

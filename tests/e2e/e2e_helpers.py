@@ -28,6 +28,14 @@ class Target:
     ingress_url: str = os.environ.get("E2E_INGRESS_URL", "http://127.0.0.1:8080")
 
 
+def kafka_mode() -> str:
+    """How the platform under test runs Kafka (E2E_KAFKA): strimzi (default), standalone or off."""
+    mode = os.environ.get("E2E_KAFKA", "strimzi")
+    if mode not in ("strimzi", "standalone", "off"):
+        raise ValueError(f"E2E_KAFKA must be strimzi, standalone or off, not {mode!r}")
+    return mode
+
+
 def _quick(*args: str) -> subprocess.CompletedProcess[str] | None:
     try:
         return subprocess.run(list(args), capture_output=True, text=True, timeout=PROBE_SECONDS)
@@ -66,6 +74,8 @@ def find_target() -> tuple[Target | None, str]:
             reasons.append(f"no container engine for kind (docker info: {_first_line(docker)})")
         else:
             return Target(context=f"kind-{KIND_CLUSTER}", mode="kind"), ""
+    if local := os.environ.get("E2E_LOCAL_CLUSTER_REASON"):  # set by .ci/test: why k8s/local-cluster is not up
+        reasons.append(f"no local cluster: {local}")
     return None, "no Kubernetes cluster can be had: " + "; ".join(reasons)
 
 
@@ -102,13 +112,25 @@ class Cluster:
         """Run a Python script in a deployment's pod (the images have python, duckdb and the package)."""
         return self.kubectl("exec", f"deploy/{deployment}", "--", "python", "-c", script, timeout=timeout)
 
-    def duckdb_query(self, sql: str, deadline_seconds: float = 120) -> list[list]:
-        """Rows of a read-only query on the DuckDB file on the volume, retried while a run holds the lock."""
-        script = (
-            "import duckdb, json, os\n"
-            "conn = duckdb.connect(os.environ['DUCKDB_PATH'], read_only=True)\n"
-            f"print(json.dumps(conn.execute({sql!r}).fetchall(), default=str))\n"
+    def duckdb_query(self, sql: str) -> list[list]:
+        """Rows of a read-only query on the DuckDB file on the volume."""
+        return self._read_duckdb(f"print(json.dumps(conn.execute({sql!r}).fetchall(), default=str))\n")
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per table of the ``ingestion`` schema ({} before the first run created the file)."""
+        return self._read_duckdb(
+            "from ingestion_patterns.warehouse import table_counts\n"
+            "print(json.dumps(table_counts(conn)))\n",
+            missing="{}",
         )
+
+    def _read_duckdb(self, body: str, missing: str | None = None, deadline_seconds: float = 120):
+        """Run ``body`` with ``conn`` open read-only on the volume's DuckDB file, in the code-location pod;
+        retried while a run holds the file's lock. ``missing`` is printed instead when there is no file yet."""
+        script = "import duckdb, json, os, sys\n"
+        if missing is not None:
+            script += f"if not os.path.exists(os.environ['DUCKDB_PATH']): print({missing!r}); sys.exit(0)\n"
+        script += "conn = duckdb.connect(os.environ['DUCKDB_PATH'], read_only=True)\n" + body
         deadline = time.monotonic() + deadline_seconds
         while True:
             try:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # helm install of charts/platform on the local cluster, with the images images.sh built and imported
 # (never pulled) and PostgreSQL from the local Debian-based image. Prints the time until every pod is Ready.
-# KAFKA=off (default until charts/kafka has a mode that needs no operator): kafka.enabled=false, because the
-# Strimzi operator's image cannot be had here.
+# KAFKA=standalone (default): charts/kafka's standalone mode (a KRaft StatefulSet) on the Kafka image images.sh
+# built from Maven Central's jars, because the Strimzi operator's image cannot be had here; KAFKA=off leaves
+# Kafka out (kafka.enabled=false).
 source "$(dirname "$0")/lib.sh"
 NAMESPACE="${NAMESPACE:-ingestion}" RELEASE="${RELEASE:-ingestion}" IMAGE_TAG="${IMAGE_TAG:-local}"
 HELM="${HELM:-$(command -v helm || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ingestion-patterns/bin/helm")}"
@@ -19,7 +20,14 @@ for c in user-code webhook-receiver mock-api; do
 done
 args+=(--set postgresql.image.repository=localhost/ingestion-patterns/postgres --set postgresql.image.tag=15-bookworm
        --set postgresql.image.pullPolicy=Never)
-[ "${KAFKA:-off}" = off ] && args+=(--set kafka.enabled=false)
+case "${KAFKA:-standalone}" in
+  off) args+=(--set kafka.enabled=false) ;;
+  standalone)
+    kafka_image="localhost/ingestion-patterns/kafka:${INGEST_KAFKA_VERSION:-4.4.0}-bookworm"
+    args+=(--set kafka.mode=standalone --set "kafka.standalone.image.repository=${kafka_image%:*}"
+           --set "kafka.standalone.image.tag=${kafka_image##*:}" --set kafka.standalone.image.pullPolicy=Never) ;;
+  *) die "KAFKA must be standalone or off here (the Strimzi operator's image cannot be had)" ;;
+esac
 s=$SECONDS
 "$HELM" upgrade --install "$RELEASE" "$REPO/charts/platform" -n "$NAMESPACE" "${args[@]}" "$@" \
   --wait --timeout 15m
