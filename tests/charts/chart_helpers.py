@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHARTS_DIR = REPO / "charts"
 CHARTS = ["webhook-receiver", "mock-api", "user-code", "kafka", "platform"]
 PROFILES = ["default", "kind", "production"]
+# Kafka's standalone mode (one KRaft StatefulSet, no Strimzi operator) rendered over a values profile, as
+# "<profile>+standalone". Production's three-node values do not fit a single node (the schema refuses them).
+STANDALONE_CASES = [(chart, f"{profile}+standalone") for chart in ("kafka", "platform") for profile in ("default", "kind")]
+# Every (chart, profile) that is linted, validated and scanned.
+CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES] + STANDALONE_CASES
 RELEASE = "ip"
 NAMESPACE = "ingestion"
 TOOLS_DIR = Path(os.environ.get("INGESTION_TOOLS_DIR", Path.home() / ".cache" / "ingestion-patterns"))
@@ -47,9 +52,13 @@ def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
 
 
 def values_args(chart: str, profile: str) -> list[str]:
-    """The values file of a profile, and the Kubernetes version to render for: the one whose schemas the
-    objects are validated against (a `go install`ed helm has no built-in version and would assume 1.20)."""
+    """The values file of a profile (and Kafka's mode for "<profile>+<mode>"), and the Kubernetes version to
+    render for: the one whose schemas the objects are validated against (a `go install`ed helm has no
+    built-in version and would assume 1.20)."""
+    profile, _, kafka_mode = profile.partition("+")
     values = [] if profile == "default" else ["-f", str(CHARTS_DIR / chart / f"values-{profile}.yaml")]
+    if kafka_mode:
+        values += ["--set", f"{'kafka.' if chart == 'platform' else ''}mode={kafka_mode}"]
     return [*values, "--kube-version", KUBE_VERSION]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from chart_helpers import CHARTS, CHARTS_DIR, PROFILES, Renderer, run, values_args
+from chart_helpers import CASES, CHARTS, CHARTS_DIR, PROFILES, Renderer, run, values_args
 
 pytestmark = pytest.mark.charts
 
@@ -18,7 +18,6 @@ pytestmark = pytest.mark.charts
 K8S_VERSION = kubernetes_validate.latest_version()
 # Custom resources: checked against their CRD schemas or field by field in test_chart_strimzi.py and below.
 CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "Middleware", "HTTPRoute"}
-CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES]
 
 
 @pytest.mark.parametrize("chart", CHARTS)

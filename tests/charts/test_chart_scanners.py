@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_helpers import CHARTS, CHARTS_DIR, PROFILES, REPO, Renderer
+from chart_helpers import CASES, CHARTS_DIR, REPO, Renderer
 
 pytestmark = pytest.mark.charts
 
@@ -55,10 +55,9 @@ def skipped_checks(report: object) -> list[dict]:
 
 
 def test_checkov_rendered_charts(uvx: str, render: Renderer, tmp_path: Path) -> None:
-    for chart in CHARTS:
-        for profile in PROFILES:
-            objects = render(chart, profile, *EXTRA.get(chart, []))
-            (tmp_path / f"{chart}-{profile}.yaml").write_text(yaml.safe_dump_all(objects))
+    for chart, profile in CASES:
+        objects = render(chart, profile, *EXTRA.get(chart, []))
+        (tmp_path / f"{chart}-{profile}.yaml").write_text(yaml.safe_dump_all(objects))
     report = run_json(uvx, "--from", CHECKOV, "checkov", "--config-file", str(CHARTS_DIR / ".checkov.yaml"),
                       "-d", str(tmp_path), "-o", "json")
     assert not failed_checks(report), "\n".join(failed_checks(report))

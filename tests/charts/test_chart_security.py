@@ -8,11 +8,10 @@ import json
 import re
 
 import pytest
-from chart_helpers import CHARTS, PROFILES, RELEASE, Renderer, by_kind, one, pod_spec
+from chart_helpers import CASES, RELEASE, Renderer, by_kind, one, pod_spec
 
 pytestmark = pytest.mark.charts
 
-CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES]
 LONG_RUNNING = {"Deployment", "StatefulSet"}
 # Secrets a production install expects to exist already (created by the operator's secret manager).
 PRODUCTION_EXISTING_SECRETS = {"webhook-inbox", "webhook-signing-secrets", "source-api-token", "ingestion-postgresql"}

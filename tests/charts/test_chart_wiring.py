@@ -9,7 +9,7 @@ import re
 import jsonschema
 import pytest
 import yaml
-from chart_helpers import CHARTS, PROFILES, RELEASE, REPO, TOOLS_DIR, Renderer, by_kind, one, pod_spec
+from chart_helpers import CASES, PROFILES, RELEASE, REPO, TOOLS_DIR, Renderer, by_kind, one, pod_spec
 
 pytestmark = pytest.mark.charts
 
@@ -138,7 +138,7 @@ def test_receiver_scales_and_is_protected(render: Renderer) -> None:
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
 
 
-@pytest.mark.parametrize(("chart", "profile"), [(c, p) for c in CHARTS for p in PROFILES])
+@pytest.mark.parametrize(("chart", "profile"), CASES)
 def test_no_bare_pod_is_adopted_by_a_controller(render: Renderer, chart: str, profile: str) -> None:
     """helm test pods must not match a Deployment/StatefulSet selector (its ReplicaSet would adopt them)."""
     objects = render(chart, profile, *(["--set", "kafkaUi.enabled=true"] if chart == "kafka" else []))

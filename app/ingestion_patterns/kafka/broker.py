@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -43,6 +44,11 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <dependencies>
     <!-- kafka_2.13 holds kafka.Kafka (the server) and kafka.tools.StorageTool (storage format) -->
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
+    <!-- kafka-tools holds org.apache.kafka.tools.TopicCommand (kafka-topics.sh of the local-cluster image);
+         connect-runtime (Jetty, Jersey) only serves its Connect plugin tools -->
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>{kafka}</version>
+      <exclusions><exclusion><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId></exclusion></exclusions>
+    </dependency>
     <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>{slf4j}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>{log4j}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{log4j}</version></dependency>
@@ -85,8 +91,10 @@ def cache_dir(version: str = KAFKA_VERSION) -> Path:
 def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     """The folder holding every jar the broker needs, downloading them with Maven on first use."""
     root = cache_dir(version)
-    libs, done = root / "libs", root / "libs.complete"
-    if done.exists():
+    pom = _POM.format(kafka=version, slf4j=_SLF4J_VERSION, log4j=_LOG4J_VERSION)
+    # The marker holds the pom's digest: a cache made from another jar set is fetched again, once.
+    libs, done, digest = root / "libs", root / "libs.complete", hashlib.sha256(pom.encode()).hexdigest()
+    if _marker(done) == digest:
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -95,13 +103,11 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     # One download at a time per version, across processes (parallel test sessions, CI steps).
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
+        if _marker(done) == digest:
             return libs
         with tempfile.TemporaryDirectory(dir=root) as work:
             work_path = Path(work)
-            (work_path / "pom.xml").write_text(
-                _POM.format(kafka=version, slf4j=_SLF4J_VERSION, log4j=_LOG4J_VERSION)
-            )
+            (work_path / "pom.xml").write_text(pom)
             out = work_path / "libs"
             result = subprocess.run(
                 [mvn, "-B", "-q", "dependency:copy-dependencies", f"-DoutputDirectory={out}",
@@ -112,8 +118,15 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
                 raise BrokerError(f"mvn could not fetch Kafka {version}'s jars:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
             shutil.rmtree(libs, ignore_errors=True)
             out.rename(libs)
-        done.write_text(version + "\n")
+        done.write_text(digest + "\n")
     return libs
+
+
+def _marker(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _cluster_id() -> str:
