@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the cluster's other parts from the Go module proxy into $TOOLS_BIN (each cached by a stamp):
-#   etcd (wrapper module tools-build/etcd), CoreDNS and local-path-provisioner (plain `go install`),
-#   Traefik (wrapper module tools-build/traefik), and the pause binary (C, from the k8s.io/kubernetes module).
+#   etcd (wrapper module tools-build/etcd), CoreDNS (tools-build/coredns: only the plugins the cluster uses),
+#   local-path-provisioner (plain `go install`), Traefik (wrapper module tools-build/traefik), and the pause
+#   binary (C, from the k8s.io/kubernetes module).
 # Usage: build-tools.sh [etcd|coredns|local-path-provisioner|traefik|pause ...]   (default: all)
 source "$(dirname "$0")/lib.sh"
 
-COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 LOCAL_PATH_VERSION="${LOCAL_PATH_VERSION:-v0.0.30}"
 mkdir -p "$TOOLS_BIN"
 
@@ -16,7 +16,7 @@ done_() { echo "$2" > "$TOOLS_BIN/.$1.stamp"; log "$1 built ($3s)"; }
 # wrapper NAME PKG: build PKG through the wrapper module tools-build/NAME.
 wrapper() {
   local name=$1 pkg=$2 dir="$LC_DIR/tools-build/$1" key start=$SECONDS
-  key="$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)"
+  key="$(cat "$dir/go.mod" "$dir/go.sum" $(ls "$dir"/*.go 2>/dev/null) | sha256sum | cut -c1-16)"
   cached "$name" "$key" && { log "$name cached"; return; }
   log "building $name"
   (cd "$dir" && CGO_ENABLED=0 go_build -ldflags "-s -w ${3:-}" -o "$TOOLS_BIN/$name" "$pkg")
@@ -51,7 +51,7 @@ for t in "${targets[@]}"; do
     etcd) wrapper etcd go.etcd.io/etcd/server/v3 ;;
     traefik) wrapper traefik github.com/traefik/traefik/v3/cmd/traefik \
       "-X github.com/traefik/traefik/v3/pkg/version.Version=v3.6.12" ;;
-    coredns) install coredns "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns ;;
+    coredns) wrapper coredns . ;;
     local-path-provisioner) install local-path-provisioner "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION" \
       github.com/rancher/local-path-provisioner ;;
     pause) pause ;;
