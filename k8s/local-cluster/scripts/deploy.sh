@@ -30,6 +30,6 @@ case "${KAFKA:-standalone}" in
 esac
 s=$SECONDS
 "$HELM" upgrade --install "$RELEASE" "$REPO/charts/platform" -n "$NAMESPACE" "${args[@]}" "$@" \
-  --wait --timeout 15m
+  --wait --timeout "${HELM_TIMEOUT:-8m}"
 log "helm install until Ready: $((SECONDS - s))s"
 K -n "$NAMESPACE" get pods -o wide
