@@ -74,4 +74,5 @@ def cluster(target: Target) -> Iterator[Cluster]:
     started = time.monotonic()
     yield cluster
     print(f"\ne2e: platform in {target.context}/{target.namespace} used for {time.monotonic() - started:.0f}s "
-          "(left running; `make -C k8s kind-down` removes a kind cluster)", file=sys.stderr)
+          f"(left running{'; `make -C k8s kind-down` removes the kind cluster' if target.mode == 'kind' else ''})",
+          file=sys.stderr)
