@@ -23,13 +23,18 @@ app.kubernetes.io/name: {{ include "kafka.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{- define "kafka.labels" -}}
+{{/* The labels every object of the chart carries, beside its own selector, component and version. */}}
+{{- define "kafka.commonLabels" -}}
 helm.sh/chart: {{ include "kafka.chart" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ingestion-patterns
+{{- end }}
+
+{{- define "kafka.labels" -}}
+{{ include "kafka.commonLabels" . }}
 {{ include "kafka.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: event-stream
-app.kubernetes.io/part-of: ingestion-patterns
 {{- end }}
 
 {{/* The Strimzi cluster name: clusterName, or the full name. Services are <cluster>-kafka-bootstrap etc. */}}
@@ -47,12 +52,10 @@ Labels of the helm test pod: deliberately NOT matching the Deployment's selector
 adopt (and could delete) the bare test pod.
 */}}
 {{- define "kafka.testLabels" -}}
-helm.sh/chart: {{ include "kafka.chart" . }}
+{{ include "kafka.commonLabels" . }}
 app.kubernetes.io/name: {{ include "kafka.name" . }}-test
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: helm-test
-app.kubernetes.io/part-of: ingestion-patterns
 {{ include "kafka.noIngressLabel" . }}
 {{- end }}
 
@@ -63,12 +66,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "kafka.uiLabels" -}}
-helm.sh/chart: {{ include "kafka.chart" . }}
+{{ include "kafka.commonLabels" . }}
 {{ include "kafka.uiSelectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.kafkaUi.image.tag | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: kafka-ui
-app.kubernetes.io/part-of: ingestion-patterns
 {{- end }}
 
 {{/* mode: standalone - one KRaft node as a StatefulSet, no Strimzi operator. */}}
@@ -88,11 +89,9 @@ app.kubernetes.io/component: kafka
 {{- end }}
 
 {{- define "kafka.brokerLabels" -}}
-helm.sh/chart: {{ include "kafka.chart" . }}
+{{ include "kafka.commonLabels" . }}
 {{ include "kafka.brokerSelectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.kafka.version | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: ingestion-patterns
 {{- end }}
 
 {{/*
@@ -174,11 +173,9 @@ layout the StatefulSet mounts: data on /var/lib/kafka/data, the controller on 90
 
 {{/* The standalone topic Job's labels (not matching the broker's selector). */}}
 {{- define "kafka.topicJobLabels" -}}
-helm.sh/chart: {{ include "kafka.chart" . }}
+{{ include "kafka.commonLabels" . }}
 {{ include "kafka.selectorLabels" . }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: kafka-topic
-app.kubernetes.io/part-of: ingestion-patterns
 {{ include "kafka.noIngressLabel" . }}
 {{- end }}
 
