@@ -5,7 +5,7 @@
 # Then the add-ons: CoreDNS, Traefik (ingress), local-path-provisioner (default StorageClass); ADDONS=0 skips
 # them, LC_TOOLS="etcd pause" builds only those tools.
 source "$(dirname "$0")/lib.sh"
-[ "$(id -u)" = 0 ] || die "run as root (containerd, kubelet and kube-proxy need it)"
+reason="$("$LC_DIR/scripts/preflight.sh")" || die "this machine cannot run the cluster: $reason"
 t0=$SECONDS
 IP="$(node_ip)"; [ -n "$IP" ] || die "no node IP (set NODE_IP)"
 mkdir -p "$LC_RUN" "$LC_LOG" "$LC_CONF"
@@ -13,9 +13,6 @@ mkdir -p "$LC_RUN" "$LC_LOG" "$LC_CONF"
 # --- binaries (cached builds) ---------------------------------------------------------------------------
 "$LC_DIR/scripts/build-kube.sh"
 "$LC_DIR/scripts/build-tools.sh" ${LC_TOOLS:-}
-for b in containerd runc; do command -v $b >/dev/null || die "$b missing: apt-get install containerd runc"; done
-[ -x /usr/lib/cni/bridge ] || die "CNI plugins missing: apt-get install containernetworking-plugins"
-command -v conntrack >/dev/null || log "warning: conntrack missing (apt-get install conntrack)"
 
 # --- host settings --------------------------------------------------------------------------------------
 # Pod traffic is routed and NATed by the host; Services are iptables rules that must see bridged traffic.

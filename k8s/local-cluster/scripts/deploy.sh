@@ -5,7 +5,7 @@
 # built from Maven Central's jars, because the Strimzi operator's image cannot be had here; KAFKA=off leaves
 # Kafka out (kafka.enabled=false).
 source "$(dirname "$0")/lib.sh"
-NAMESPACE="${NAMESPACE:-ingestion}" RELEASE="${RELEASE:-ingestion}" IMAGE_TAG="${IMAGE_TAG:-local}"
+NAMESPACE="${NAMESPACE:-ingestion}" RELEASE="${RELEASE:-ingestion}"
 HELM="${HELM:-$(command -v helm || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ingestion-patterns/bin/helm")}"
 K() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 export KUBECONFIG="$KUBECONFIG_ADMIN"
@@ -18,14 +18,13 @@ for c in user-code webhook-receiver mock-api; do
   args+=(--set "$c.image.repository=localhost/ingestion-patterns/$c" --set "$c.image.tag=$IMAGE_TAG"
          --set "$c.image.pullPolicy=Never")
 done
-args+=(--set postgresql.image.repository=localhost/ingestion-patterns/postgres --set postgresql.image.tag=15-bookworm
+args+=(--set "postgresql.image.repository=${POSTGRES_IMAGE%:*}" --set "postgresql.image.tag=${POSTGRES_IMAGE##*:}"
        --set postgresql.image.pullPolicy=Never)
 case "${KAFKA:-standalone}" in
   off) args+=(--set kafka.enabled=false) ;;
   standalone)
-    kafka_image="localhost/ingestion-patterns/kafka:${INGEST_KAFKA_VERSION:-4.4.0}-bookworm"
-    args+=(--set kafka.mode=standalone --set "kafka.standalone.image.repository=${kafka_image%:*}"
-           --set "kafka.standalone.image.tag=${kafka_image##*:}" --set kafka.standalone.image.pullPolicy=Never) ;;
+    args+=(--set kafka.mode=standalone --set "kafka.standalone.image.repository=${KAFKA_IMAGE%:*}"
+           --set "kafka.standalone.image.tag=${KAFKA_IMAGE##*:}" --set kafka.standalone.image.pullPolicy=Never) ;;
   *) die "KAFKA must be standalone or off here (the Strimzi operator's image cannot be had)" ;;
 esac
 s=$SECONDS

@@ -10,10 +10,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$IMAGES_DIR"
 CTR=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-SUITE=bookworm
 BASE_TAG="localhost/ingestion-patterns/python-base:3.11-$SUITE"
-IMAGE_TAG="${IMAGE_TAG:-local}"
-KAFKA_IMAGE="localhost/ingestion-patterns/kafka:${INGEST_KAFKA_VERSION:-4.4.0}-$SUITE"
 EXTRA_CA_DIR="${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}"
 BASE_KEY="$SUITE-2-$(cat "$EXTRA_CA_DIR"/*.crt 2>/dev/null | sha256sum | cut -c1-8)"
 
@@ -117,16 +114,14 @@ postgres_image() {
 # apache/kafka image's script interface (/opt/kafka/bin/kafka-{storage,server-start,topics}.sh) that
 # charts/kafka's standalone mode calls.
 KAFKA_SRC="$LC_DIR/images/kafka"
-kafka_libs() { (cd "$REPO" && uv run --frozen python -c \
-  'from ingestion_patterns.kafka.broker import ensure_jars; print(ensure_jars())'); }
+KAFKA_LIBS=""  # the jar folder (ensure_jars: found in, or fetched into, the broker's cache); set once below
 kafka_image() {
-  local libs c; libs="$(kafka_libs)"
-  c=$(buildah from "$BASE_TAG")
+  local c; c=$(buildah from "$BASE_TAG")
   buildah run --isolation chroot "$c" -- sh -c 'apt-get update -q \
     && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/* && groupadd -r -g 1000 kafka && useradd -r -u 1000 -g kafka -d /opt/kafka kafka' \
     > "$LC_LOG/build-kafka.log" 2>&1 || die "kafka image: $LC_LOG/build-kafka.log"
-  buildah copy -q "$c" "$libs" /opt/kafka/libs >/dev/null
+  buildah copy -q "$c" "$KAFKA_LIBS" /opt/kafka/libs >/dev/null
   buildah copy -q --chmod 0755 "$c" "$KAFKA_SRC/bin" /opt/kafka/bin >/dev/null
   buildah copy -q "$c" "$KAFKA_SRC/config" /opt/kafka/config >/dev/null
   buildah config --env PATH=/opt/kafka/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env KAFKA_LIBS=/opt/kafka/libs \
@@ -134,7 +129,7 @@ kafka_image() {
   buildah commit -q --rm "$c" "$1" >/dev/null
 }
 kafka_key() {
-  { ls "$(kafka_libs)"; cat "$KAFKA_SRC"/bin/* "$KAFKA_SRC"/config/*; } 2>/dev/null | sha256sum | cut -c1-16
+  { ls "$KAFKA_LIBS"; cat "$KAFKA_SRC"/bin/* "$KAFKA_SRC"/config/*; } 2>/dev/null | sha256sum | cut -c1-16
 }
 
 case "${1:-system}" in
@@ -158,8 +153,12 @@ case "${1:-system}" in
       import "$name" "$src" "localhost/ingestion-patterns/$name:$IMAGE_TAG" dockerfile_image
     done
     import postgres "$(sha256sum "$LC_DIR/images/postgres-entrypoint.sh" | cut -c1-16)" \
-      localhost/ingestion-patterns/postgres:15-$SUITE postgres_image
-    [ "${KAFKA:-standalone}" != standalone ] || import kafka "$(kafka_key)" "$KAFKA_IMAGE" kafka_image
+      "$POSTGRES_IMAGE" postgres_image
+    if [ "${KAFKA:-standalone}" = standalone ]; then
+      KAFKA_LIBS="$(cd "$REPO" && uv run --frozen python -c \
+        'from ingestion_patterns.kafka.broker import ensure_jars; print(ensure_jars())')"
+      import kafka "$(kafka_key)" "$KAFKA_IMAGE" kafka_image
+    fi
     ;;
   *) die "usage: images.sh system|base|platform" ;;
 esac

@@ -33,6 +33,12 @@ NOFILE_HARD="$(ulimit -Hn)"
 [ "$NOFILE_HARD" = unlimited ] && NOFILE_HARD=1048576
 NOFILE_LIMIT="${NOFILE_LIMIT:-$NOFILE_HARD}"
 
+# The platform's images as images.sh builds them and deploy.sh installs them (never pulled).
+SUITE=bookworm
+IMAGE_TAG="${IMAGE_TAG:-local}"
+POSTGRES_IMAGE="localhost/ingestion-patterns/postgres:15-$SUITE"
+KAFKA_IMAGE="localhost/ingestion-patterns/kafka:${INGEST_KAFKA_VERSION:-4.4.0}-$SUITE"
+
 CONTAINERD_ROOT="$LC_STATE/containerd"
 CONTAINERD_SOCK="$LC_STATE/containerd/containerd.sock"
 

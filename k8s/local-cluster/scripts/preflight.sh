@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Can this machine run the local cluster? Exit 0 when it can; else print the first reason it cannot and
-# exit 1. Quick (no builds, no network): .ci/test asks before it spends half an hour building.
+# exit 1. Quick (no builds, no network): .ci/test asks before it spends minutes building, cluster-up before
+# it starts anything.
 source "$(dirname "$0")/lib.sh"
 no() { echo "$*"; exit 1; }
 
@@ -10,7 +11,7 @@ no() { echo "$*"; exit 1; }
 command -v go >/dev/null || no "no Go toolchain (the cluster's binaries are built from the Go module proxy)"
 gov="$(go env GOVERSION)"; gov="${gov#go}"
 [ "$(printf '%s\n' 1.25 "$gov" | sort -V | head -1)" = 1.25 ] || no "Go $gov is older than 1.25 (Kubernetes 1.34 needs it)"
-for c in containerd runc buildah debootstrap iptables openssl gcc; do
+for c in containerd runc conntrack buildah debootstrap iptables openssl gcc; do
   command -v $c >/dev/null || no "$c is missing (apt-get install: see docs/local-cluster.md)"
 done
 [ -x /usr/lib/cni/bridge ] || no "the CNI plugins are missing (apt-get install containernetworking-plugins)"
