@@ -19,6 +19,7 @@ import pytest
 from ingestion_patterns.instance import prepare_dagster_home
 from ingestion_patterns.processes import ManagedProcess, wait_until
 from ingestion_patterns.resources.webhook_inbox import WebhookInboxResource
+from ingestion_patterns.warehouse import DUCKDB_POOL
 
 pytestmark = pytest.mark.integration
 
@@ -221,7 +222,15 @@ def test_run_killed_mid_landing_resumes_with_every_payload_exactly_once(platform
 def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform):
     _fill_inbox(platform, "alpha", 4000)
     _fill_inbox(platform, "beta", 4000)
-    runs = [_execute_job_process(platform, source, batch_size=100, name=f"run-{source}") for source in ("alpha", "beta")]
+    # The second run starts while the first holds the duckdb slot. Not in the same instant: Dagster's SQLite
+    # storage claims slots without row locks, so two steps claiming together can both get the one slot
+    # (PostgreSQL, the cluster's storage, uses FOR UPDATE SKIP LOCKED). DuckDB's own file lock and the
+    # resource's connect retries still keep the writes apart then (docs/architecture.md).
+    runs = [_execute_job_process(platform, "alpha", batch_size=100, name="run-alpha")]
+    storage = platform.instance.event_log_storage
+    wait_until(lambda: storage.get_concurrency_info(DUCKDB_POOL).claimed_slots or not runs[0].running,
+               timeout=120, what="the first run's duckdb slot", interval=0.02)
+    runs.append(_execute_job_process(platform, "beta", batch_size=100, name="run-beta"))
     for run in runs:
         run.proc.wait(timeout=300)
     for run in runs:
