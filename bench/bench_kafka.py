@@ -33,11 +33,11 @@ from pathlib import Path
 from aiokafka import TopicPartition
 
 from ingestion_patterns import warehouse
-from ingestion_patterns.kafka import broker as local_broker
-from ingestion_patterns.kafka.consume import land_planned, plan_poll
-from ingestion_patterns.kafka.producer import produce
-from ingestion_patterns.resources.kafka_consumer import KafkaResource
-from ingestion_patterns.warehouse import kafka as wk
+from ingestion_devtools import kafka_broker as local_broker
+from ingestion_patterns.poll.consume import land_planned, plan_poll
+from ingestion_devtools.kafka_producer import produce
+from ingestion_patterns.poll.client import KafkaResource
+from ingestion_patterns.poll import landing as wk
 
 
 def cpu_seconds() -> float:

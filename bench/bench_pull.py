@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingestion_patterns.processes import ManagedProcess, free_port
+from ingestion_devtools.processes import ManagedProcess, free_port
 
 TOKEN = "bench-token"
 
@@ -43,9 +43,9 @@ def pull_ours(url: str, db: str, page_size: int) -> dict:
     import duckdb
     from dagster_duckdb import DuckDBResource
 
-    from ingestion_patterns.defs.pull_api_ingestion import (
+    from ingestion_patterns.pull.assets import (
         extract_source_data, load_to_storage, validate_extracted_data)
-    from ingestion_patterns.resources.api_client import SourceApiResource
+    from ingestion_patterns.pull.client import SourceApiResource
 
     instance = dg.DagsterInstance.ephemeral()
     rss_before = _rss_mb()

@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingestion_patterns.processes import ManagedProcess, free_port
+from ingestion_devtools.processes import ManagedProcess, free_port
 
 LUA = Path(__file__).with_name("webhooks.lua")
 BENCH_LINE = re.compile(r"BENCH (.*)")
@@ -121,7 +121,7 @@ def process_tree_cpu_seconds(pid: int) -> float:
 
 
 def count_stored(inbox_url: str) -> int:
-    from ingestion_patterns.webhooks.inbox import open_inbox
+    from ingestion_patterns.push.inbox import open_inbox
 
     async def count() -> int:
         async with open_inbox(inbox_url) as inbox:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion_patterns.processes import free_port
+from ingestion_devtools.processes import free_port
 
 
 def _bindir() -> Path:

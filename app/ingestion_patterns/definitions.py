@@ -1,4 +1,4 @@
-"""The code location: everything under ``defs/`` plus the shared resources."""
+"""The code location: everything under ``defs/`` plus the shared resources, built from the settings."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from . import settings
 from .resources import build_resources
+from .settings import Settings, load_settings
 
-# Unset settings fall back to the local defaults, so `dg dev` works with no environment at all.
-settings.apply_defaults()
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The definitions with resources for ``settings`` (the CLI passes its own, e.g. the demo's URLs)."""
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(resources=build_resources(settings)),
+    )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=build_resources()),
-    )
+    # Read once per load; unset settings take the local defaults, so `dg dev` works with no environment.
+    return build_definitions(load_settings())

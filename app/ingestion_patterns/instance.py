@@ -6,23 +6,24 @@ import os
 import shutil
 from pathlib import Path
 
-from . import settings
+from .settings import Settings, load_settings
 
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 
 
-def prepare_dagster_home(home: str | Path | None = None) -> Path:
-    """Create DAGSTER_HOME (default ``$DAGSTER_HOME`` or ``data/dagster``) holding our dagster.yaml.
+def prepare_dagster_home(home: str | Path | None = None, settings: Settings | None = None) -> Path:
+    """Create DAGSTER_HOME (default ``$DAGSTER_HOME`` or ``INGEST_DATA_DIR/dagster``) holding our dagster.yaml.
 
-    An existing dagster.yaml is kept (it may be the user's own); a missing one is copied in.
-    Sets DAGSTER_HOME for this process and its children.
+    An existing dagster.yaml is kept (it may be the user's own); a missing one is copied in. The
+    caller opens the instance from the returned folder, or hands it to a child as DAGSTER_HOME.
     """
-    home = Path(home or os.environ.get("DAGSTER_HOME") or settings.DATA_DIR / "dagster").resolve()
+    if home is None:
+        home = os.environ.get("DAGSTER_HOME") or (settings or load_settings()).ingest_data_dir / "dagster"
+    home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     if not target.exists():
         shutil.copyfile(INSTANCE_YAML, target)
-    os.environ["DAGSTER_HOME"] = str(home)
     _set_duckdb_pool_limit(home)
     return home
 

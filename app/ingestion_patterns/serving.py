@@ -41,11 +41,13 @@ def serve(
     graceful_timeout: int = 30,
     proc_name: str = "ingestion-patterns",
     access_log: bool = False,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Block serving ``factory`` until gunicorn is told to stop (SIGTERM/SIGINT).
 
     ``keepalive`` defaults above common proxy idle timeouts (nginx/envoy: 60 s) so the proxy, not
     the server, closes idle upstream connections; otherwise a request can race a server-side close.
+    ``env`` is set by gunicorn's master before it loads the app in the workers.
     """
     options = {
         "bind": f"{host}:{port}",
@@ -60,5 +62,6 @@ def serve(
         # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which
         # several servers on one machine would fight over, and a read-only root filesystem refuses.
         "control_socket_disable": True,
+        "raw_env": [f"{name}={value}" for name, value in (env or {}).items()],
     }
     _GunicornApp(factory, options).run()

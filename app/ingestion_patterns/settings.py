@@ -1,52 +1,133 @@
-"""Every setting comes from the environment (12-factor); these are the names and local defaults.
+"""Every setting of the platform in one typed model, read from the environment (12-factor).
 
-The same names are read by the Dagster resources (through ``dg.EnvVar``), the HTTP services and the
-CLI, and set by the Helm charts, so one image runs locally and in the cluster.
+``Settings()`` reads the environment once, at an entry point (the code location, the CLI, the
+receiver), and the result is passed down; nothing reads it at import time or writes it back. The
+field names are the environment names in lower case (``DUCKDB_PATH`` -> ``duckdb_path``); the same
+names are set by the Helm charts, so one image runs locally and in the cluster. Unset, a field takes
+its local default: files under ``INGEST_DATA_DIR`` (``./data``), the mock API, no Kafka.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 
-# Absolute, so child processes started in another folder (dg runs in app/) share the same files.
-DATA_DIR = Path(os.environ.get("INGEST_DATA_DIR", "data")).resolve()
-
-DEFAULTS: dict[str, str] = {
-    "DUCKDB_PATH": str(DATA_DIR / "ingestion_patterns.duckdb"),
-    "WEBHOOK_INBOX_URL": f"sqlite:///{DATA_DIR / 'webhook_inbox.sqlite3'}",
-    "WEBHOOK_MAX_BODY_BYTES": str(1024 * 1024),
-    "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": "300",
-    "WEBHOOK_RETRY_AFTER_SECONDS": "5",
-    "WEBHOOK_INBOX_TIMEOUT_SECONDS": "10",
-    "SOURCE_API_URL": "http://127.0.0.1:8000",
-    "SOURCE_API_TOKEN": "dev-token",
-    "PULL_MAX_STALENESS_HOURS": "48",
-    "PULL_DUCKDB_MEMORY_LIMIT": "128MB",
-    "KAFKA_BOOTSTRAP_SERVERS": "",
-    "KAFKA_TOPIC": "transactions",
-    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
-    "KAFKA_CLIENT_ID": "ingestion-patterns",
-    "KAFKA_GROUP_ID": "ingestion-patterns",
-    "KAFKA_SASL_MECHANISM": "",
-    "KAFKA_SASL_USERNAME": "",
-    "KAFKA_SASL_PASSWORD": "",
-    "KAFKA_SSL_CAFILE": "",
-    "KAFKA_SSL_CERTFILE": "",
-    "KAFKA_SSL_KEYFILE": "",
-}
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SOURCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-
-def get(name: str) -> str:
-    """The value of setting ``name``: the environment first, then the local default."""
-    return os.environ.get(name) or DEFAULTS.get(name, "")
+# Per-source webhook signing secrets: WEBHOOK_SECRET_<SOURCE> (see ``secret_key``).
+SECRET_ENV_PREFIX = "WEBHOOK_SECRET_"
 
 
-def apply_defaults() -> None:
-    """Put every unset setting into the environment, so ``dg.EnvVar`` resolves locally too."""
-    os.environ.setdefault("INGEST_DATA_DIR", str(DATA_DIR))
-    for name, value in DEFAULTS.items():
-        os.environ.setdefault(name, value)
+def secret_key(source_id: str) -> str:
+    """The normalised name under which ``source_id``'s secret is looked up (env var suffix)."""
+    return source_id.upper().replace("-", "_")
+
+
+class Settings(BaseSettings):
+    """The platform's settings; see docs/architecture.md ("Configuration") for what each one does."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
+
+    ingest_data_dir: Path = Field(default=Path("data"), description="Local files (warehouse, inbox, logs).")
+
+    # --- the warehouse
+    duckdb_path: Path | None = Field(default=None, description="DuckDB file; default INGEST_DATA_DIR/ingestion_patterns.duckdb")
+
+    # --- push: the webhook receiver and its inbox
+    webhook_inbox_url: str = Field(default="", description="sqlite:///path or postgresql://…; default a SQLite file")
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    webhook_signature_tolerance_seconds: int = Field(default=300, ge=1)
+    webhook_retry_after_seconds: int = Field(default=5, ge=0)
+    webhook_inbox_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_secrets_file: str = Field(default="", description='JSON {"source-id": "secret"} (a mounted Secret)')
+    # Filled from WEBHOOK_SECRET_<SOURCE> variables by ``_collect_secrets``; keyed by ``secret_key``.
+    webhook_secrets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False, exclude=True)
+
+    # --- pull: the source API
+    source_api_url: str = "http://127.0.0.1:8000"
+    source_api_token: str = Field(default="dev-token", repr=False)
+    pull_max_staleness_hours: float = Field(default=48, gt=0)
+    pull_duckdb_memory_limit: str = "128MB"
+
+    # --- poll: Kafka
+    kafka_bootstrap_servers: str = ""
+    kafka_topic: str = "transactions"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_client_id: str = "ingestion-patterns"
+    kafka_group_id: str = "ingestion-patterns"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = Field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_secrets(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "webhook_secrets" not in values:
+            values = {**values, "webhook_secrets": secrets_from(os.environ)}
+        return values
+
+    @model_validator(mode="after")
+    def _local_defaults(self) -> Settings:
+        # Absolute, so child processes started in another folder (dg runs in app/) share the same files.
+        data_dir = self.ingest_data_dir.resolve()
+        object.__setattr__(self, "ingest_data_dir", data_dir)
+        if self.duckdb_path is None:
+            object.__setattr__(self, "duckdb_path", data_dir / "ingestion_patterns.duckdb")
+        if not self.webhook_inbox_url:
+            object.__setattr__(self, "webhook_inbox_url", f"sqlite:///{data_dir / 'webhook_inbox.sqlite3'}")
+        return self
+
+    @property
+    def warehouse_path(self) -> Path:
+        assert self.duckdb_path is not None  # set by _local_defaults
+        return self.duckdb_path
+
+    def env(self) -> dict[str, str]:
+        """These settings as environment variables, for a child process (a service the CLI starts)."""
+        values = self.model_dump(exclude={"webhook_secrets"})
+        env = {name.upper(): str(value) for name, value in values.items() if value is not None}
+        env.update({f"{SECRET_ENV_PREFIX}{key}": secret for key, secret in self.webhook_secrets.items()})
+        return env
+
+
+def secrets_from(environ: Mapping[str, str]) -> dict[str, str]:
+    """``WEBHOOK_SECRET_<SOURCE>`` variables as ``secret_key(source) -> secret``."""
+    return {
+        secret_key(name[len(SECRET_ENV_PREFIX):]): value
+        for name, value in environ.items()
+        if name.startswith(SECRET_ENV_PREFIX) and len(name) > len(SECRET_ENV_PREFIX) and value
+    }
+
+
+class ConfigError(ValueError):
+    """A setting has a value the platform cannot use; raised at start, never per request."""
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from ``environ`` (default: this process's environment), read once.
+
+    A value that does not fit is a ``ConfigError`` naming its environment variable.
+    """
+    try:
+        if environ is None:
+            return Settings()
+        values: dict[str, Any] = {
+            name: environ[name.upper()] for name in Settings.model_fields if environ.get(name.upper())
+        }
+        values["webhook_secrets"] = secrets_from(environ)
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+            for e in error.errors()
+        )
+        raise ConfigError(problems) from None

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from chart_helpers import CHARTS_DIR, KUBE_VERSION, NAMESPACE, RELEASE, REPO, Renderer, by_kind, one, pod_spec, run
 
-from ingestion_patterns.kafka import broker as local_broker
-from ingestion_patterns.processes import ManagedProcess, free_port, wait_until
+from ingestion_devtools import kafka_broker as local_broker
+from ingestion_devtools.processes import ManagedProcess, free_port, wait_until
 
 pytestmark = pytest.mark.charts
 

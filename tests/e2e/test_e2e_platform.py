@@ -12,7 +12,7 @@ import time
 import pytest
 from e2e_helpers import Cluster, kafka_mode
 
-from ingestion_patterns.webhooks.simulate import send_webhooks
+from ingestion_devtools.webhook_simulator import send_webhooks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 

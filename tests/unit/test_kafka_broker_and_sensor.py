@@ -3,9 +3,9 @@
 import dagster as dg
 import pytest
 
-from ingestion_patterns.defs.poll_kafka_ingestion import run_request_for
-from ingestion_patterns.kafka import broker
-from ingestion_patterns.resources.kafka_consumer import KafkaResource
+from ingestion_patterns.poll.assets import run_request_for
+from ingestion_devtools import kafka_broker as broker
+from ingestion_patterns.poll.client import KafkaResource
 
 
 def test_server_properties_describe_one_kraft_node_on_loopback(tmp_path):

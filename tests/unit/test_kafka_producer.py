@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from ingestion_patterns.kafka.producer import BAD_KINDS, REQUIRED_FIELDS, messages
+from ingestion_devtools.kafka_producer import BAD_KINDS, REQUIRED_FIELDS, messages
 
 
 def test_bad_ratio_gives_exactly_that_share_of_each_kind():

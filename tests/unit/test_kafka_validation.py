@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from ingestion_patterns import warehouse
-from ingestion_patterns.kafka.consume import cap_ranges
-from ingestion_patterns.warehouse import kafka as wk
+from ingestion_patterns.poll.consume import cap_ranges
+from ingestion_patterns.poll import landing as wk
 
 VALID = {
     "transaction_id": "txn-1", "account_id": "acct-1", "amount": 12.5, "currency": "EUR",
@@ -47,7 +47,7 @@ CASES = [
 @pytest.fixture
 def conn():
     connection = duckdb.connect(":memory:")
-    warehouse.ensure_schema(connection)
+    warehouse.ensure_schema(connection, wk.DDL)
     yield connection
     connection.close()
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 
-from ingestion_patterns.mock_api.generator import CATEGORIES, FIRST_NAMES, LAST_NAMES, STATUSES, Dataset, mix64
+from ingestion_devtools.mock_api.generator import CATEGORIES, FIRST_NAMES, LAST_NAMES, STATUSES, Dataset, mix64
 
 ANCHOR = 1_795_677_794_424_430
 SPAN = 30 * 86_400 * 1_000_000

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from ingestion_patterns.mock_api.cursor import Cursor, CursorError
-from ingestion_patterns.mock_api.faults import FaultPlan, TokenBucket, retry_after_header
-from ingestion_patterns.mock_api.generator import Dataset
-from ingestion_patterns.mock_api.state import SourceView
+from ingestion_devtools.mock_api.cursor import Cursor, CursorError
+from ingestion_devtools.mock_api.faults import FaultPlan, TokenBucket, retry_after_header
+from ingestion_devtools.mock_api.generator import Dataset
+from ingestion_devtools.mock_api.state import SourceView
 
 ANCHOR = 1_795_677_794_424_430
 START = (-(1 << 62), 0)

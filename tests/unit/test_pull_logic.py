@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
-from ingestion_patterns.defs.pull_api_ingestion import assess_extract, parse_window_bound
-from ingestion_patterns.resources.api_client import parse_envelope, parse_ndjson, parse_retry_after
+from ingestion_patterns.pull.assets import parse_window_bound
+from ingestion_patterns.pull.validate import assess_extract
+from ingestion_patterns.pull.client import parse_envelope, parse_ndjson, parse_retry_after
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 

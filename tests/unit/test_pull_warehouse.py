@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from ingestion_patterns import warehouse
-from ingestion_patterns.warehouse import pull
+from ingestion_patterns.pull import landing as pull
+from ingestion_patterns.pull import validate
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -17,7 +18,7 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 @pytest.fixture
 def conn():
     connection = duckdb.connect()
-    warehouse.ensure_schema(connection)
+    warehouse.ensure_schema(connection, pull.DDL)
     yield connection
     connection.close()
 
@@ -29,7 +30,7 @@ def page(ids, *, minutes=None, version=0, **overrides) -> pa.Table:
     columns = {"id": ids, "name": [f"n{i}" for i in ids], "email": [f"e{i}@x" for i in ids],
                "amount": [float(i) for i in ids], "status": ["active"] * len(ids), "category": ["books"] * len(ids),
                "version": [version] * len(ids), "created_at": stamps, "updated_at": stamps, **overrides}
-    table, issues = pull.conform(pa.table(columns))
+    table, issues = validate.conform(pa.table(columns))
     assert issues == []
     return table
 
@@ -50,20 +51,20 @@ def test_conform_reports_missing_and_mistyped_columns():
     raw = pa.table({"id": [1], "name": ["a"], "email": ["e"], "amount_cents": [100], "status": ["x"],
                     "category": ["c"], "version": [0], "created_at": ["2026-01-01T00:00:00Z"],
                     "updated_at": ["not a time"]})
-    table, issues = pull.conform(raw)
+    table, issues = validate.conform(raw)
     assert issues == ["column 'amount' is missing", "column 'updated_at' has type string, expected timestamp[us, tz=UTC]",
                       "unexpected columns: amount_cents"]
     assert table.schema == pull.CONTRACT
     assert table.column("amount").null_count == 1
-    _, issues = pull.conform(raw.drop_columns(["amount_cents"]).append_column("amount", pa.array(["1.5"])))
+    _, issues = validate.conform(raw.drop_columns(["amount_cents"]).append_column("amount", pa.array(["1.5"])))
     assert "column 'amount' has type string, expected double" in issues
 
 
 def test_drop_seen_keeps_only_rows_after_the_cursor():
     table = page([1, 2, 3, 4], minutes=[5, 5, 5, 6])
     cursor = pull.PullCursor(T0 + timedelta(minutes=5), 2)
-    assert pull.drop_seen(table, cursor).column("id").to_pylist() == [3, 4]
-    assert pull.drop_seen(table, pull.PullCursor()).num_rows == 4
+    assert validate.drop_seen(table, cursor).column("id").to_pylist() == [3, 4]
+    assert validate.drop_seen(table, pull.PullCursor()).num_rows == 4
 
 
 def test_a_page_and_its_cursor_land_together_and_the_cursor_never_goes_back(conn):

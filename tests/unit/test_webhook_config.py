@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ingestion_patterns.webhooks.config import ConfigError, ReceiverConfig
+from ingestion_patterns.push.receiver.config import ConfigError, ReceiverConfig
 
 
 def test_defaults_are_the_documented_ones():

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import pytest
 from multidict import CIMultiDict
 
-from ingestion_patterns.webhooks.inbox import NewWebhook, open_inbox
-from ingestion_patterns.webhooks.inbox.base import first_occurrences
-from ingestion_patterns.webhooks.intake import (
+from ingestion_patterns.push.inbox import NewWebhook, open_inbox
+from ingestion_patterns.push.inbox.base import first_occurrences
+from ingestion_patterns.push.receiver.intake import (
     Rejection,
     check_content_type,
     check_source_id,

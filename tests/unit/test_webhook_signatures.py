@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks import Webhook
 
-from ingestion_patterns.webhooks.signatures import (
+from ingestion_patterns.push.receiver.signatures import (
     SignatureError,
     github_signature_header,
     standard_signature_headers,

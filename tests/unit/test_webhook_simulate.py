@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from ingestion_patterns.webhooks.simulate import make_event, spread
+from ingestion_devtools.webhook_simulator import make_event, spread
 
 
 @pytest.mark.parametrize("count, ratio, expected", [(100, 0.05, 5), (10, 1.0, 10), (10, 0.0, 0), (3, 0.5, 1)])

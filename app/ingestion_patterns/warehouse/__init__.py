@@ -1,56 +1,71 @@
-"""The DuckDB warehouse: this package owns the ``ingestion`` schema and every write to it.
+"""The DuckDB warehouse core: the ``ingestion`` schema, connections, and the one transaction helper.
 
-Each pattern has one module here with its tables' DDL and its landing functions; assets call those
-functions instead of writing SQL of their own. Every landing function writes the data and its
-checkpoint (inbox ids, pull cursor, Kafka offsets) in one transaction, so a crash replays instead
-of losing or doubling rows.
+Each pattern owns its tables (``push/landing.py``, ``pull/landing.py``, ``poll/landing.py``: their DDL
+and landing functions) and opens its connection here with its DDL, so a table exists before it is
+written. Every landing function writes the data and its checkpoint (inbox ids, pull cursor, Kafka
+offsets) inside ``transaction(conn)``, so a crash replays instead of losing or doubling rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import duckdb
-
-from . import kafka, pull, webhooks
 
 if TYPE_CHECKING:
     from dagster_duckdb import DuckDBResource
 
 SCHEMA = "ingestion"
-_MODULES = (webhooks, pull, kafka)
+
+# Every asset that writes the warehouse runs in this Dagster concurrency pool, limited to one slot
+# (dagster.yaml locally, the daemon's instance config in the cluster): DuckDB allows one writer.
+DUCKDB_POOL = "duckdb"
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create the schema and every table that does not exist yet (idempotent)."""
+def ensure_schema(conn: duckdb.DuckDBPyConnection, ddl: Iterable[str] = ()) -> None:
+    """Create the schema and the tables of ``ddl`` that do not exist yet (idempotent)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    for module in _MODULES:
-        for statement in module.DDL:
-            conn.execute(statement)
+    for statement in ddl:
+        conn.execute(statement)
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file, creating its folder and the schema when writable."""
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``BEGIN`` … ``COMMIT``; on any error (a kill signal's exception included) ``ROLLBACK`` and re-raise."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def connect(path: str | Path, *, read_only: bool = False, ddl: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file; when writable, create its folder, the schema and ``ddl``'s tables."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(path), read_only=read_only)
     if not read_only:
-        ensure_schema(conn)
+        ensure_schema(conn, ddl)
     return conn
 
 
 @contextmanager
-def session(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A writable connection from the Dagster resource, with the folder and schema in place."""
+def session(resource: DuckDBResource, ddl: Iterable[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection from the Dagster resource with ``ddl``'s tables in place, closed on the
+    way out whatever happens: a failed step must not keep DuckDB's file lock for its process's life."""
     Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
     with resource.get_connection() as conn:
-        ensure_schema(conn)
-        yield conn
+        try:
+            ensure_schema(conn, ddl)
+            yield conn
+        finally:
+            conn.close()  # dagster_duckdb closes it only when the block succeeds
 
 
 def table_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -62,9 +77,10 @@ def table_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
             [SCHEMA],
         ).fetchall()
     ]
-    return {name: conn.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchone()[0] for name in names}
+    return {name: count_rows(conn, name) for name in names}
 
 
-# Every asset that writes the warehouse runs in this Dagster concurrency pool, limited to one slot
-# (dagster.yaml locally, the daemon's instance config in the cluster): DuckDB allows one writer.
-DUCKDB_POOL = "duckdb"
+def count_rows(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows in ``ingestion.<table>``."""
+    row = conn.execute(f"SELECT count(*) FROM {SCHEMA}.{table}").fetchone()
+    return int(row[0]) if row else 0

@@ -156,7 +156,7 @@ case "${1:-system}" in
       "$POSTGRES_IMAGE" postgres_image
     if [ "${KAFKA:-standalone}" = standalone ]; then
       KAFKA_LIBS="$(cd "$REPO" && uv run --frozen python -c \
-        'from ingestion_patterns.kafka.broker import ensure_jars; print(ensure_jars())')"
+        'from ingestion_devtools.kafka_broker import ensure_jars; print(ensure_jars())')"
       import kafka "$(kafka_key)" "$KAFKA_IMAGE" kafka_image
     fi
     ;;

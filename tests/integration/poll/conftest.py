@@ -12,12 +12,12 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from ingestion_patterns import warehouse
-from ingestion_patterns.defs.poll_kafka_ingestion import poll_kafka_events, process_kafka_events
-from ingestion_patterns.kafka import broker as local_broker
-from ingestion_patterns.kafka.consume import topic_partitions
-from ingestion_patterns.kafka.producer import ProduceSummary, produce
-from ingestion_patterns.processes import free_port
-from ingestion_patterns.resources.kafka_consumer import KafkaResource
+from ingestion_patterns.poll.assets import poll_kafka_events, process_kafka_events
+from ingestion_devtools import kafka_broker as local_broker
+from ingestion_patterns.poll.consume import topic_partitions
+from ingestion_devtools.kafka_producer import ProduceSummary, produce
+from ingestion_devtools.processes import free_port
+from ingestion_patterns.poll.client import KafkaResource
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,7 @@ class Harness:
         return asyncio.run(produce(self.bootstrap, self.topic, count, **options))
 
     def resources(self) -> dict[str, object]:
-        return {"kafka": KafkaResource(bootstrap_servers=self.bootstrap, group_id=f"group-{self.topic}"),
+        return {"kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic=self.topic, group_id=f"group-{self.topic}"),
                 "duckdb": DuckDBResource(database=str(self.database))}
 
     def run_config(self, poll: dict | None = None, **process_options) -> dict:

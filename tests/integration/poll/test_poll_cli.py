@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from ingestion_patterns.kafka import broker as local_broker
-from ingestion_patterns.processes import free_port
+from ingestion_devtools import kafka_broker as local_broker
+from ingestion_devtools.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -8,7 +8,7 @@ import sys
 import duckdb
 import pytest
 
-from ingestion_patterns.processes import ManagedProcess, wait_until
+from ingestion_devtools.processes import ManagedProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ingestion_patterns.kafka.producer import REQUIRED_FIELDS, ensure_topic, messages
+from ingestion_devtools.kafka_producer import REQUIRED_FIELDS, ensure_topic, messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

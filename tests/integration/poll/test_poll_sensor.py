@@ -9,15 +9,13 @@ import sys
 import dagster as dg
 import pytest
 
-from ingestion_patterns.defs.poll_kafka_ingestion import kafka_polling_sensor, poll_kafka_events, process_kafka_events
+from ingestion_patterns.poll.assets import kafka_polling_sensor, poll_kafka_events, process_kafka_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
-def tick(harness, monkeypatch):
-    monkeypatch.setenv("KAFKA_TOPIC", harness.topic)
-
+def tick(harness):
     def evaluate():
         return kafka_polling_sensor(dg.build_sensor_context(resources=harness.resources()))
 
@@ -78,7 +76,7 @@ def test_sensor_skips_while_a_run_holds_the_write_lock(harness, tick):
 def test_sensor_skips_when_kafka_is_not_configured(monkeypatch, database):
     from dagster_duckdb import DuckDBResource
 
-    from ingestion_patterns.resources.kafka_consumer import KafkaResource
+    from ingestion_patterns.poll.client import KafkaResource
 
     context = dg.build_sensor_context(
         resources={"kafka": KafkaResource(bootstrap_servers=""), "duckdb": DuckDBResource(database=str(database))}
@@ -87,11 +85,10 @@ def test_sensor_skips_when_kafka_is_not_configured(monkeypatch, database):
     assert isinstance(skipped, dg.SkipReason) and "KAFKA_BOOTSTRAP_SERVERS" in skipped.skip_message
 
 
-def test_after_a_failed_run_the_sensor_asks_again_under_a_new_key(harness, monkeypatch):
-    from ingestion_patterns.defs.poll_kafka_ingestion import kafka_poll_job
-    from ingestion_patterns.processes import free_port
+def test_after_a_failed_run_the_sensor_asks_again_under_a_new_key(harness):
+    from ingestion_patterns.poll.assets import kafka_poll_job
+    from ingestion_devtools.processes import free_port
 
-    monkeypatch.setenv("KAFKA_TOPIC", harness.topic)
     harness.send(5, partitions=1, interval=0, seed=34)
     with dg.instance_for_test() as instance:
         def tick():

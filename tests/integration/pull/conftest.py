@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pull_helpers import TOKEN, MockApi
 
-from ingestion_patterns.processes import ManagedProcess, free_port
+from ingestion_devtools.processes import ManagedProcess, free_port
 
 
 class MockApiLauncher:

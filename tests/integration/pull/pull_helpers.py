@@ -12,10 +12,10 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from ingestion_patterns.defs.pull_api_ingestion import extract_source_data, load_to_storage, validate_extracted_data
-from ingestion_patterns.processes import ManagedProcess
-from ingestion_patterns.resources.api_client import SourceApiResource
-from ingestion_patterns.warehouse.pull import CONTRACT
+from ingestion_patterns.pull.assets import extract_source_data, load_to_storage, validate_extracted_data
+from ingestion_devtools.processes import ManagedProcess
+from ingestion_patterns.pull.client import SourceApiResource
+from ingestion_patterns.pull.landing import CONTRACT
 
 TOKEN = "test-token"
 

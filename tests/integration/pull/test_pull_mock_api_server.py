@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from ingestion_patterns.resources.api_client import PullStats, SourceApiError
+from ingestion_patterns.pull.client import PullStats, SourceApiError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

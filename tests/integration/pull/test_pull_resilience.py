@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 from pull_helpers import final_rows, materialization_metadata, query, run_pull, source_rows
 
-from ingestion_patterns.processes import ManagedProcess, wait_until
-from ingestion_patterns.resources.api_client import PullStats, SourceApiAuthError
+from ingestion_devtools.processes import ManagedProcess, wait_until
+from ingestion_patterns.pull.client import PullStats, SourceApiAuthError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from postgres_server import PostgresServer
 
-from ingestion_patterns.processes import ManagedProcess, free_port
+from ingestion_devtools.processes import ManagedProcess, free_port
 
 BACKENDS = ("sqlite", "postgres")
 

@@ -17,8 +17,8 @@ import duckdb
 import pytest
 
 from ingestion_patterns.instance import prepare_dagster_home
-from ingestion_patterns.processes import ManagedProcess, wait_until
-from ingestion_patterns.resources.webhook_inbox import WebhookInboxResource
+from ingestion_devtools.processes import ManagedProcess, wait_until
+from ingestion_patterns.push.resource import WebhookInboxResource
 from ingestion_patterns.warehouse import DUCKDB_POOL
 
 pytestmark = pytest.mark.integration
@@ -159,7 +159,7 @@ def test_valid_payloads_land_once_and_invalid_ones_are_rejected_with_reasons(pla
 
 def _fill_inbox(platform: Platform, source: str, count: int) -> list[str]:
     """Put ``count`` valid payloads straight into the inbox (the receiver is tested elsewhere)."""
-    from ingestion_patterns.webhooks.inbox import NewWebhook
+    from ingestion_patterns.push.inbox import NewWebhook
 
     ids = [f"{source}-{i}" for i in range(count)]
 

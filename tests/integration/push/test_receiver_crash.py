@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from webhook_http import get
 
-from ingestion_patterns.webhooks.inbox import open_inbox
-from ingestion_patterns.webhooks.simulate import SendResult, send_webhooks
+from ingestion_patterns.push.inbox import open_inbox
+from ingestion_devtools.webhook_simulator import SendResult, send_webhooks
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 from webhook_http import get, metric_value, post_json, raw_exchange, request
 
-from ingestion_patterns.webhooks.simulate import send_webhooks
+from ingestion_devtools.webhook_simulator import send_webhooks
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from ingestion_patterns.webhooks.inbox import InboxUnavailable, NewWebhook, open_inbox
+from ingestion_patterns.push.inbox import InboxUnavailable, NewWebhook, open_inbox
 
 pytestmark = pytest.mark.integration
 

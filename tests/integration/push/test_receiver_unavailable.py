@@ -8,7 +8,7 @@ import uuid
 import pytest
 from webhook_http import get, metric_value, post_json
 
-from ingestion_patterns.processes import free_port, wait_until
+from ingestion_devtools.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

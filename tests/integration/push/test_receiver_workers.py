@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from webhook_http import get, metric_value
 
-from ingestion_patterns.webhooks.simulate import send_webhooks
+from ingestion_devtools.webhook_simulator import send_webhooks
 
 pytestmark = pytest.mark.integration
 

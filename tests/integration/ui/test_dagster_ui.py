@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion_patterns.processes import ManagedProcess, free_port
+from ingestion_devtools.processes import ManagedProcess, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,1 @@
+"""Poll pattern: Kafka client, poll plan, vectorised validation, landing with the offsets."""

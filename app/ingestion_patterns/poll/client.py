@@ -1,0 +1,127 @@
+"""The Kafka connection of the poll pattern: aiokafka clients built from one set of settings.
+
+Every field comes from the environment (see ``build_resources``), so the same code reaches the local
+broker (PLAINTEXT) and a Strimzi cluster (TLS and/or SASL listeners). Clients are created inside the
+caller's event loop; each call returns a fresh, not yet started client.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+# Large fetches: the poller lands whole batches, so fewer, bigger responses are faster.
+FAST_FETCH = {
+    "fetch_max_bytes": 64 * 1024 * 1024,
+    "max_partition_fetch_bytes": 16 * 1024 * 1024,
+    "fetch_max_wait_ms": 200,
+}
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """Where the Kafka cluster is and how to authenticate to it."""
+
+    bootstrap_servers: str = Field(default="", description="host:port[,host:port]; empty = not configured")
+    topic: str = Field(default="", description="The topic the poll pattern lands (KAFKA_TOPIC); a run's config may name another")
+    security_protocol: str = Field(default="PLAINTEXT", description=f"one of {', '.join(SECURITY_PROTOCOLS)}")
+    sasl_mechanism: str = Field(default="", description=f"with SASL_*: one of {', '.join(SASL_MECHANISMS)}")
+    sasl_username: str = Field(default="")
+    sasl_password: str = Field(default="")
+    ssl_cafile: str = Field(default="", description="CA bundle that signed the brokers' certificates (Strimzi's cluster CA)")
+    ssl_certfile: str = Field(default="", description="client certificate for mutual TLS (Strimzi's KafkaUser, tls)")
+    ssl_keyfile: str = Field(default="", description="the client certificate's private key")
+    client_id: str = Field(default="ingestion-patterns")
+    group_id: str = Field(default="ingestion-patterns", description="consumer group that receives the (visibility-only) offset commits")
+
+    def client_kwargs(self, bootstrap_servers: str = "") -> dict[str, Any]:
+        """Keyword arguments shared by aiokafka's consumer, producer and admin client.
+
+        ``bootstrap_servers`` overrides the configured servers (a run's config may name others).
+        """
+        servers = bootstrap_servers or self.bootstrap_servers
+        if not servers:
+            raise dg.Failure(
+                "Kafka is not configured: set KAFKA_BOOTSTRAP_SERVERS (for example `ingest kafka up` prints "
+                "127.0.0.1:9094) or the run config's bootstrap_servers"
+            )
+        protocol = self.security_protocol.upper() or "PLAINTEXT"
+        if protocol not in SECURITY_PROTOCOLS:
+            raise dg.Failure(f"KAFKA_SECURITY_PROTOCOL {protocol!r} is not one of {SECURITY_PROTOCOLS}")
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": servers,
+            "client_id": self.client_id or "ingestion-patterns",
+            "security_protocol": protocol,
+        }
+        if protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_context"] = self.ssl_context()
+        if protocol.startswith("SASL_"):
+            mechanism = (self.sasl_mechanism or "SCRAM-SHA-512").upper()
+            if mechanism not in SASL_MECHANISMS:
+                raise dg.Failure(f"KAFKA_SASL_MECHANISM {mechanism!r} is not one of {SASL_MECHANISMS}")
+            kwargs.update(
+                sasl_mechanism=mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return kwargs
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return create_ssl_context(
+            cafile=self.ssl_cafile or None,
+            certfile=self.ssl_certfile or None,
+            keyfile=self.ssl_keyfile or None,
+        )
+
+    def consumer(self, bootstrap_servers: str = "", *, group_id: str | None = None, **overrides: Any) -> AIOKafkaConsumer:
+        """A consumer for manual assignment: no auto-commit (the warehouse holds the offsets), large
+        fetches, committed transactions only, and unseen partitions read from their start."""
+        options: dict[str, Any] = {
+            **FAST_FETCH,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "isolation_level": "read_committed",
+            **overrides,
+        }
+        return AIOKafkaConsumer(**self.client_kwargs(bootstrap_servers), **options)
+
+    def producer(self, bootstrap_servers: str = "", **overrides: Any) -> AIOKafkaProducer:
+        return AIOKafkaProducer(**self.client_kwargs(bootstrap_servers), **overrides)
+
+    def admin(self, bootstrap_servers: str = "") -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(**self.client_kwargs(bootstrap_servers))
+
+
+# Each field of KafkaResource and the setting it comes from.
+SETTING_FIELDS = {
+    "bootstrap_servers": "kafka_bootstrap_servers",
+    "topic": "kafka_topic",
+    "security_protocol": "kafka_security_protocol",
+    "sasl_mechanism": "kafka_sasl_mechanism",
+    "sasl_username": "kafka_sasl_username",
+    "sasl_password": "kafka_sasl_password",
+    "ssl_cafile": "kafka_ssl_cafile",
+    "ssl_certfile": "kafka_ssl_certfile",
+    "ssl_keyfile": "kafka_ssl_keyfile",
+    "client_id": "kafka_client_id",
+    "group_id": "kafka_group_id",
+}
+
+
+def kafka_resource(settings: Settings, resolve: Callable[[str], Any] | None = None) -> KafkaResource:
+    """The resource for ``settings``; ``resolve(setting name)`` may turn a value into a ``dg.EnvVar``."""
+    value = resolve or (lambda name: str(getattr(settings, name)))
+    return KafkaResource(**{field: value(name) for field, name in SETTING_FIELDS.items()})

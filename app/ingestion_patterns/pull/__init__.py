@@ -1,0 +1,1 @@
+"""Pull pattern: the source API client, the contract checks, and landing with the cursor."""

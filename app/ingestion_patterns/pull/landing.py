@@ -1,0 +1,249 @@
+"""Tables and landing of the pull pattern: pages from the source API, the cursor, the upsert.
+
+* ``raw_extract`` is append-only: every page as it arrived, with its run id and page cursor.
+* ``pull_pages`` logs each landed page (its cursor, size and any schema drift seen in it).
+* ``pull_state`` holds the checkpoints: the extract cursor (updated_at, id) and the last page
+  loaded into ``final_data``. Each moves in the same transaction as the rows it covers, so a crash
+  at any point either keeps a page and its checkpoint or neither: a rerun resumes exactly.
+* ``final_data`` has one row per id, the version with the latest updated_at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from .. import warehouse
+from .validate import CONTRACT, REQUIRED, PullCursor, page_max_key
+
+SOURCE = "source_api"  # the pull_state row of the (single) source API
+
+_COLUMNS_SQL = """
+        id          BIGINT,
+        name        VARCHAR,
+        email       VARCHAR,
+        amount      DOUBLE,
+        status      VARCHAR,
+        category    VARCHAR,
+        version     BIGINT,
+        created_at  TIMESTAMPTZ,
+        updated_at  TIMESTAMPTZ"""
+_NAMES = ", ".join(CONTRACT.names)
+
+DDL: list[str] = [
+    "CREATE SEQUENCE IF NOT EXISTS ingestion.pull_page_seq START 1",
+    """
+    CREATE TABLE IF NOT EXISTS ingestion.pull_pages (
+        page_seq      BIGINT PRIMARY KEY,
+        run_id        VARCHAR NOT NULL,
+        page_no       INTEGER NOT NULL,
+        page_cursor   VARCHAR,
+        next_cursor   VARCHAR,
+        record_count  INTEGER NOT NULL,
+        schema_issues VARCHAR[] NOT NULL,
+        backfill      BOOLEAN NOT NULL,
+        landed_at     TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.raw_extract (
+        page_seq     BIGINT NOT NULL,
+        run_id       VARCHAR NOT NULL,
+        page_cursor  VARCHAR,
+        extracted_at TIMESTAMPTZ NOT NULL,{_COLUMNS_SQL}
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS ingestion.final_data ({_COLUMNS_SQL},
+        loaded_at   TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ingestion.pull_state (
+        source            VARCHAR PRIMARY KEY,
+        cursor_updated_at TIMESTAMPTZ,
+        cursor_id         BIGINT,
+        loaded_page_seq   BIGINT NOT NULL DEFAULT 0,
+        changed_at        TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    )
+    """,
+]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    inserted: int
+    updated: int
+    unchanged: int  # rows whose id already held the same or a newer version
+    skipped: int  # rows without id or updated_at (never loaded; the check reports them)
+    raw_rows: int
+    pages: int
+    final_rows: int
+
+
+# ---------------------------------------------------------------- DuckDB reads and writes
+
+_MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def limit_memory(conn: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """Cap DuckDB's buffer pool (it defaults to 80% of RAM and keeps what it wrote cached), so a
+    pull's memory stays flat as the volume grows. Empty: leave DuckDB's own setting. The cap is
+    per database instance, i.e. per run process."""
+    if not limit:
+        return
+    if not _MEMORY_LIMIT.match(limit.strip()):
+        raise ValueError(f"not a DuckDB memory size: {limit!r} (e.g. '256MB', '1GB')")
+    conn.execute(f"SET memory_limit = '{limit.strip()}'")
+
+
+def read_cursor(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> PullCursor:
+    row = conn.execute(
+        "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state WHERE source = ?", [source]
+    ).fetchone()
+    return PullCursor(*row) if row else PullCursor()
+
+
+def land_page(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    page_no: int,
+    page_cursor: str | None,
+    next_cursor: str | None,
+    records: pa.Table,
+    schema_issues: list[str],
+    advance_cursor: bool = True,
+    extracted_at: datetime,
+    source: str = SOURCE,
+) -> int:
+    """Append one conformed page to raw_extract and, unless it is a backfill page, move the cursor
+    forward to the page's newest key, in ONE transaction. Returns the page's sequence number."""
+    key = page_max_key(records) if advance_cursor else None
+    with warehouse.transaction(conn):
+        page_seq = conn.execute("SELECT nextval('ingestion.pull_page_seq')").fetchone()[0]
+        conn.execute(
+            "INSERT INTO ingestion.pull_pages (page_seq, run_id, page_no, page_cursor, next_cursor, record_count,"
+            " schema_issues, backfill) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [page_seq, run_id, page_no, page_cursor, next_cursor, records.num_rows, schema_issues,
+             not advance_cursor],
+        )
+        conn.register("_pull_page", records)
+        conn.execute(
+            f"INSERT INTO ingestion.raw_extract (page_seq, run_id, page_cursor, extracted_at, {_NAMES})"
+            f" SELECT ?, ?, ?, ?, {_NAMES} FROM _pull_page",
+            [page_seq, run_id, page_cursor, extracted_at],
+        )
+        conn.unregister("_pull_page")
+        if key is not None:
+            _advance_cursor(conn, source, *key)
+    return page_seq
+
+
+def _advance_cursor(conn: duckdb.DuckDBPyConnection, source: str, updated_at: datetime, record_id: int) -> None:
+    """Move the cursor to (updated_at, id) if that is later; it never goes backwards."""
+    conn.execute(
+        """
+        INSERT INTO ingestion.pull_state (source, cursor_updated_at, cursor_id) VALUES ($source, $ts, $id)
+        ON CONFLICT (source) DO UPDATE SET
+            cursor_updated_at = excluded.cursor_updated_at, cursor_id = excluded.cursor_id,
+            changed_at = now()
+        WHERE pull_state.cursor_updated_at IS NULL
+           OR (excluded.cursor_updated_at, excluded.cursor_id) > (pull_state.cursor_updated_at, pull_state.cursor_id)
+        """,
+        {"source": source, "ts": updated_at, "id": record_id},
+    )
+
+
+def _loaded_through(conn: duckdb.DuckDBPyConnection, source: str) -> int:
+    row = conn.execute("SELECT loaded_page_seq FROM ingestion.pull_state WHERE source = ?", [source]).fetchone()
+    return row[0] if row else 0
+
+
+def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> dict:
+    """What the next load would take (raw pages landed since the last load), for the check."""
+    lo = _loaded_through(conn, source)
+    pages, rows, issues = conn.execute(
+        "SELECT count(*), coalesce(sum(record_count), 0),"
+        " list_distinct(flatten(list(schema_issues))) FROM ingestion.pull_pages WHERE page_seq > ?",
+        [lo],
+    ).fetchone()
+    null_counts = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED)
+    rows_in = "FROM ingestion.raw_extract WHERE page_seq > $lo"
+    stats = conn.execute(f"SELECT {null_counts}, max(updated_at) {rows_in}", {"lo": lo}).fetchone()
+    # Grouped (spillable) rather than count(DISTINCT ...), which must fit in memory.
+    duplicate_versions = conn.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id, updated_at HAVING n > 1)",
+        {"lo": lo}).fetchone()[0]
+    repeated_ids = conn.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id HAVING n > 1)",
+        {"lo": lo}).fetchone()[0]
+    return {
+        "pages": pages,
+        "rows": rows,
+        "schema_issues": sorted(issues or []),
+        "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)]) if n},
+        "duplicate_versions": duplicate_versions,
+        "repeated_ids": repeated_ids,
+        "newest_updated_at": stats[len(REQUIRED)] or read_cursor(conn, source).updated_at,
+    }
+
+
+def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> LoadResult:
+    """Upsert every raw row landed since the last load into final_data by id (latest updated_at
+    wins) and record how far it loaded, in ONE transaction."""
+    with warehouse.transaction(conn):
+        lo = _loaded_through(conn, source)
+        hi, pages = conn.execute(
+            "SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.pull_pages WHERE page_seq > ?", [lo, lo]
+        ).fetchone()
+        pending = "FROM ingestion.raw_extract WHERE page_seq > $lo AND page_seq <= $hi"
+        bounds = {"lo": lo, "hi": hi}
+        raw_rows, skipped = conn.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL) {pending}", bounds
+        ).fetchone()
+        candidates = f"SELECT {_NAMES} {pending} AND id IS NOT NULL AND updated_at IS NOT NULL"
+        # GROUP BY rather than count(DISTINCT ...): DuckDB spills a grouped aggregate to disk under
+        # its memory limit, a DISTINCT aggregate it cannot.
+        repeats = conn.execute(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({candidates}) GROUP BY id HAVING n > 1)",
+            bounds,
+        ).fetchone()[0]
+        if repeats:
+            # Some id came more than once (updated while we paged, or a backfill): keep its newest.
+            candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
+        inserted, updated = conn.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE f.id IS NULL),
+                   count(*) FILTER (WHERE f.id IS NOT NULL AND c.updated_at > f.updated_at)
+            FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
+            """,
+            bounds,
+        ).fetchone()
+        candidate_count = raw_rows - skipped - repeats
+        set_columns = ", ".join(f"{c} = excluded.{c}" for c in CONTRACT.names if c != "id")
+        conn.execute(
+            f"""
+            INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)
+            SELECT {_NAMES}, current_timestamp FROM ({candidates})
+            ON CONFLICT (id) DO UPDATE SET {set_columns}, loaded_at = excluded.loaded_at
+            WHERE excluded.updated_at > final_data.updated_at
+            """,
+            bounds,
+        )
+        conn.execute(
+            """
+            INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
+            ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq,
+                                               changed_at = now()
+            """,
+            [source, hi],
+        )
+        final_rows = conn.execute("SELECT count(*) FROM ingestion.final_data").fetchone()[0]
+    return LoadResult(inserted=inserted, updated=updated, unchanged=candidate_count - inserted - updated,
+                      skipped=skipped, raw_rows=raw_rows, pages=pages, final_rows=final_rows)

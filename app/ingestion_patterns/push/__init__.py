@@ -1,0 +1,1 @@
+"""Push pattern: webhook receiver, durable inbox, validation and landing in ingestion.webhook_data."""

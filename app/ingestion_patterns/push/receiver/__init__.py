@@ -1,0 +1,1 @@
+"""The webhook receiver: an aiohttp app (``create_app(config)``) served by gunicorn."""

@@ -1,0 +1,77 @@
+"""Prometheus metrics of the receiver, right under several gunicorn workers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``ingest webhook-receiver`` sets it up), every worker writes
+its counters to files in that directory and ``/metrics`` — whichever worker serves it — adds them
+up (prometheus-client's multiprocess mode). Without it (e.g. an app built in-process) the metrics
+live in this app's own registry. The pending gauges are read from the inbox at scrape time: the
+inbox is shared by all workers, so any worker reports the same, current figure.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from ..inbox import PendingSummary
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Request latency buckets around the durable-ack budget (an fsync is a few ms; the target p99 25 ms).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ReceiverMetrics:
+    def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV) or None
+        # In multiprocess mode values go to the shared files, not to a registry.
+        self.registry = None if self.multiprocess_dir else CollectorRegistry()
+        self.accepted = Counter("webhook_accepted", "Webhooks committed to the inbox (202).",
+                                ["source_id"], registry=self.registry)
+        self.duplicates = Counter("webhook_duplicates", "Webhooks whose event id the inbox already held (200).",
+                                  ["source_id"], registry=self.registry)
+        self.rejected = Counter("webhook_rejected", "Webhooks refused, by reason (4xx/503).",
+                                ["reason"], registry=self.registry)
+        self.latency = Histogram("webhook_request_duration_seconds",
+                                 "Time to answer POST /webhook/{source_id}, by outcome.",
+                                 ["outcome"], buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def render(self, pending: list[PendingSummary] | None) -> tuple[bytes, str]:
+        """The exposition text: request metrics (all workers) plus the inbox's pending gauges.
+
+        ``pending`` is None when the inbox could not be read; ``webhook_inbox_up`` then says 0.
+        """
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.multiprocess_dir)
+        else:
+            registry = self.registry
+        inbox_registry = CollectorRegistry()
+        inbox_registry.register(_InboxSnapshot(pending))
+        return generate_latest(registry) + generate_latest(inbox_registry), CONTENT_TYPE_LATEST
+
+
+class _InboxSnapshot:
+    """A one-scrape collector for the inbox figures read just before the scrape."""
+
+    def __init__(self, pending: list[PendingSummary] | None):
+        self._pending = pending
+
+    def collect(self):
+        up = GaugeMetricFamily("webhook_inbox_up", "1 when the inbox answered this scrape.")
+        up.add_metric([], 0 if self._pending is None else 1)
+        yield up
+        count = GaugeMetricFamily("webhook_inbox_pending", "Webhooks in the inbox not yet processed.",
+                                  labels=["source_id"])
+        age = GaugeMetricFamily("webhook_inbox_oldest_pending_age_seconds",
+                                "Age of the oldest pending webhook.", labels=["source_id"])
+        now = datetime.now(timezone.utc)
+        for summary in self._pending or []:
+            count.add_metric([summary.source_id], summary.count)
+            age.add_metric([summary.source_id], summary.oldest_age_seconds(now) or 0.0)
+        yield count
+        yield age

@@ -1,1 +1,0 @@
-"""Push pattern: the webhook receiver (aiohttp under gunicorn) and its durable inbox."""

@@ -1,0 +1,1 @@
+"""Development tools of ingestion-patterns, left out of the runtime images."""
