@@ -6,11 +6,11 @@ sender reads; nothing here does I/O, so it is all unit-tested directly.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ... import interchange_json
 from ...settings import SOURCE_ID_PATTERN
 from ..inbox import KEPT_HEADERS
 
@@ -54,17 +54,13 @@ def too_large(max_body_bytes: int) -> Rejection:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 saying what is wrong with it."""
+    """The body as a JSON object, or a 400 saying what is wrong with it (interchange JSON only)."""
     if not body:
         raise Rejection(400, "malformed_json", "body is empty; expected a JSON object")
     try:
-        payload = json.loads(body.decode("utf-8"))  # JSON is UTF-8 (RFC 8259); no UTF-16/32 guessing
-    except UnicodeDecodeError:
-        raise Rejection(400, "malformed_json", "body is not UTF-8 encoded JSON") from None
-    except json.JSONDecodeError as error:
-        raise Rejection(400, "malformed_json", f"malformed JSON: {error}") from None
-    except RecursionError:
-        raise Rejection(400, "malformed_json", "malformed JSON: nested too deeply") from None
+        payload = interchange_json.loads(body)
+    except interchange_json.NotInterchangeJson as error:
+        raise Rejection(400, "malformed_json", str(error)) from None
     if not isinstance(payload, dict):
         raise Rejection(400, "not_an_object", f"body must be a JSON object, got {type(payload).__name__}")
     return payload
@@ -78,11 +74,11 @@ def event_id_for(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:
     for name in ("webhook-id", "X-GitHub-Delivery"):
         if value := headers.get(name, "").strip():
             return _checked(value, name)
-    value = payload.get("id")
-    if isinstance(value, str) and value.strip():
-        return _checked(value.strip(), 'payload "id"')
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _checked(str(value), 'payload "id"')
+    payload_id = payload.get("id")
+    if isinstance(payload_id, str) and payload_id.strip():
+        return _checked(payload_id.strip(), 'payload "id"')
+    if isinstance(payload_id, (int, float)) and not isinstance(payload_id, bool):
+        return _checked(str(payload_id), 'payload "id"')
     return str(uuid.uuid4())
 
 
