@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ingestion_devtools.processes import ManagedProcess, free_port
+from ingestion_patterns import warehouse
 
 TOKEN = "bench-token"
 
@@ -59,7 +60,7 @@ def pull_ours(url: str, db: str, page_size: int) -> dict:
     seconds = time.perf_counter() - started
     assert result.success
     with duckdb.connect(db, read_only=True) as conn:
-        rows = conn.execute("SELECT count(*) FROM ingestion.final_data").fetchone()[0]
+        rows = warehouse.count_rows(conn, "final_data")
     return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
 
 
@@ -86,7 +87,7 @@ def pull_dlt(url: str, db: str, page_size: int) -> dict:
     pipeline.run(source)
     seconds = time.perf_counter() - started
     with duckdb.connect(db, read_only=True) as conn:
-        rows = conn.execute("SELECT count(*) FROM dlt_bench.records").fetchone()[0]
+        (rows,) = conn.execute("SELECT count(*) FROM dlt_bench.records").fetchall()[0]
     return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
 
 

@@ -273,8 +273,8 @@ def start_broker(
          "-cp", classpath, "kafka.Kafka", str(config)],
         log_path=log_path,
     ).start()
-    (data_dir / PID_FILE).write_text(f"{process.proc.pid} {port}\n")
-    broker = Broker(pid=process.proc.pid, port=port, data_dir=data_dir, log_path=log_path, process=process)
+    (data_dir / PID_FILE).write_text(f"{process.started.pid} {port}\n")
+    broker = Broker(pid=process.started.pid, port=port, data_dir=data_dir, log_path=log_path, process=process)
     if wait:
         try:
             broker.wait_ready(timeout)

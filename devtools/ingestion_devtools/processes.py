@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -69,7 +70,7 @@ class ManagedProcess:
         return cls(name, [sys.executable, "-m", "ingestion_patterns.cli", *cli_args], **kwargs)
 
     def start(self) -> "ManagedProcess":
-        out = subprocess.DEVNULL
+        out: int | IO[bytes] = subprocess.DEVNULL
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
@@ -80,6 +81,12 @@ class ManagedProcess:
         return self
 
     @property
+    def started(self) -> subprocess.Popen:
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was not started")
+        return self.proc
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -88,7 +95,7 @@ class ManagedProcess:
 
         def ready() -> bool:
             if not self.running:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited with {self.started.returncode}\n{self.log_tail()}")
             return http_ok(url)
 
         wait_until(ready, timeout=timeout, what=f"{self.name} at {url}")
@@ -106,7 +113,7 @@ class ManagedProcess:
             return
         self._signal_group(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=timeout)
+            self.started.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
 

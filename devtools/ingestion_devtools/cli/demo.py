@@ -85,6 +85,7 @@ def _run_sensor(definitions: dg.Definitions, instance: dg.DagsterInstance, senso
     ok = True
     for request in evaluation.run_requests or []:
         job_name = request.job_name or sensor.job_name
+        assert job_name, f"{sensor_name} requested a run of no job"
         ok &= _run_job(definitions, instance, job_name, run_config=request.run_config, tags=request.tags)
     return ok
 
@@ -211,6 +212,6 @@ def dev(port: int, receiver_port: int, api_port: int, kafka_port: int, records: 
         try:
             while ui.running:
                 time.sleep(0.5)
-            raise click.ClickException(f"dagster dev exited with {ui.proc.returncode}")
+            raise click.ClickException(f"dagster dev exited with {ui.started.returncode}")
         except KeyboardInterrupt:
             console.print("\nstopping…")

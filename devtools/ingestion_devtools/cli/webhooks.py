@@ -6,6 +6,8 @@ import asyncio
 
 import click
 
+from ..webhook_simulator import Scheme
+
 
 @click.command("simulate-webhooks")
 @click.option("--count", default=10, show_default=True, type=click.IntRange(1), help="Webhooks to send.")
@@ -18,7 +20,7 @@ import click
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option("--bad-ratio", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of events that break the pipeline's schema (accepted here, rejected by Dagster).")
-def simulate_webhooks(count: int, source: str, url: str, secret: str | None, scheme: str, concurrency: int,
+def simulate_webhooks(count: int, source: str, url: str, secret: str | None, scheme: Scheme, concurrency: int,
                       bad_ratio: float) -> None:
     """Send COUNT real webhooks to a running receiver and summarise the answers."""
     from rich.console import Console

@@ -131,7 +131,8 @@ async def _truncated(request: web.Request, body: bytes, content_type: str, heade
     response.content_length = len(body)
     await response.prepare(request)
     await response.write(body[: len(body) // 2])
-    request.transport.close()
+    if request.transport is not None:  # None: the client is gone already
+        request.transport.close()
     return response
 
 

@@ -1,5 +1,6 @@
-"""The browser check: headless Chromium (Debian's package) opens `ingest dev`'s UI and finds the
-push assets on the asset graph. Set INGEST_UPDATE_SCREENSHOTS=1 to refresh docs/images/."""
+"""The browser checks: headless Chromium (Debian's package) opens `ingest dev`'s UI; it finds the push
+assets, and after `ingest demo` the whole asset graph of the three patterns, materialized. Set
+INGEST_UPDATE_SCREENSHOTS=1 to refresh docs/images/ (the README shows the whole graph)."""
 
 from __future__ import annotations
 
@@ -22,22 +23,30 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def dev_ui(tmp_path):
+def _local_env(tmp_path: Path) -> dict[str, str]:
+    return {"INGEST_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster"),
+            "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+            "WEBHOOK_INBOX_URL": f"sqlite:///{tmp_path / 'inbox.sqlite3'}"}
+
+
+def _start_dev_ui(tmp_path: Path, *extra: str) -> tuple[str, ManagedProcess]:
     if CHROMIUM is None:
         pytest.fail("Chromium is not installed: run `bash .ci/install-deps` (Debian's chromium package)")
     port = free_port()
     process = ManagedProcess.ingest(
-        "ingest-dev", "dev", "--no-kafka", "--port", str(port),
+        "ingest-dev", "dev", "--port", str(port), *extra,
         "--receiver-port", str(free_port()), "--api-port", str(free_port()), "--records", "100",
-        env={"INGEST_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster"),
-             "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-             "WEBHOOK_INBOX_URL": f"sqlite:///{tmp_path / 'inbox.sqlite3'}"},
-        log_path=tmp_path / "ingest-dev.log",
+        env=_local_env(tmp_path), log_path=tmp_path / "ingest-dev.log",
     ).start()
+    process.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=240)
+    return f"http://127.0.0.1:{port}", process
+
+
+@pytest.fixture
+def dev_ui(tmp_path):
+    url, process = _start_dev_ui(tmp_path, "--no-kafka")
     try:
-        process.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=240)
-        yield f"http://127.0.0.1:{port}", process
+        yield url, process
     finally:
         process.stop(timeout=30)
 
@@ -68,3 +77,38 @@ def test_dev_ui_shows_the_push_assets_and_one_ctrl_c_stops_everything(dev_ui, tm
     leftovers = [line for line in os.popen("ps -eo pid,args").read().splitlines()
                  if str(tmp_path) in line and "ps -eo" not in line]
     assert not leftovers, f"processes left running: {leftovers}"
+
+
+ASSETS = ("process_webhook_data", "extract_source_data", "load_to_storage", "poll_kafka_events", "process_kafka_events")
+
+
+def test_after_the_demo_the_asset_graph_shows_every_pattern_materialized(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    demo = ManagedProcess.ingest(
+        "ingest-demo", "demo", "--webhooks", "50", "--records", "500", "--events", "200",
+        env=_local_env(tmp_path), log_path=tmp_path / "ingest-demo.log",
+    ).start()
+    assert demo.started.wait(timeout=600) == 0, demo.log_tail()
+    # The demo's runs are in the instance the UI reads (same DAGSTER_HOME); the UI starts no runs.
+    url, process = _start_dev_ui(tmp_path, "--no-kafka")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1800, "height": 1000})
+            page.goto(f"{url}/asset-groups", wait_until="domcontentloaded")
+            for name in ASSETS:
+                page.get_by_text(name, exact=True).first.wait_for(timeout=120_000)
+            # Every asset was materialized by the demo: no node says it never was.
+            page.get_by_text("Materialized", exact=False).first.wait_for(timeout=60_000)
+            assert page.get_by_text("Never materialized").count() == 0
+            page.wait_for_timeout(2000)  # let the graph layout settle for the picture
+            screenshot = tmp_path / "asset-graph.png"
+            page.screenshot(path=str(screenshot))
+            browser.close()
+    finally:
+        process.stop(timeout=30)
+    assert screenshot.stat().st_size > 10_000
+    if os.environ.get("INGEST_UPDATE_SCREENSHOTS"):
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, DOCS_IMAGES / "asset-graph.png")

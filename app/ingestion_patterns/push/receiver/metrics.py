@@ -45,7 +45,7 @@ class ReceiverMetrics:
 
         ``pending`` is None when the inbox could not be read; ``webhook_inbox_up`` then says 0.
         """
-        if self.multiprocess_dir:
+        if self.registry is None:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)
         else:
