@@ -18,7 +18,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS_DIR = REPO / "charts"
+# The umbrella (platform) last: its dependencies are built after the subcharts' own.
 CHARTS = ["webhook-receiver", "mock-api", "user-code", "kafka", "platform"]
+# The library chart holding the helpers every chart shares (renders nothing itself).
+LIBRARY_CHART = "ingestion-common"
 PROFILES = ["default", "kind", "production"]
 # Kafka's standalone mode (one KRaft StatefulSet, no Strimzi operator) rendered over a values profile, as
 # "<profile>+standalone". Production's three-node values do not fit a single node (the schema refuses them).

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_helpers import CHARTS_DIR, INSTALL_HINT, NAMESPACE, RELEASE, Renderer, find_tool, run, values_args
+from chart_helpers import CHARTS, CHARTS_DIR, INSTALL_HINT, NAMESPACE, RELEASE, Renderer, find_tool, run, values_args
 
 
 def _required_tool(name: str) -> str:
@@ -33,10 +33,12 @@ def kubeconform() -> str:
 
 @pytest.fixture(scope="session")
 def charts_dir(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of charts/ with the umbrella's file:// dependencies built (offline) into platform/charts/."""
+    """A copy of charts/ with every chart's file:// dependencies built (offline) into its charts/: the
+    ingestion-common library for each chart, then the umbrella's subcharts (packaged with their library)."""
     copy = tmp_path_factory.mktemp("charts") / "charts"
-    shutil.copytree(CHARTS_DIR, copy, ignore=shutil.ignore_patterns("*.tgz"))
-    run(helm, "dependency", "build", str(copy / "platform"))
+    shutil.copytree(CHARTS_DIR, copy, ignore=shutil.ignore_patterns("*.tgz", "__pycache__"))
+    for chart in CHARTS:  # the umbrella comes last
+        run(helm, "dependency", "build", str(copy / chart))
     return copy
 
 

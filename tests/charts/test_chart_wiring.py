@@ -9,7 +9,19 @@ import re
 import jsonschema
 import pytest
 import yaml
-from chart_helpers import CASES, PROFILES, RELEASE, REPO, TOOLS_DIR, Renderer, by_kind, one, pod_spec
+from chart_helpers import (
+    CASES,
+    CHARTS,
+    LIBRARY_CHART,
+    PROFILES,
+    RELEASE,
+    REPO,
+    TOOLS_DIR,
+    Renderer,
+    by_kind,
+    one,
+    pod_spec,
+)
 
 pytestmark = pytest.mark.charts
 
@@ -152,10 +164,30 @@ def test_no_bare_pod_is_adopted_by_a_controller(render: Renderer, chart: str, pr
 
 def test_umbrella_needs_no_download() -> None:
     chart = yaml.safe_load((REPO / "charts" / "platform" / "Chart.yaml").read_text())
-    assert {d["name"] for d in chart["dependencies"]} == {"user-code", "webhook-receiver", "mock-api", "kafka"}
+    assert {d["name"] for d in chart["dependencies"]} == {
+        "user-code", "webhook-receiver", "mock-api", "kafka", LIBRARY_CHART}
     for dependency in chart["dependencies"]:
         assert dependency["repository"] == f"file://../{dependency['name']}"
         sub = yaml.safe_load((REPO / "charts" / dependency["name"] / "Chart.yaml").read_text())
         assert sub["version"] == dependency["version"]
     lock = yaml.safe_load((REPO / "charts" / "platform" / "Chart.lock").read_text())
     assert [d["repository"] for d in lock["dependencies"]] == [d["repository"] for d in chart["dependencies"]]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_every_chart_takes_the_shared_helpers_from_the_library_chart(chart: str) -> None:
+    """Names, labels and image references come from one library chart (file://, locked), not from copies."""
+    library = yaml.safe_load((REPO / "charts" / LIBRARY_CHART / "Chart.yaml").read_text())
+    assert library["type"] == "library"
+    meta = yaml.safe_load((REPO / "charts" / chart / "Chart.yaml").read_text())
+    dependency = next(d for d in meta["dependencies"] if d["name"] == LIBRARY_CHART)
+    assert dependency["repository"] == f"file://../{LIBRARY_CHART}"
+    assert dependency["version"] == library["version"]
+    lock = yaml.safe_load((REPO / "charts" / chart / "Chart.lock").read_text())
+    assert [d["name"] for d in lock["dependencies"]] == [d["name"] for d in meta["dependencies"]]
+    # The shared helpers are defined once: no chart redefines one under its own prefix (but the umbrella's
+    # full name is its own: the release name, to which the subcharts add their suffixes).
+    helpers = (REPO / "charts" / chart / "templates" / "_helpers.tpl").read_text()
+    shared = {"name", "fullname", "chart", "selectorLabels", "serviceAccountName", "image"}
+    for helper in shared - ({"fullname"} if chart == "platform" else set()):
+        assert f'define "{chart}.{helper}"' not in helpers, f"{chart}.{helper} duplicates {LIBRARY_CHART}.{helper}"

@@ -1,45 +1,22 @@
-{{/* Chart name, overridable. */}}
-{{- define "kafka.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Full name: <release>-<chart> (predictable, so the umbrella chart can point at it), or fullnameOverride.
-*/}}
-{{- define "kafka.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name (include "kafka.name" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-
-{{- define "kafka.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "kafka.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "kafka.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
+{{/* Helpers of this chart; the shared ones (names, chart and selector labels) are in the ingestion-common library chart. */}}
 
 {{/* The labels every object of the chart carries, beside its own selector, component and version. */}}
 {{- define "kafka.commonLabels" -}}
-helm.sh/chart: {{ include "kafka.chart" . }}
+helm.sh/chart: {{ include "ingestion-common.chart" . }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: ingestion-patterns
 {{- end }}
 
 {{- define "kafka.labels" -}}
 {{ include "kafka.commonLabels" . }}
-{{ include "kafka.selectorLabels" . }}
+{{ include "ingestion-common.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: event-stream
 {{- end }}
 
 {{/* The Strimzi cluster name: clusterName, or the full name. Services are <cluster>-kafka-bootstrap etc. */}}
 {{- define "kafka.clusterName" -}}
-{{- default (include "kafka.fullname" .) .Values.clusterName | trunc 40 | trimSuffix "-" }}
+{{- default (include "ingestion-common.fullname" .) .Values.clusterName | trunc 40 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The in-cluster bootstrap address (plain listener). */}}
@@ -53,7 +30,7 @@ adopt (and could delete) the bare test pod.
 */}}
 {{- define "kafka.testLabels" -}}
 {{ include "kafka.commonLabels" . }}
-app.kubernetes.io/name: {{ include "kafka.name" . }}-test
+app.kubernetes.io/name: {{ include "ingestion-common.name" . }}-test
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: helm-test
 {{ include "kafka.noIngressLabel" . }}
@@ -61,7 +38,7 @@ app.kubernetes.io/component: helm-test
 
 {{/* The Kafka UI's own labels (another component than the Strimzi resources). */}}
 {{- define "kafka.uiSelectorLabels" -}}
-app.kubernetes.io/name: {{ include "kafka.name" . }}-ui
+app.kubernetes.io/name: {{ include "ingestion-common.name" . }}-ui
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
@@ -84,7 +61,7 @@ app.kubernetes.io/component: kafka-ui
 
 {{/* The standalone broker's labels: its own component, so no other pod of the chart matches its selector. */}}
 {{- define "kafka.brokerSelectorLabels" -}}
-{{ include "kafka.selectorLabels" . }}
+{{ include "ingestion-common.selectorLabels" . }}
 app.kubernetes.io/component: kafka
 {{- end }}
 
@@ -174,7 +151,7 @@ layout the StatefulSet mounts: data on /var/lib/kafka/data, the controller on 90
 {{/* The standalone topic Job's labels (not matching the broker's selector). */}}
 {{- define "kafka.topicJobLabels" -}}
 {{ include "kafka.commonLabels" . }}
-{{ include "kafka.selectorLabels" . }}
+{{ include "ingestion-common.selectorLabels" . }}
 app.kubernetes.io/component: kafka-topic
 {{ include "kafka.noIngressLabel" . }}
 {{- end }}

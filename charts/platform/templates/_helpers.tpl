@@ -1,24 +1,13 @@
-{{- define "platform.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
+{{/* Helpers of this chart; the shared ones (name, chart and selector labels) are in the ingestion-common library chart. */}}
 
 {{/* Prefix of every object of this chart: the release name (the subcharts add their own suffixes). */}}
 {{- define "platform.fullname" -}}
 {{- default .Release.Name .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
 {{- end }}
 
-{{- define "platform.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "platform.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "platform.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
 {{- define "platform.labels" -}}
-helm.sh/chart: {{ include "platform.chart" . }}
-{{ include "platform.selectorLabels" . }}
+helm.sh/chart: {{ include "ingestion-common.chart" . }}
+{{ include "ingestion-common.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: ingestion-patterns
@@ -26,7 +15,7 @@ app.kubernetes.io/part-of: ingestion-patterns
 
 {{/* Labels of one component: pass (dict "root" $ "component" "dagster-webserver"). */}}
 {{- define "platform.componentSelectorLabels" -}}
-{{ include "platform.selectorLabels" .root }}
+{{ include "ingestion-common.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 

@@ -1,57 +1,18 @@
-{{/* Chart name, overridable. */}}
-{{- define "user-code.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
+{{/* Helpers of this chart; the shared ones (names, labels, image) are in the ingestion-common library chart. */}}
 
-{{/*
-Full name: <release>-<chart> (predictable, so the umbrella chart can point at it), or fullnameOverride.
-*/}}
-{{- define "user-code.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name (include "user-code.name" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-
-{{- define "user-code.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "user-code.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "user-code.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
+{{/* The labels of the chart's objects: the shared set, component dagster-code-location. */}}
 {{- define "user-code.labels" -}}
-helm.sh/chart: {{ include "user-code.chart" . }}
-{{ include "user-code.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: dagster-code-location
-app.kubernetes.io/part-of: ingestion-patterns
-{{- end }}
-
-{{- define "user-code.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "user-code.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{- define "user-code.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{ include "ingestion-common.labels" (dict "root" . "component" "dagster-code-location") }}
 {{- end }}
 
 {{/* ConfigMap with the plain env (DUCKDB_PATH, SOURCE_API_URL, KAFKA_*): shared with every run pod. */}}
 {{- define "user-code.envConfigMapName" -}}
-{{- printf "%s-env" (include "user-code.fullname" .) }}
+{{- printf "%s-env" (include "ingestion-common.fullname" .) }}
 {{- end }}
 
 {{/* Secret created from secretEnv (development only). */}}
 {{- define "user-code.secretEnvName" -}}
-{{- printf "%s-secret-env" (include "user-code.fullname" .) }}
+{{- printf "%s-secret-env" (include "ingestion-common.fullname" .) }}
 {{- end }}
 
 {{/* Every Secret whose keys become env vars, templated names resolved: the same list goes to the run pods. */}}
@@ -62,24 +23,7 @@ app.kubernetes.io/part-of: ingestion-patterns
 {{- toJson $names }}
 {{- end }}
 
-{{/* The claim holding DuckDB. */}}
+{{/* The claim holding DuckDB: persistence.existingClaim (templated) or the chart's own. */}}
 {{- define "user-code.claimName" -}}
-{{- if .Values.persistence.existingClaim }}
-{{- tpl .Values.persistence.existingClaim . }}
-{{- else }}
-{{- printf "%s-duckdb" (include "user-code.fullname" .) }}
-{{- end }}
-{{- end }}
-
-{{/*
-Labels of the helm test pod: deliberately NOT matching the Deployment's selector, or its ReplicaSet would
-adopt (and could delete) the bare test pod.
-*/}}
-{{- define "user-code.testLabels" -}}
-helm.sh/chart: {{ include "user-code.chart" . }}
-app.kubernetes.io/name: {{ include "user-code.name" . }}-test
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/component: helm-test
-app.kubernetes.io/part-of: ingestion-patterns
+{{ include "ingestion-common.existingOrOwnName" (dict "root" . "existing" .Values.persistence.existingClaim "suffix" "duckdb") }}
 {{- end }}

@@ -12,7 +12,11 @@ export KUBECONFIG="$KUBECONFIG_ADMIN"
 
 K create namespace "$NAMESPACE" --dry-run=client -o yaml | K apply -f - >/dev/null
 K label namespace "$NAMESPACE" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
-"$HELM" dependency build "$REPO/charts/platform" >/dev/null
+# Chart dependencies, all file:// (nothing is downloaded): each subchart's (the ingestion-common library)
+# first, so the umbrella packages them complete.
+for chart in user-code webhook-receiver mock-api kafka platform; do
+  "$HELM" dependency build "$REPO/charts/$chart" >/dev/null
+done
 args=(-f "$REPO/charts/platform/values-kind.yaml")
 for c in user-code webhook-receiver mock-api; do
   args+=(--set "$c.image.repository=localhost/ingestion-patterns/$c" --set "$c.image.tag=$IMAGE_TAG"
