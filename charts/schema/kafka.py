@@ -1,0 +1,140 @@
+"""Values of charts/kafka: Kafka as Strimzi resources (mode strimzi) or one KRaft StatefulSet (standalone)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from .common import (
+    DNS_LABEL,
+    ClosedObject,
+    NodePort,
+    NonEmptyStr,
+    NonNegativeInt,
+    Object,
+    PinnedImage,
+    Port,
+    PositiveInt,
+    PullPolicy,
+    SubchartValues,
+)
+
+# A listener name as Strimzi allows it.
+ListenerName = Annotated[str, Field(pattern=r"^[a-z0-9]{1,11}$")]
+SINGLE_NODE = "standalone mode runs a single KRaft node"
+
+
+class Kafka(ClosedObject):
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+    config: Object | None = None
+
+
+class Storage(ClosedObject):
+    size: str
+    # Strimzi's field names.
+    class_: str | None = Field(None, alias="class")
+    deleteClaim: bool | None = None
+
+
+class NodePool(ClosedObject):
+    name: Annotated[str, Field(pattern=DNS_LABEL)]
+    replicas: PositiveInt
+    storage: Storage
+    resources: Object | None = None
+    jvmOptions: Object | None = None
+
+
+class InternalListener(ClosedObject):
+    name: ListenerName
+    port: Port
+
+
+class NodePortBroker(ClosedObject):
+    broker: NonNegativeInt
+    nodePort: NodePort
+    advertisedHost: NonEmptyStr | None = None
+    advertisedPort: Port | None = None
+
+
+class NodePortListener(ClosedObject):
+    enabled: bool | None = None
+    name: ListenerName | None = None
+    port: Port | None = None
+    bootstrapNodePort: NodePort | None = None
+    brokers: list[NodePortBroker] | None = None
+
+
+class Listeners(ClosedObject):
+    internal: InternalListener
+    nodePort: NodePortListener | None = None
+
+
+class Topic(ClosedObject):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]{1,249}$")]
+    partitions: PositiveInt
+    replicas: PositiveInt
+    config: Object | None = None
+
+
+class EntityOperator(ClosedObject):
+    topicOperator: bool | None = None
+    userOperator: bool | None = None
+
+
+class KafkaUi(ClosedObject):
+    enabled: bool | None = None
+    image: PinnedImage | None = None
+    port: Port | None = None
+    resources: Object | None = None
+
+
+class TestPod(ClosedObject):
+    image: PinnedImage | None = None
+
+
+class StandaloneImage(ClosedObject):
+    repository: NonEmptyStr
+    tag: str | None = Field(None, description="Empty: kafka.version.")
+    pullPolicy: PullPolicy | None = None
+
+
+class Standalone(ClosedObject):
+    image: StandaloneImage | None = None
+
+
+class Values(SubchartValues):
+    # One KRaft node cannot hold more replicas: in standalone mode, nodePool.replicas and topic.replicas are 1.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"mode": {"const": "standalone"}}, "required": ["mode"]},
+                    "then": {
+                        "properties": {
+                            "nodePool": {"properties": {"replicas": {"const": 1, "description": SINGLE_NODE}}},
+                            "topic": {"properties": {"replicas": {"const": 1, "description": SINGLE_NODE}}},
+                        }
+                    },
+                }
+            ]
+        }
+    )
+
+    mode: Literal["strimzi", "standalone"] = Field(
+        description="strimzi (default): Strimzi resources for the operator. standalone: one KRaft node as a plain "
+        "StatefulSet (nodePool.replicas and topic.replicas must be 1)."
+    )
+    nameOverride: str | None = None
+    fullnameOverride: str | None = None
+    clusterName: Annotated[str, Field(pattern=f"^$|{DNS_LABEL}", max_length=40)] | None = None
+    kafka: Kafka
+    nodePool: NodePool
+    listeners: Listeners
+    topic: Topic
+    entityOperator: EntityOperator | None = None
+    kafkaUi: KafkaUi | None = None
+    test: TestPod | None = None
+    podSecurityContext: Object | None = None
+    securityContext: Object | None = None
+    standalone: Standalone | None = Field(None, description="mode: standalone only.")

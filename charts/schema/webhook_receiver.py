@@ -1,0 +1,137 @@
+"""Values of charts/webhook-receiver: the webhook receiver (aiohttp under gunicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .common import (
+    Array,
+    ClosedObject,
+    Image,
+    LocalObjectReference,
+    NonEmptyStr,
+    NonNegativeInt,
+    NullableObject,
+    Object,
+    OpenObject,
+    Port,
+    PositiveInt,
+    Service,
+    ServiceAccount,
+    SubchartValues,
+    Unique,
+    Workers,
+)
+
+# A source name: it becomes part of an env var name (WEBHOOK_SECRET_<SOURCE>) and of the URL path.
+SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class EnvVar(OpenObject):
+    name: str
+    value: str | None = None
+
+
+class Inbox(ClosedObject):
+    existingSecret: str | None = None
+    existingSecretKey: NonEmptyStr | None = None
+    # Empty (no generated Secret), PostgreSQL or SQLite.
+    url: Annotated[str, Field(pattern=r"^$|^postgres(ql)?://|^sqlite:///")] | None = None
+
+
+class Signing(ClosedObject):
+    existingSecret: str | None = None
+    sources: Annotated[list[SourceName], Unique] | None = None
+
+
+class IngressPath(OpenObject):
+    path: Annotated[str, Field(pattern=r"^/")]
+    pathType: Literal["Prefix", "Exact", "ImplementationSpecific"]
+
+
+class IngressHost(OpenObject):
+    host: str | None = None
+    paths: list[IngressPath] | None = None
+
+
+class Traefik(ClosedObject):
+    bodySizeMiddleware: bool | None = None
+
+
+class Ingress(ClosedObject):
+    enabled: bool | None = None
+    className: str | None = None
+    annotations: Object | None = None
+    hosts: list[IngressHost] | None = None
+    tls: list[Object] | None = None
+    traefik: Traefik | None = None
+
+
+class HttpRoute(ClosedObject):
+    enabled: bool | None = None
+    parentRefs: list[Object] | None = None
+    hostnames: list[str] | None = None
+    annotations: Object | None = None
+
+
+class Autoscaling(ClosedObject):
+    enabled: bool | None = None
+    minReplicas: PositiveInt | None = None
+    maxReplicas: PositiveInt | None = None
+    targetCPUUtilizationPercentage: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+class PodDisruptionBudget(ClosedObject):
+    enabled: bool | None = None
+    minAvailable: int | str | None = None
+
+
+class NetworkPolicy(ClosedObject):
+    enabled: bool | None = None
+    ingressFrom: list[Object] | None = None
+    postgresPort: Port | None = None
+
+
+class Metrics(ClosedObject):
+    annotations: bool | None = None
+
+
+class Values(SubchartValues):
+    nameOverride: str | None = None
+    fullnameOverride: str | None = None
+    replicaCount: NonNegativeInt | None = None
+    image: Image
+    imagePullSecrets: list[LocalObjectReference] | None = None
+    workers: Workers
+    keepAliveSeconds: PositiveInt = Field(
+        description="gunicorn keep-alive; keep above the proxy's upstream idle timeout"
+    )
+    maxBodyBytes: PositiveInt
+    signatureToleranceSeconds: PositiveInt | None = None
+    extraEnv: list[EnvVar] | None = None
+    inbox: Inbox
+    signing: Signing
+    serviceAccount: ServiceAccount | None = None
+    podAnnotations: Object | None = None
+    podLabels: Object | None = None
+    podSecurityContext: Object | None = None
+    securityContext: Object | None = None
+    service: Service | None = None
+    containerPort: Port | None = None
+    ingress: Ingress | None = None
+    httpRoute: HttpRoute | None = None
+    resources: Object | None = None
+    livenessProbe: Object | None = None
+    readinessProbe: Object | None = None
+    startupProbe: NullableObject = None
+    autoscaling: Autoscaling | None = None
+    podDisruptionBudget: PodDisruptionBudget | None = None
+    networkPolicy: NetworkPolicy | None = None
+    metrics: Metrics | None = None
+    terminationGracePeriodSeconds: NonNegativeInt | None = None
+    nodeSelector: Object | None = None
+    tolerations: Array | None = None
+    affinity: Object | None = None
+    topologySpreadConstraints: Array | None = None
