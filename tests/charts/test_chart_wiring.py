@@ -48,7 +48,10 @@ def test_skaffold_builds_three_images_and_sets_them_on_the_release(render: Rende
     artifacts = {a["image"]: a for a in SKAFFOLD["build"]["artifacts"]}
     assert set(artifacts) == {f"ingestion-patterns/{n}" for n in ("user-code", "webhook-receiver", "mock-api")}
     for image, artifact in artifacts.items():
-        assert (REPO / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
+        dockerfile = REPO / artifact["context"] / artifact["docker"]["dockerfile"]
+        # One Dockerfile, one target per image, named as the image.
+        assert artifact["docker"]["target"] == image.split("/")[1]
+        assert re.search(rf"^FROM \S+ AS {artifact['docker']['target']}$", dockerfile.read_text(), re.M)
     assert SKAFFOLD["build"]["local"]["push"] is False  # loaded into kind, never pushed
     release = SKAFFOLD["deploy"]["helm"]["releases"][0]
     assert (REPO / release["chartPath"] / "Chart.yaml").is_file()

@@ -3,7 +3,7 @@
 # (namespace k8s.io). Each image is saved as a docker-archive under $IMAGES_DIR, keyed by its inputs, so a
 # later run only re-imports it.
 #   images.sh system     pause, CoreDNS, Traefik, local-path-provisioner (+ the Debian base for its helper pod)
-#   images.sh platform   Python base (debootstrap), the project's three images from docker/*.Dockerfile
+#   images.sh platform   Python base (debootstrap), the project's three images (docker/Dockerfile's targets)
 #                        (BASE_IMAGE=the local base), PostgreSQL (Debian's package), Kafka (Apache Kafka's
 #                        jars from Maven Central on Debian's Java, for charts/kafka's standalone mode)
 source "$(dirname "$0")/lib.sh"
@@ -57,7 +57,7 @@ busybox_image() {
   buildah commit -q --rm "$c" "$1" >/dev/null
 }
 
-# A Debian root filesystem (debootstrap) with Python: the base the project's Dockerfiles build on.
+# A Debian root filesystem (debootstrap) with Python: the base the project's Dockerfile builds on.
 base_image() {
   local rootfs="$LC_CACHE/rootfs-$SUITE"
   if [ ! -x "$rootfs/usr/bin/python3" ]; then
@@ -74,7 +74,7 @@ base_image() {
   local c; c=$(buildah from scratch)
   local mnt; mnt=$(buildah mount "$c")
   cp -a "$rootfs/." "$mnt/"
-  # The machine's own extra CAs (e.g. a TLS-inspecting egress proxy), so pip and uv in the Dockerfiles'
+  # The machine's own extra CAs (e.g. a TLS-inspecting egress proxy), so pip and uv in the Dockerfile's
   # RUN steps reach PyPI through it; uv reads SSL_CERT_FILE instead of its bundled roots.
   if compgen -G "$EXTRA_CA_DIR/*.crt" >/dev/null; then
     cp "$EXTRA_CA_DIR"/*.crt "$mnt/usr/local/share/ca-certificates/"
@@ -86,11 +86,12 @@ base_image() {
   buildah commit -q --rm "$c" "$1" >/dev/null
 }
 
-# The project's own Dockerfiles, unchanged, on the local base.
+# The project's own Dockerfile, unchanged, on the local base: the target named as the image (the three
+# builds share the builder's layers).
 dockerfile_image() {
   local name=${1#localhost/ingestion-patterns/}; name=${name%%:*}
   nice -n 19 buildah bud -q --isolation chroot --layers --build-arg "BASE_IMAGE=$BASE_TAG" \
-    -f "$REPO/docker/$name.Dockerfile" -t "$1" "$REPO" > "$LC_LOG/build-$name.log" 2>&1 \
+    --target "$name" -f "$REPO/docker/Dockerfile" -t "$1" "$REPO" > "$LC_LOG/build-$name.log" 2>&1 \
     || die "buildah bud $name failed: $LC_LOG/build-$name.log"
 }
 
@@ -146,9 +147,10 @@ case "${1:-system}" in
     import python-base "$BASE_KEY" "$BASE_TAG" base_image ;;
   platform)
     import python-base "$BASE_KEY" "$BASE_TAG" base_image
-    src="$(cd "$REPO" && cat pyproject.toml uv.lock docker/*.Dockerfile .dockerignore 2>/dev/null | sha256sum | cut -c1-8)"
-    src+="-$(cd "$REPO" && git ls-files -s app | sha256sum | cut -c1-8)"
-    src+="-$(cd "$REPO" && git diff HEAD -- app | sha256sum | cut -c1-8)"
+    src="$(cd "$REPO" && cat pyproject.toml uv.lock devtools/pyproject.toml docker/Dockerfile .dockerignore 2>/dev/null \
+      | sha256sum | cut -c1-8)"
+    src+="-$(cd "$REPO" && git ls-files -s app devtools | sha256sum | cut -c1-8)"
+    src+="-$(cd "$REPO" && git diff HEAD -- app devtools | sha256sum | cut -c1-8)"
     for name in user-code webhook-receiver mock-api; do
       import "$name" "$src" "localhost/ingestion-patterns/$name:$IMAGE_TAG" dockerfile_image
     done
