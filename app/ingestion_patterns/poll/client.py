@@ -2,13 +2,16 @@
 
 Every field comes from the environment (see ``build_resources``), so the same code reaches the local
 broker (PLAINTEXT) and a Strimzi cluster (TLS and/or SASL listeners). Clients are created inside the
-caller's event loop; each call returns a fresh, not yet started client.
+caller's event loop. ``consumer_session`` is what the assets and the sensor use: a started consumer
+that is stopped however the block ends; ``consumer``/``producer``/``admin`` return a fresh, not yet
+started client for callers that manage it themselves.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -97,6 +100,19 @@ class KafkaResource(dg.ConfigurableResource):
             **overrides,
         }
         return AIOKafkaConsumer(**self.client_kwargs(bootstrap_servers), **options)
+
+    @asynccontextmanager
+    async def consumer_session(
+        self, bootstrap_servers: str = "", *, group_id: str | None = None, **overrides: Any
+    ) -> AsyncIterator[AIOKafkaConsumer]:
+        """``consumer(...)`` started, and stopped on the way out whatever happens (a failed start
+        included: aiokafka leaves its connections and tasks behind otherwise)."""
+        consumer = self.consumer(bootstrap_servers, group_id=group_id, **overrides)
+        try:
+            await consumer.start()
+            yield consumer
+        finally:
+            await consumer.stop()
 
     def producer(self, bootstrap_servers: str = "", **overrides: Any) -> AIOKafkaProducer:
         return AIOKafkaProducer(**self.client_kwargs(bootstrap_servers), **overrides)
