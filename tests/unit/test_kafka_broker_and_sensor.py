@@ -1,10 +1,13 @@
 """Pure parts of the local broker (config, cache location) and of the sensor's decision."""
 
+import uuid
+
 import dagster as dg
 import pytest
 
-from ingestion_patterns.poll.assets import run_request_for
 from ingestion_devtools import kafka_broker as broker
+from ingestion_patterns.dagster_conventions import RUN_RETRY_TAGS
+from ingestion_patterns.poll.assets import failed_attempts_at, kafka_poll_job, run_request_for
 from ingestion_patterns.poll.client import KafkaResource
 
 
@@ -73,3 +76,23 @@ def test_resource_without_servers_or_with_a_bad_protocol_fails_clearly():
         KafkaResource().client_kwargs()
     with pytest.raises(dg.Failure, match="KAFKA_SECURITY_PROTOCOL"):
         KafkaResource(bootstrap_servers="k:1", security_protocol="TLS").client_kwargs()
+
+
+def test_the_poll_job_has_its_failed_runs_retried_by_the_daemon():
+    assert kafka_poll_job.tags == RUN_RETRY_TAGS
+
+
+def test_a_failed_run_the_daemon_will_retry_keeps_the_key_and_one_it_gave_up_on_changes_it():
+    with dg.instance_for_test() as instance:
+        def failed(status=dg.DagsterRunStatus.FAILURE, offsets="at-10", **tags):
+            instance.add_run(dg.DagsterRun(job_name=kafka_poll_job.name, run_id=str(uuid.uuid4()), status=status,
+                                           tags={"kafka/offsets": offsets, **tags}))
+
+        failed(**{"dagster/will_retry": "true"})  # its retry is on the way: no sensor run beside it
+        failed(offsets="at-13")  # other offsets
+        assert failed_attempts_at(instance, "at-10") == 0
+        failed(**{"dagster/will_retry": "false"})  # the daemon's last retry failed too
+        assert failed_attempts_at(instance, "at-10") == 1
+        failed()  # retries off: no tag at all
+        failed(dg.DagsterRunStatus.CANCELED)
+        assert failed_attempts_at(instance, "at-10") == 3

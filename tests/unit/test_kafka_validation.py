@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from ingestion_patterns import warehouse
-from ingestion_patterns.poll.consume import cap_ranges
 from ingestion_patterns.poll import landing as wk
+from ingestion_patterns.poll.consume import cap_ranges
 
 VALID = {
     "transaction_id": "txn-1", "account_id": "acct-1", "amount": 12.5, "currency": "EUR",
@@ -131,3 +131,24 @@ def test_the_cap_is_shared_fairly_and_a_short_partition_leaves_its_share_to_the_
     assert capped == {0: (0, 150), 1: (100, 110), 2: (7, 157)}
     assert sum(end - start for start, end in capped.values()) == 310
     assert cap_ranges({0: 5}, {0: 5}, 10) == {0: (5, 5)}
+
+
+def _created_columns(conn, table):
+    return conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'ingestion' AND table_name = ? ORDER BY ordinal_position", [table]
+    ).fetchall()
+
+
+def _declared_columns(conn, asset):
+    """The asset's column schema for the UI, each type as DuckDB spells it in information_schema."""
+    schema = asset.specs_by_key[asset.key].metadata["dagster/column_schema"]
+    return [(c.name, conn.execute(f"SELECT typeof(CAST(NULL AS {c.type}))").fetchone()[0]) for c in schema.columns]
+
+
+def test_each_asset_declares_its_table_with_the_columns_the_ddl_creates(conn):
+    from ingestion_patterns.poll.assets import poll_kafka_events, process_kafka_events
+
+    for asset, table in ((poll_kafka_events, "kafka_poll_plan"), (process_kafka_events, "kafka_events")):
+        assert asset.specs_by_key[asset.key].metadata["dagster/table_name"] == f"ingestion.{table}"
+        assert _declared_columns(conn, asset) == _created_columns(conn, table)

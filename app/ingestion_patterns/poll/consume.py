@@ -150,7 +150,8 @@ async def land_planned(
     tps = [TopicPartition(topic, p) for p in sorted(plan)]
     if not tps:
         return summary
-    starts = await start_offsets(consumer, tps, wk.stored_offsets(conn, topic))
+    stored = await asyncio.to_thread(wk.stored_offsets, conn, topic)  # DuckDB never on the event loop
+    starts = await start_offsets(consumer, tps, stored)
     ends = {tp: plan[tp.partition][1] for tp in tps}
     pending = {tp for tp in tps if starts[tp.partition] < ends[tp]}
     if not pending:
@@ -163,9 +164,6 @@ async def land_planned(
     buffered: list = []
     landing: asyncio.Task | None = None
     last_progress = time.monotonic()
-
-    def land(table: pa.Table) -> wk.LandResult:  # in a worker thread: the next fetch goes on meanwhile
-        return wk.land_batch(conn, topic, table, run_id=run_id)
 
     async def flush() -> None:
         nonlocal landing, buffered
@@ -181,7 +179,8 @@ async def land_planned(
             return
         table, buffered = records_to_arrow(buffered), []
         summary.batches += 1
-        landing = asyncio.create_task(asyncio.to_thread(land, table))
+        # In a worker thread: the next fetch goes on meanwhile.
+        landing = asyncio.create_task(asyncio.to_thread(wk.land_batch, conn, topic, table, run_id=run_id))
 
     # Buffered records are many tracked objects: with the cyclic GC on, each gen-2 collection
     # rescans all of them. They hold no cycles; refcounting frees them.

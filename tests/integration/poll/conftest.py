@@ -11,13 +11,13 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from ingestion_patterns import warehouse
-from ingestion_patterns.poll.assets import poll_kafka_events, process_kafka_events
 from ingestion_devtools import kafka_broker as local_broker
-from ingestion_patterns.poll.consume import topic_partitions
 from ingestion_devtools.kafka_producer import ProduceSummary, produce
 from ingestion_devtools.processes import free_port
+from ingestion_patterns import warehouse
+from ingestion_patterns.poll.assets import poll_kafka_events, process_kafka_events
 from ingestion_patterns.poll.client import KafkaResource
+from ingestion_patterns.poll.consume import topic_partitions
 
 
 @pytest.fixture(scope="session")

@@ -135,3 +135,10 @@ def test_a_topic_that_does_not_exist_yet_lands_nothing(harness):
     metadata = harness.land()
     assert metadata["poll_kafka_events"]["messages_planned"] == 0
     assert metadata["process_kafka_events"]["events_landed"] == 0
+
+
+def test_each_materialization_reports_the_row_count_of_its_table(harness):
+    sent = harness.send(40, partitions=2, interval=0, bad_ratio=0.25, seed=50)
+    metadata = harness.land()
+    assert metadata["poll_kafka_events"]["dagster/row_count"] == 2  # the plan: one row per partition
+    assert metadata["process_kafka_events"]["dagster/row_count"] == sent.valid

@@ -86,8 +86,8 @@ def test_sensor_skips_when_kafka_is_not_configured(monkeypatch, database):
 
 
 def test_after_a_failed_run_the_sensor_asks_again_under_a_new_key(harness):
-    from ingestion_patterns.poll.assets import kafka_poll_job
     from ingestion_devtools.processes import free_port
+    from ingestion_patterns.poll.assets import kafka_poll_job
 
     harness.send(5, partitions=1, interval=0, seed=34)
     with dg.instance_for_test() as instance:
