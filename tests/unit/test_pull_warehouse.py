@@ -125,3 +125,19 @@ def test_limit_memory_rejects_what_is_not_a_size(conn):
     assert conn.execute("SELECT current_setting('memory_limit')").fetchone()[0].startswith("190")
     with pytest.raises(ValueError, match="not a DuckDB memory size"):
         pull.limit_memory(conn, "200MB'; DROP TABLE x; --")
+
+
+def test_each_asset_declares_its_table_with_the_columns_the_ddl_creates(conn):
+    from ingestion_patterns.pull.assets import extract_source_data, load_to_storage
+
+    for asset, table in ((extract_source_data, "raw_extract"), (load_to_storage, "final_data")):
+        metadata = asset.specs_by_key[asset.key].metadata
+        assert metadata["dagster/table_name"] == f"ingestion.{table}"
+        declared = [(c.name, conn.execute(f"SELECT typeof(CAST(NULL AS {c.type}))").fetchone()[0])
+                    for c in metadata["dagster/column_schema"].columns]
+        created = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'ingestion' AND table_name = ? ORDER BY ordinal_position", [table]
+        ).fetchall()
+        assert declared == created
+        assert set(pull.CONTRACT.names) <= {name for name, _ in declared}  # the contract lands whole

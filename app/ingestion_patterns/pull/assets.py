@@ -5,20 +5,27 @@ together with the advanced cursor in one DuckDB transaction, so a run killed at 
 without losing or repeating a record. ``validate_extracted_data`` checks what is waiting to be
 loaded; a broken contract is an ERROR that blocks ``load_to_storage``, which upserts by id (latest
 ``updated_at`` wins) and records how far it loaded in the same transaction.
+
+The assets are coroutines: Dagster runs a step's coroutine in that step's one event loop, where the
+HTTP client pages the API, and every DuckDB call goes to a worker thread, so the next page
+downloads while one lands. The job's failed runs are retried by the daemon (``RUN_RETRY_TAGS``).
 """
 
 import asyncio
 import time
+from contextlib import aclosing
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
 from .. import warehouse
-from .client import PullStats, SourceApiAuthError, SourceApiError, SourceApiResource
+from ..dagster_conventions import RUN_RETRY_TAGS, row_count_metadata, table_metadata
 from . import landing as pull
-from .validate import assess_extract, conform, drop_seen
+from .client import Page, PullStats, SourceApiAuthError, SourceApiError, SourceApiResource
+from .validate import PullCursor, assess_extract, conform, drop_seen
 
 
 class ExtractConfig(dg.Config):
@@ -47,24 +54,19 @@ def parse_window_bound(value: str | None, *, end: bool = False) -> datetime | No
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-async def _stream_pages(conn, source_api: SourceApiResource, *, run_id: str, log, since, before,
-                        page_size, stats: PullStats, cursor: pull.PullCursor, backfill: bool) -> tuple[int, set[str]]:
-    """Land every page as it arrives; the next page downloads while this one is written."""
-    landed, issues_seen = 0, set()
-    async for page in source_api.pages(updated_since=since, updated_before=before, page_size=page_size, stats=stats):
-        records, issues = conform(page.records)
-        if not backfill:
-            records = drop_seen(records, cursor)
-        if records.num_rows == 0:
-            continue
-        await asyncio.to_thread(
-            pull.land_page, conn, run_id=run_id, page_no=page.number, page_cursor=page.cursor,
-            next_cursor=page.next_cursor, records=records, schema_issues=issues, advance_cursor=not backfill,
-            extracted_at=datetime.now(timezone.utc))
-        landed += records.num_rows
-        issues_seen.update(issues)
-        log.info(f"landed page {page.number}: {records.num_rows} records ({landed} so far)")
-    return landed, issues_seen
+def _land_page(conn: DuckDBPyConnection, page: Page, *, run_id: str,
+               seen: PullCursor | None) -> tuple[int, list[str]]:
+    """Conform a page, drop what cursor ``seen`` covers (None: a backfill, which keeps all and
+    leaves the cursor alone) and land the rest with the cursor: (rows landed, schema issues)."""
+    records, issues = conform(page.records)
+    if seen is not None:
+        records = drop_seen(records, seen)
+    if records.num_rows == 0:
+        return 0, issues
+    pull.land_page(conn, run_id=run_id, page_no=page.number, page_cursor=page.cursor, next_cursor=page.next_cursor,
+                   records=records, schema_issues=issues, advance_cursor=seen is not None,
+                   extracted_at=datetime.now(timezone.utc))
+    return records.num_rows, issues
 
 
 @dg.asset(
@@ -72,31 +74,41 @@ async def _stream_pages(conn, source_api: SourceApiResource, *, run_id: str, log
     pool=warehouse.DUCKDB_POOL,
     kinds={"duckdb", "python"},
     description="Pages the source API (from the cursor in ingestion.pull_state) into ingestion.raw_extract.",
+    metadata=table_metadata(pull.RAW_TABLE, pull.columns(pull.RAW_COLUMNS)),
 )
-def extract_source_data(
+async def extract_source_data(
     context: dg.AssetExecutionContext, config: ExtractConfig, source_api: SourceApiResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     since = parse_window_bound(config.start_date)
     before = parse_window_bound(config.end_date, end=True)
     backfill = since is not None or before is not None
     stats = PullStats()
+    landed, issues = 0, set()
     started = time.perf_counter()
-    with warehouse.session(duckdb, pull.DDL) as conn:
-        pull.limit_memory(conn, source_api.duckdb_memory_limit)
-        cursor_before = pull.read_cursor(conn)
+    async with pull.warehouse_session(duckdb, source_api.duckdb_memory_limit) as conn:
+        cursor_before = await asyncio.to_thread(pull.read_cursor, conn)
         if not backfill:
             since = cursor_before.updated_at
         context.log.info(f"{'backfill' if backfill else 'incremental'} pull from {since or 'the start'}"
                          + (f" to {before}" if before else ""))
+        pages = source_api.pages(updated_since=since, updated_before=before, page_size=config.batch_size, stats=stats)
         try:
-            landed, issues = asyncio.run(_stream_pages(
-                conn, source_api, run_id=context.run.run_id, log=context.log, since=since, before=before,
-                page_size=config.batch_size, stats=stats, cursor=cursor_before, backfill=backfill))
+            # aclosing: if landing fails, the prefetched request and the HTTP session end at once.
+            async with aclosing(pages):
+                async for page in pages:
+                    # Conformed and landed in a worker thread while the next page downloads.
+                    rows, page_issues = await asyncio.to_thread(
+                        _land_page, conn, page, run_id=context.run.run_id, seen=None if backfill else cursor_before)
+                    if rows:
+                        landed += rows
+                        issues.update(page_issues)
+                        context.log.info(f"landed page {page.number}: {rows} records ({landed} so far)")
         except SourceApiError as error:
             # Pages landed so far stay landed with their cursor; a rerun resumes after them.
             raise dg.Failure(description=str(error), allow_retries=not isinstance(error, SourceApiAuthError),
                              metadata={"pages_landed": stats.pages, "retries": stats.retries}) from error
-        cursor_after = pull.read_cursor(conn)
+        cursor_after = await asyncio.to_thread(pull.read_cursor, conn)
+        row_count = await asyncio.to_thread(row_count_metadata, conn, pull.RAW_TABLE)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(metadata={
         "mode": "backfill" if backfill else "incremental",
@@ -109,6 +121,7 @@ def extract_source_data(
         "bytes_received": dg.MetadataValue.int(stats.bytes),
         "records_per_second": dg.MetadataValue.float(round(landed / seconds, 1) if seconds else 0.0),
         "schema_issues": dg.MetadataValue.json(sorted(issues)),
+        **row_count,
     })
 
 
@@ -149,13 +162,14 @@ def validate_extracted_data(duckdb: DuckDBResource, source_api: SourceApiResourc
     pool=warehouse.DUCKDB_POOL,
     kinds={"duckdb"},
     description="Upserts the extracted rows into ingestion.final_data by id (latest updated_at wins).",
+    metadata=table_metadata(pull.FINAL_TABLE, pull.columns(pull.FINAL_COLUMNS)),
 )
-def load_to_storage(
+async def load_to_storage(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, source_api: SourceApiResource
 ) -> dg.MaterializeResult:
-    with warehouse.session(duckdb, pull.DDL) as conn:
-        pull.limit_memory(conn, source_api.duckdb_memory_limit)
-        result = pull.upsert_final(conn)
+    async with pull.warehouse_session(duckdb, source_api.duckdb_memory_limit) as conn:
+        result = await asyncio.to_thread(pull.upsert_final, conn)
+        row_count = await asyncio.to_thread(row_count_metadata, conn, pull.FINAL_TABLE)
     context.log.info(f"upserted {result.raw_rows} raw rows: {result.inserted} inserted, {result.updated} updated")
     return dg.MaterializeResult(metadata={
         "inserted": dg.MetadataValue.int(result.inserted),
@@ -165,6 +179,7 @@ def load_to_storage(
         "raw_rows": dg.MetadataValue.int(result.raw_rows),
         "pages": dg.MetadataValue.int(result.pages),
         "final_rows": dg.MetadataValue.int(result.final_rows),
+        **row_count,
     })
 
 
@@ -172,6 +187,7 @@ pull_job = dg.define_asset_job(
     "pull_job",
     selection=dg.AssetSelection.assets(extract_source_data, load_to_storage),
     description="Extract from the source API, validate, upsert into final_data.",
+    tags=RUN_RETRY_TAGS,
 )
 
 daily_pull_schedule = dg.ScheduleDefinition(

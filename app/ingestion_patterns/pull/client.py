@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -114,7 +114,7 @@ class SourceApiResource(dg.ConfigurableResource):
         updated_before: datetime | None = None,
         page_size: int | None = None,
         stats: PullStats | None = None,
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Every page of records with updated_at >= ``updated_since`` (and < ``updated_before``),
         in (updated_at, id) order, while the next page is already being fetched."""
         stats = stats if stats is not None else PullStats()

@@ -12,8 +12,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from ingestion_patterns.pull.assets import extract_source_data, load_to_storage, validate_extracted_data
 from ingestion_devtools.processes import ManagedProcess
+from ingestion_patterns.pull.assets import extract_source_data, load_to_storage, validate_extracted_data
 from ingestion_patterns.pull.client import SourceApiResource
 from ingestion_patterns.pull.landing import CONTRACT
 

@@ -66,3 +66,12 @@ def test_a_backfill_window_repulls_without_moving_the_cursor(start_mock_api, tmp
     assert query(db, "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state") == cursor
     assert materialization_metadata(result, "load_to_storage")["updated"] == 0  # same versions
     assert final_rows(db) == source_rows(api)
+
+
+def test_each_materialization_reports_the_row_count_of_its_table(shared_mock_api, tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    for _ in range(2):  # the second pull lands nothing: the tables keep their 50 rows
+        result = run_pull(shared_mock_api.client(), db)
+        assert result.success
+        assert materialization_metadata(result, "extract_source_data")["dagster/row_count"] == 50
+        assert materialization_metadata(result, "load_to_storage")["dagster/row_count"] == 50
