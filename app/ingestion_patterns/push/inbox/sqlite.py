@@ -89,6 +89,21 @@ def _summary(source_id: str, row: tuple) -> PendingSummary:
     return PendingSummary(source_id, count or 0, _to_datetime(oldest), max_seq)
 
 
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, ``COMMIT``ted on success; on any error (a kill's included) ``ROLLBACK``
+    and re-raise, so the connection is never left inside a transaction. IMMEDIATE takes the write
+    lock up front: a deferred transaction that reads first gets SQLITE_BUSY instead of waiting."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 @dataclass(slots=True)
 class _Job:
     """Any other write (connect, mark_done, close): runs on the writer thread, in queue order."""
@@ -297,14 +312,9 @@ class SQLiteInbox(InboxContextMixin):
 
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             for statement in DDL:
                 conn.execute(statement)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _connect_reader(self) -> None:
         self._read_conn = self._connect()
@@ -370,21 +380,14 @@ class SQLiteInbox(InboxContextMixin):
 
     def _insert_batch(self, items: list[NewWebhook]) -> list[PutResult]:
         # One multi-row INSERT … RETURNING per batch: far less Python per row than one execute each.
-        conn = self._write_conn
         rows = [(item.source_id, item.event_id, item.body, json.dumps(item.headers, separators=(",", ":")),
                  item.received_at.timestamp()) for item in items]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            inserted = {}
+        inserted = {}
+        with _immediate(self._write_conn) as conn:
             for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                 chunk = rows[start:start + _ROWS_PER_STATEMENT]
                 cursor = conn.execute(_insert_statement(len(chunk)), [value for row in chunk for value in row])
                 inserted.update({(source, event): seq for seq, source, event in cursor.fetchall()})
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return put_results(items, inserted)
 
     async def mark_done(self, source_id: str, seqs: list[int]) -> None:
@@ -393,18 +396,11 @@ class SQLiteInbox(InboxContextMixin):
         now = time.time()
 
         def update() -> None:
-            conn = self._write_conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(self._write_conn) as conn:
                 conn.executemany(
                     "UPDATE webhook_inbox SET done_at = ? WHERE seq = ? AND source_id = ? AND done_at IS NULL",
                     [(now, seq, source_id) for seq in seqs],
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
 
         await self._write(update)
 
