@@ -43,11 +43,21 @@ class NodePool(ClosedObject):
     storage: Storage
     resources: Object | None = None
     jvmOptions: Object | None = None
+    podAntiAffinity: Literal["", "soft", "hard"] | None = Field(
+        None, description="strimzi: brokers of the cluster on different nodes, preferred (soft) or required (hard)."
+    )
 
 
 class InternalListener(ClosedObject):
+    enabled: bool | None = Field(None, description="The plaintext, unauthenticated listener (default on).")
     name: ListenerName
     port: Port
+
+
+class TlsListener(ClosedObject):
+    enabled: bool | None = Field(None, description="TLS with SCRAM-SHA-512 authentication: the application's listener.")
+    name: ListenerName | None = None
+    port: Port | None = None
 
 
 class NodePortBroker(ClosedObject):
@@ -67,7 +77,35 @@ class NodePortListener(ClosedObject):
 
 class Listeners(ClosedObject):
     internal: InternalListener
+    tls: TlsListener | None = None
     nodePort: NodePortListener | None = None
+
+
+class Authorization(ClosedObject):
+    enabled: bool | None = Field(None, description="Kafka's simple ACL authorizer (Strimzi `simple`, standalone StandardAuthorizer).")
+    superUsers: list[Annotated[str, Field(pattern=r"^User:.+$")]] | None = None
+
+
+TopicOperation = Literal[
+    "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "AlterConfigs", "DescribeConfigs",
+    "IdempotentWrite", "All",
+]
+
+
+class User(ClosedObject):
+    enabled: bool | None = None
+    name: Annotated[str, Field(pattern=f"^$|{DNS_LABEL}", max_length=63)] | None = Field(
+        None, description="Default <clusterName>-app; also its password Secret's name (key password)."
+    )
+    topics: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]{1,249}$")]] | None = Field(
+        None, description="Topics the application uses beside topic.name."
+    )
+    topicOperations: list[TopicOperation] | None = Field(None, min_length=1)
+    groups: list[NonEmptyStr] | None = Field(None, description="Consumer groups (literal names) it may read.")
+
+
+class Rack(ClosedObject):
+    topologyKey: str | None = Field(None, description="strimzi: the node label whose values are racks (zones).")
 
 
 class Topic(ClosedObject):
@@ -99,8 +137,16 @@ class StandaloneImage(ClosedObject):
     pullPolicy: PullPolicy | None = None
 
 
+class Certificates(ClosedObject):
+    validityDays: PositiveInt | None = None
+
+
 class Standalone(ClosedObject):
     image: StandaloneImage | None = None
+    kubectlImage: PinnedImage | None = Field(
+        None, description="Writes the certificates Job's Secrets (its entrypoint must be kubectl)."
+    )
+    certificates: Certificates | None = None
 
 
 class Values(SubchartValues):
@@ -132,6 +178,9 @@ class Values(SubchartValues):
     nodePool: NodePool
     listeners: Listeners
     topic: Topic
+    authorization: Authorization | None = None
+    user: User | None = None
+    rack: Rack | None = None
     entityOperator: EntityOperator | None = None
     kafkaUi: KafkaUi | None = None
     test: TestPod | None = None

@@ -6,8 +6,11 @@ the local-cluster image's scripts (k8s/local-cluster/images/kafka/bin)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +28,8 @@ CLUSTER = f"{RELEASE}-kafka"
 VALUES = yaml.safe_load((CHARTS_DIR / "kafka" / "values.yaml").read_text())
 IMAGE_SCRIPTS = REPO / "k8s" / "local-cluster" / "images" / "kafka" / "bin"
 BOOTSTRAP_DNS = f"{CLUSTER}-kafka-bootstrap:9092"
+# The plaintext-only node of before the tls listener (no certificates, no authorizer).
+INSECURE = ("--set", "listeners.tls.enabled=false", "--set", "authorization.enabled=false")
 
 
 def standalone(render: Renderer, *extra: str, chart: str = "kafka") -> list[dict]:
@@ -71,7 +76,7 @@ def test_one_kraft_node_behind_the_strimzi_service_names(render: Renderer) -> No
     assert pod_labels["app.kubernetes.io/component"] == "kafka"
     assert selects(statefulset, pod_labels)
     bootstrap = one(objects, "Service", f"{CLUSTER}-kafka-bootstrap")
-    assert [(p["port"], p["targetPort"]) for p in bootstrap["spec"]["ports"]] == [(9092, "plain")]
+    assert [(p["port"], p["targetPort"]) for p in bootstrap["spec"]["ports"]] == [(9092, "plain"), (9093, "tls")]
     assert selects(bootstrap, pod_labels)
     headless = one(objects, "Service", statefulset["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None" and selects(headless, pod_labels)
@@ -79,7 +84,9 @@ def test_one_kraft_node_behind_the_strimzi_service_names(render: Renderer) -> No
     assert ports["plain"] == VALUES["listeners"]["internal"]["port"]
     # The bootstrap address clients are given is the Service's; the node advertises the same.
     props = properties(objects)
-    assert props["advertised.listeners"] == f"PLAIN://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092"
+    assert props["advertised.listeners"].split(",") == [
+        f"PLAIN://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092", f"TLS://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093",
+        f"REPLICATION://{CLUSTER}-kafka-0.{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091"]
     assert props["process.roles"] == "broker,controller"
     assert props["controller.quorum.voters"] == "0@localhost:9090"
 
@@ -128,7 +135,7 @@ def test_the_image_defaults_to_apache_kafka_at_the_kafka_version(render: Rendere
 
 
 def test_topic_job_is_a_bounded_hook_with_the_topic_values(render: Renderer) -> None:
-    job = one(standalone(render, "--set", "topic.partitions=6"), "Job", f"{RELEASE}-kafka-topic")
+    job = one(standalone(render, "--set", "topic.partitions=6", *INSECURE), "Job", f"{RELEASE}-kafka-topic")
     annotations = job["metadata"]["annotations"]
     assert set(annotations["helm.sh/hook"].split(",")) == {"post-install", "post-upgrade"}
     assert job["spec"]["activeDeadlineSeconds"] > 0 and job["spec"]["backoffLimit"] >= 1
@@ -146,7 +153,8 @@ def test_pods_that_only_call_out_admit_no_traffic(render: Renderer, mode: str) -
     policy = one(objects, "NetworkPolicy", f"{RELEASE}-kafka-no-ingress")
     assert policy["spec"]["policyTypes"] == ["Ingress"] and not policy["spec"].get("ingress")
     callers = [o for o in objects if o["kind"] in {"Job", "Pod"}]
-    assert len(callers) == (2 if mode == "standalone" else 1)
+    # standalone: the topic Job, the certificates Job and the test pod.
+    assert len(callers) == (3 if mode == "standalone" else 1)
     for obj in callers:
         labels = obj["metadata"]["labels"] if obj["kind"] == "Pod" else obj["spec"]["template"]["metadata"]["labels"]
         assert selects({"spec": {"selector": policy["spec"]["podSelector"]}}, labels), obj["metadata"]["name"]
@@ -180,7 +188,7 @@ def test_nodeport_listener_in_standalone_mode(render: Renderer) -> None:
     assert f"EXTERNAL://{broker['advertisedHost']}:{broker['advertisedPort']}" in props["advertised.listeners"]
     assert "EXTERNAL://:9094" in props["listeners"].split(",")
     policy = one(objects, "NetworkPolicy", f"{CLUSTER}-kafka")
-    assert {p["port"] for p in policy["spec"]["ingress"][0]["ports"]} == {"plain", "external"}
+    assert {p["port"] for p in policy["spec"]["ingress"][0]["ports"]} == {"plain", "tls", "external"}
 
 
 def test_schema_and_template_refuse_what_standalone_cannot_do(helm: str, charts_dir: Path) -> None:
@@ -257,7 +265,7 @@ def test_rendered_standalone_node_runs_for_real(render: Renderer, tmp_path: Path
         pytest.skip("Java is not installed: the standalone node runs Kafka's jars on it")
     libs = local_broker.ensure_jars()
     partitions = 4
-    objects = standalone(render, "--set", f"topic.partitions={partitions}")
+    objects = standalone(render, "--set", f"topic.partitions={partitions}", *INSECURE)
     statefulset = one(objects, "StatefulSet", f"{CLUSTER}-kafka")
     node = container(statefulset)
     job = container(one(objects, "Job", f"{RELEASE}-kafka-topic"))
@@ -325,3 +333,207 @@ def test_rendered_standalone_node_runs_for_real(render: Renderer, tmp_path: Path
         assert sorted(asyncio.run(consume(bootstrap, "transactions", 40))) == sorted(f"v{i}" for i in range(40))
     finally:
         node_process.stop(timeout=60)
+
+
+# --- the real run, secured: TLS + SCRAM-SHA-512 + ACLs --------------------------------------------------------
+
+def run_certificates_job(objects: list[dict], root: Path, existing: dict[str, dict[str, bytes]] | None = None
+                         ) -> dict[str, dict[str, bytes]]:
+    """The certificates hook Job's init container, run here with this machine's keytool; returns the Secrets
+    it would write (name -> key -> bytes). ``existing`` are Secrets already there (mounted, optional)."""
+    job = one(objects, "Job", f"{RELEASE}-kafka-certificates")
+    spec = pod_spec(job)
+    make = spec["initContainers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in make["volumeMounts"]}
+    secret_of = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    for volume, path in mounts.items():
+        folder = root / path.lstrip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, data in ((existing or {}).get(secret_of.get(volume, ""), {})).items():
+            (folder / key).write_bytes(data)
+    script = make["command"][2].replace("/existing", str(root / "existing")).replace("/work", str(root / "work"))
+    result = subprocess.run(["/bin/sh", "-ec", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"certificates script failed:\n{result.stdout}\n{result.stderr}"
+    assert container(job)["args"][:2] == ["apply", "--server-side"]
+
+    written = {}
+    for doc in yaml.safe_load_all((root / "work" / "secrets.yaml").read_text()):
+        if doc:
+            assert doc["kind"] == "Secret" and doc["metadata"]["namespace"] == NAMESPACE
+            written[doc["metadata"]["name"]] = {k: base64.b64decode(v) for k, v in doc["data"].items()}
+    return written
+
+
+def test_certificates_job_keeps_what_exists(render: Renderer, tmp_path: Path) -> None:
+    """A second run (an upgrade) writes back the CA, the broker's certificate and the user's password unchanged;
+    a missing one is made again, signed by the kept CA."""
+    objects = standalone(render)
+    first = run_certificates_job(objects, tmp_path / "first")
+    assert set(first) == {f"{CLUSTER}-cluster-ca-cert", f"{CLUSTER}-cluster-ca", f"{CLUSTER}-kafka-brokers", f"{CLUSTER}-app"}
+    assert first[f"{CLUSTER}-cluster-ca-cert"]["ca.crt"].startswith(b"-----BEGIN CERTIFICATE-----")
+    assert len(first[f"{CLUSTER}-app"]["password"]) == 32
+    again = run_certificates_job(objects, tmp_path / "again", existing=first)
+    assert again == first
+    without_user = {k: v for k, v in first.items() if k != f"{CLUSTER}-app"}
+    renewed = run_certificates_job(objects, tmp_path / "renewed", existing=without_user)
+    assert renewed[f"{CLUSTER}-cluster-ca"] == first[f"{CLUSTER}-cluster-ca"]
+    assert renewed[f"{CLUSTER}-app"]["password"] != first[f"{CLUSTER}-app"]["password"]
+
+
+def test_secured_standalone_renders_the_strimzi_contract(render: Renderer) -> None:
+    objects = standalone(render)
+    props = properties(objects)
+    assert props["listener.security.protocol.map"].split(",") == [
+        "PLAIN:PLAINTEXT", "TLS:SASL_SSL", "REPLICATION:SSL", "CONTROLLER:SSL"]
+    assert props["listener.name.tls.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["super.users"] == f"User:CN={CLUSTER}-kafka"
+    assert "password" not in json.dumps(one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")).replace(
+        "ssl.keystore.password", "").lower().replace("ssl.key.password", "")
+    bootstrap = one(objects, "Service", f"{CLUSTER}-kafka-bootstrap")
+    assert [(p["name"], p["port"]) for p in bootstrap["spec"]["ports"]] == [("plain", 9092), ("tls", 9093)]
+    statefulset = one(objects, "StatefulSet", f"{CLUSTER}-kafka")
+    secrets = {v["secret"]["secretName"] for v in pod_spec(statefulset)["volumes"] if "secret" in v}
+    assert secrets == {f"{CLUSTER}-kafka-brokers", f"{CLUSTER}-cluster-ca-cert"}
+    hooks = [o for o in objects if "certificates" in o["metadata"]["name"]]
+    assert sorted(o["kind"] for o in hooks) == ["Job", "Role", "RoleBinding", "ServiceAccount"]
+    for hook in hooks:
+        assert set(hook["metadata"]["annotations"]["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    role = one(objects, "Role", f"{RELEASE}-kafka-certificates")
+    named = next(r for r in role["rules"] if "resourceNames" in r)
+    assert set(named["verbs"]) == {"get", "patch"}
+    assert set(named["resourceNames"]) == secrets | {f"{CLUSTER}-app", f"{CLUSTER}-cluster-ca"}
+    assert all(r["resources"] == ["secrets"] for r in role["rules"])
+    policy = one(objects, "NetworkPolicy", f"{CLUSTER}-kafka")
+    replication = next(rule for rule in policy["spec"]["ingress"] if rule.get("from"))
+    assert replication["ports"] == [{"port": "replication", "protocol": "TCP"}]
+    assert replication["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "kafka-topic"
+    # Off: no certificates, no authorizer; authorization needs the tls listener in this mode.
+    plain = standalone(render, "--set", "listeners.tls.enabled=false", "--set", "authorization.enabled=false")
+    assert not [o for o in plain if "certificates" in o["metadata"]["name"]]
+    assert "authorizer.class.name" not in properties(plain)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_rendered_secured_standalone_node_runs_for_real(render: Renderer, tmp_path: Path) -> None:
+    """The certificates Job's keytool script, the node's start script and server.properties (SASL_SSL with
+    SCRAM-SHA-512, mutual TLS for the broker's own traffic, StandardAuthorizer), the topic Job (topic, SCRAM
+    credential, ACLs as the broker's certificate principal) and the helm test pod (as the application's user),
+    run here; then the application's client (KafkaResource) over SASL_SSL: its ACLs hold, a wrong password and
+    an anonymous client are refused."""
+    from aiokafka.errors import KafkaError
+
+    from ingestion_patterns.poll.client import KafkaResource
+
+    java = local_broker.java_executable()
+    if java is None or not shutil.which("keytool"):
+        pytest.skip("Java (with keytool) is not installed: the standalone node runs Kafka's jars on it")
+    libs = local_broker.ensure_jars()
+    objects = standalone(render, "--set", "topic.partitions=2",
+                         "--set", "user.topicOperations={Describe,DescribeConfigs,Read,Write}")
+    secrets = run_certificates_job(objects, tmp_path / "job")
+    folders = {"/etc/kafka/certs": f"{CLUSTER}-kafka-brokers", "/etc/kafka/ca": f"{CLUSTER}-cluster-ca-cert",
+               "/etc/kafka/user": f"{CLUSTER}-app"}
+    paths = {"/opt/kafka/bin/": f"{IMAGE_SCRIPTS}/"}
+    for mount, secret in folders.items():
+        folder = tmp_path / mount.strip("/").replace("/", "-")
+        folder.mkdir()
+        for key, data in secrets[secret].items():
+            (folder / key).write_bytes(data)
+        paths[mount] = str(folder)
+    config_dir, data_dir, scratch = tmp_path / "config", tmp_path / "data", tmp_path / "tmp"
+    for folder in (config_dir, data_dir, scratch):
+        folder.mkdir()
+    plain, tls, replication, controller = (free_port() for _ in range(4))
+    (config_dir / "server.properties").write_text(rewrite(
+        one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")["data"]["server.properties"],
+        {"PLAIN://:9092": f"PLAIN://127.0.0.1:{plain}", "TLS://:9093": f"TLS://127.0.0.1:{tls}",
+         "REPLICATION://:9091": f"REPLICATION://127.0.0.1:{replication}",
+         "CONTROLLER://:9090": f"CONTROLLER://127.0.0.1:{controller}", "0@localhost:9090": f"0@localhost:{controller}",
+         f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092": f"127.0.0.1:{plain}",
+         # The certificate names localhost (and 127.0.0.1) besides the Services.
+         f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093": f"localhost:{tls}",
+         f"{CLUSTER}-kafka-0.{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091": f"localhost:{replication}",
+         "/var/lib/kafka/data": str(data_dir), "/etc/kafka/certs": paths["/etc/kafka/certs"],
+         "/etc/kafka/ca": paths["/etc/kafka/ca"]}))
+    node = container(one(objects, "StatefulSet", f"{CLUSTER}-kafka"))
+    env = {e["name"]: e["value"].replace("/tmp", str(scratch)) for e in node["env"]}
+    env["KAFKA_LIBS"] = str(libs)
+    node_script = rewrite(node["command"][2], {"/opt/kafka/bin/": paths["/opt/kafka/bin/"],
+                                               "/etc/kafka/certs": paths["/etc/kafka/certs"],
+                                               "/etc/kafka/server": str(config_dir), "/var/lib/kafka/data": str(data_dir)})
+    process = ManagedProcess("kafka-secured", ["/bin/sh", "-ec", node_script], env=env,
+                             log_path=tmp_path / "node.log").start()
+
+    def tool(command: list[str], replacements: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        text = "\0".join(command)
+        text = rewrite(text, {**{k: v for k, v in paths.items() if k in text}, **replacements,
+                              "/tmp/admin.properties" if "admin" in text else "/tmp/client.properties":
+                              f"{scratch}/client.properties"})
+        tool_env = {**os.environ, "LOG_DIR": str(scratch), "KAFKA_LIBS": str(libs), "KAFKA_HEAP_OPTS": "-Xmx256m"}
+        result = subprocess.run(text.split("\0"), env=tool_env, capture_output=True, text=True, timeout=200)
+        assert result.returncode == 0, f"{text}\nfailed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        return result
+
+    try:
+        wait_until(lambda: process.running and local_broker.metadata_ok(f"127.0.0.1:{plain}"), timeout=120,
+                   what="the secured standalone node", interval=0.5)
+        job = container(one(objects, "Job", f"{RELEASE}-kafka-topic"))
+        tool(job["command"], {f"{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091": f"localhost:{replication}"})
+        described = tool(container(one(objects, "Pod", f"{RELEASE}-kafka-test"))["command"],
+                         {f"{CLUSTER}-kafka-bootstrap:9093": f"localhost:{tls}"}).stdout
+        assert re.search(r"PartitionCount:\s*2\b", described), described
+
+        password = secrets[f"{CLUSTER}-app"]["password"].decode()
+        cafile = str(tmp_path / "etc-kafka-ca" / "ca.crt")
+
+        def app(password: str = password, **fields) -> KafkaResource:
+            return KafkaResource(bootstrap_servers=f"localhost:{tls}", security_protocol="SASL_SSL",
+                                 sasl_mechanism="SCRAM-SHA-512", sasl_username=f"{CLUSTER}-app",
+                                 sasl_password=password, ssl_cafile=cafile, **fields)
+
+        async def produce_consume(kafka: KafkaResource, topic: str = "transactions") -> list[str]:
+            producer = kafka.producer(acks="all")
+            await producer.start()
+            try:
+                for i in range(10):
+                    await producer.send(topic, value=f"s{i}".encode())
+                await producer.flush()
+            finally:
+                await producer.stop()
+            async with kafka.consumer_session(group_id="ingestion-patterns") as consumer:
+                from aiokafka import TopicPartition
+                consumer.assign([TopicPartition(topic, p) for p in range(2)])
+                seen: list[str] = []
+                async with asyncio.timeout(60):
+                    while len(seen) < 10:
+                        batches = await consumer.getmany(timeout_ms=1000)
+                        seen += [m.value.decode() for records in batches.values() for m in records]
+                await consumer.commit()
+            return seen
+
+        assert sorted(asyncio.run(produce_consume(app()))) == sorted(f"s{i}" for i in range(10))
+
+        async def refused(kafka: KafkaResource, topic: str = "transactions") -> str:
+            producer = kafka.producer(request_timeout_ms=10000)
+            try:
+                await producer.start()
+                await asyncio.wait_for(producer.send_and_wait(topic, b"x"), 30)
+            except (KafkaError, TimeoutError) as error:
+                return f"{type(error).__name__}: {error}"
+            finally:
+                await producer.stop()
+            return "accepted"
+
+        # aiokafka only says it could not bootstrap; the resource names the reason.
+        assert asyncio.run(refused(app("not-the-password"))) != "accepted"
+        reason = asyncio.run(app("not-the-password").diagnose())
+        assert reason and "SCRAM-SHA-512 authentication of user 'ip-kafka-app' failed" in reason, reason
+        assert asyncio.run(app().diagnose()) is None
+        other_topic = asyncio.run(refused(app(), topic="not-allowed"))
+        assert "Authorization" in other_topic or "not-allowed" in other_topic, other_topic
+        anonymous = asyncio.run(refused(KafkaResource(bootstrap_servers=f"127.0.0.1:{plain}")))
+        assert "Authorization" in anonymous, anonymous
+    finally:
+        process.stop(timeout=60)

@@ -19,9 +19,82 @@ app.kubernetes.io/component: event-stream
 {{- default (include "ingestion-common.fullname" .) .Values.clusterName | trunc 40 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The in-cluster bootstrap address (plain listener). */}}
+{{/* The in-cluster bootstrap address of the plain listener (the tls listener's when the plain one is off). */}}
 {{- define "kafka.bootstrapServers" -}}
+{{- if include "kafka.plainEnabled" . }}
 {{- printf "%s-kafka-bootstrap:%d" (include "kafka.clusterName" .) (int .Values.listeners.internal.port) }}
+{{- else }}
+{{- include "kafka.tlsBootstrapServers" . }}
+{{- end }}
+{{- end }}
+
+{{/* The in-cluster bootstrap address of the tls (SCRAM-SHA-512) listener: the application's. */}}
+{{- define "kafka.tlsBootstrapServers" -}}
+{{- printf "%s-kafka-bootstrap:%d" (include "kafka.clusterName" .) (int .Values.listeners.tls.port) }}
+{{- end }}
+
+{{/* "true" when the plaintext listener is on (listeners.internal.enabled, default on). */}}
+{{- define "kafka.plainEnabled" -}}
+{{- if ne (toString .Values.listeners.internal.enabled) "false" }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the tls + SCRAM-SHA-512 listener is on. */}}
+{{- define "kafka.tlsEnabled" -}}
+{{- with .Values.listeners.tls }}{{ if .enabled }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/* "true" when ACLs are enforced (Strimzi `authorization: simple`; standalone: StandardAuthorizer). */}}
+{{- define "kafka.authorizationEnabled" -}}
+{{- with .Values.authorization }}{{ if .enabled }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/* "true" when the application's user is made (it authenticates on the tls listener). */}}
+{{- define "kafka.userEnabled" -}}
+{{- if and (include "kafka.tlsEnabled" .) .Values.user.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The application's Kafka user (SCRAM-SHA-512), also the name of its password Secret: user.name or <cluster>-app. */}}
+{{- define "kafka.userName" -}}
+{{- default (printf "%s-app" (include "kafka.clusterName" .)) .Values.user.name }}
+{{- end }}
+
+{{/* The topics the application's user may use: topic.name and user.topics, each once (a JSON list). */}}
+{{- define "kafka.userTopics" -}}
+{{- toJson (prepend (default list .Values.user.topics) .Values.topic.name | uniq) }}
+{{- end }}
+
+{{/* Strimzi's Secret names: the cluster CA's certificate (ca.crt) and key, and the brokers' certificates. */}}
+{{- define "kafka.clusterCaCertSecret" -}}
+{{- printf "%s-cluster-ca-cert" (include "kafka.clusterName" .) }}
+{{- end }}
+{{- define "kafka.clusterCaSecret" -}}
+{{- printf "%s-cluster-ca" (include "kafka.clusterName" .) }}
+{{- end }}
+{{- define "kafka.brokersSecret" -}}
+{{- printf "%s-kafka-brokers" (include "kafka.clusterName" .) }}
+{{- end }}
+
+{{/* standalone: the broker's certificate subject; its principal is the broker's own super user. */}}
+{{- define "kafka.brokerSubject" -}}
+{{- printf "CN=%s-kafka" (include "kafka.clusterName" .) }}
+{{- end }}
+
+{{/* standalone: the replication listener (mutual TLS, the broker's own certificate), for the admin Job. */}}
+{{- define "kafka.replicationBootstrap" -}}
+{{- printf "%s-kafka-brokers.%s.svc:9091" (include "kafka.clusterName" .) .Release.Namespace }}
+{{- end }}
+
+{{/* The port name probes use: the plain listener's, else the tls listener's. */}}
+{{- define "kafka.probePort" -}}
+{{- if include "kafka.plainEnabled" . }}{{ .Values.listeners.internal.name }}{{ else }}{{ .Values.listeners.tls.name }}{{ end }}
+{{- end }}
+
+{{/*
+A client properties file for the application's user on the tls listener (SASL_SSL, SCRAM-SHA-512, the cluster
+CA from /etc/kafka/ca/ca.crt), written by a shell line to $1; the password is read from the mounted Secret.
+*/}}
+{{- define "kafka.writeUserClientProperties" -}}
+printf 'security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nssl.truststore.type=PEM\nssl.truststore.location=/etc/kafka/ca/ca.crt\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' {{ include "kafka.userName" . | squote }} "$(cat /etc/kafka/user/password)" > "$1"
 {{- end }}
 
 {{/*
@@ -98,13 +171,50 @@ only node; its advertised address defaults to localhost:<nodePort>.
 The standalone node's server.properties: the KRaft single-node settings (the chart's; they win), then
 kafka.config, then single-node defaults kafka.config may override. Paths and ports are fixed in the image
 layout the StatefulSet mounts: data on /var/lib/kafka/data, the controller on 9090 (as Strimzi).
+With listeners.tls: TLS (SASL_SSL, SCRAM-SHA-512) for clients; the broker's own traffic (controller on 9090,
+replication on 9091) is mutual TLS with its certificate, whose principal is a super user; the keystore
+password is appended by the start script from the brokers' Secret (never in this ConfigMap).
 */}}
 {{- define "kafka.serverProperties" -}}
+{{- $cluster := include "kafka.clusterName" . }}
 {{- $internal := .Values.listeners.internal }}
+{{- $tls := .Values.listeners.tls }}
+{{- $bootstrapHost := printf "%s-kafka-bootstrap.%s.svc" $cluster .Release.Namespace }}
+{{- $listeners := list }}
+{{- $advertised := list }}
+{{- $protocols := list }}
+{{- $interBroker := "" }}
+{{- if include "kafka.plainEnabled" . }}
 {{- $plain := upper $internal.name }}
-{{- $listeners := list (printf "%s://:%d" $plain (int $internal.port)) "CONTROLLER://:9090" }}
-{{- $advertised := list (printf "%s://%s-kafka-bootstrap.%s.svc:%d" $plain (include "kafka.clusterName" .) .Release.Namespace (int $internal.port)) }}
-{{- $protocols := list (printf "%s:PLAINTEXT" $plain) "CONTROLLER:PLAINTEXT" }}
+{{- $listeners = append $listeners (printf "%s://:%d" $plain (int $internal.port)) }}
+{{- $advertised = append $advertised (printf "%s://%s:%d" $plain $bootstrapHost (int $internal.port)) }}
+{{- $protocols = append $protocols (printf "%s:PLAINTEXT" $plain) }}
+{{- $interBroker = $plain }}
+{{- end }}
+{{- $secured := dict }}
+{{- if include "kafka.tlsEnabled" . }}
+{{- $name := upper $tls.name }}
+{{- $lower := lower $tls.name }}
+{{- $listeners = append $listeners (printf "%s://:%d" $name (int $tls.port)) }}
+{{- $advertised = append $advertised (printf "%s://%s:%d" $name $bootstrapHost (int $tls.port)) }}
+{{- $protocols = append $protocols (printf "%s:SASL_SSL" $name) }}
+{{- $listeners = append $listeners "REPLICATION://:9091" }}
+{{- $advertised = append $advertised (printf "REPLICATION://%s-kafka-0.%s-kafka-brokers.%s.svc:9091" $cluster $cluster .Release.Namespace) }}
+{{- $protocols = append $protocols "REPLICATION:SSL" }}
+{{- $interBroker = "REPLICATION" }}
+{{- $secured = dict
+  (printf "listener.name.%s.sasl.enabled.mechanisms" $lower) "SCRAM-SHA-512"
+  (printf "listener.name.%s.scram-sha-512.sasl.jaas.config" $lower) "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  "listener.name.replication.ssl.client.auth" "required"
+  "listener.name.controller.ssl.client.auth" "required"
+  "ssl.keystore.type" "PKCS12"
+  "ssl.keystore.location" "/etc/kafka/certs/broker.p12"
+  "ssl.truststore.type" "PEM"
+  "ssl.truststore.location" "/etc/kafka/ca/ca.crt"
+  "ssl.endpoint.identification.algorithm" "https" }}
+{{- end }}
+{{- $listeners = append $listeners "CONTROLLER://:9090" }}
+{{- $protocols = append $protocols (printf "CONTROLLER:%s" (ternary "SSL" "PLAINTEXT" (not (empty $secured)))) }}
 {{- with .Values.listeners.nodePort }}
 {{- if .enabled }}
 {{- $external := upper .name }}
@@ -114,16 +224,25 @@ layout the StatefulSet mounts: data on /var/lib/kafka/data, the controller on 90
 {{- $protocols = append $protocols (printf "%s:PLAINTEXT" $external) }}
 {{- end }}
 {{- end }}
-{{- $kraft := dict
+{{- if include "kafka.authorizationEnabled" . }}
+{{- if empty $secured }}
+{{- fail "mode=standalone with authorization.enabled needs listeners.tls.enabled: the broker's own traffic authenticates with its certificate there" }}
+{{- end }}
+{{- $superUsers := prepend (default list .Values.authorization.superUsers) (printf "User:%s" (include "kafka.brokerSubject" .)) }}
+{{- $_ := set $secured "authorizer.class.name" "org.apache.kafka.metadata.authorizer.StandardAuthorizer" }}
+{{- $_ := set $secured "super.users" (join ";" $superUsers) }}
+{{- $_ := set $secured "allow.everyone.if.no.acl.found" "false" }}
+{{- end }}
+{{- $kraft := merge (dict
   "process.roles" "broker,controller"
   "node.id" "0"
   "controller.quorum.voters" "0@localhost:9090"
   "controller.listener.names" "CONTROLLER"
-  "inter.broker.listener.name" $plain
+  "inter.broker.listener.name" $interBroker
   "listeners" (join "," $listeners)
   "advertised.listeners" (join "," $advertised)
   "listener.security.protocol.map" (join "," $protocols)
-  "log.dirs" "/var/lib/kafka/data/kafka-log0" }}
+  "log.dirs" "/var/lib/kafka/data/kafka-log0") $secured }}
 {{- $singleNode := dict
   "offsets.topic.replication.factor" 1
   "transaction.state.log.replication.factor" 1
@@ -159,4 +278,12 @@ app.kubernetes.io/component: kafka-topic
 {{/* Pods that only call out (the helm test pod, the topic Job): network-policy/no-ingress.yaml admits nothing to them. */}}
 {{- define "kafka.noIngressLabel" -}}
 ingestion-patterns/ingress: none
+{{- end }}
+
+{{/* The certificates Job's labels (not matching the broker's selector; it receives no traffic). */}}
+{{- define "kafka.certificatesJobLabels" -}}
+{{ include "kafka.commonLabels" . }}
+{{ include "ingestion-common.selectorLabels" . }}
+app.kubernetes.io/component: kafka-certificates
+{{ include "kafka.noIngressLabel" . }}
 {{- end }}
