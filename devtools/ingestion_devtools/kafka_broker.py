@@ -1,6 +1,10 @@
 """A local Apache Kafka broker, assembled from its jars on Maven Central and run on the machine's Java.
 
-KRaft mode, one node that is both broker and controller, PLAINTEXT on loopback. The jars are
+KRaft mode, one node that is both broker and controller, PLAINTEXT on loopback. Optionally a second
+listener as a secured cluster has it (Strimzi's tls listener, charts/kafka's standalone one): SASL_SSL with
+SCRAM-SHA-512 users made at format time, a certificate from a CA made here with keytool, and ACLs enforced
+(StandardAuthorizer); the PLAINTEXT loopback listener then serves the broker itself and admin tooling, whose
+principal (User:ANONYMOUS) is the super user. The jars are
 resolved once with Maven (a generated pom and ``dependency:copy-dependencies``) and cached under
 ``$XDG_CACHE_HOME/ingestion-patterns/kafka/<version>/``, so tests, CI and ``ingest kafka up`` share
 them. ``python -m ingestion_patterns.kafka.broker fetch`` only downloads them (CI pre-warms with it).
@@ -74,6 +78,60 @@ class BrokerError(RuntimeError):
     """The broker could not be assembled or started; the message says why."""
 
 
+@dataclass(frozen=True)
+class SaslSsl:
+    """A SASL_SSL listener with SCRAM-SHA-512 on ``port``: its users (name -> password) are created when the
+    storage is formatted (kafka-storage's --add-scram), so they belong to a new data folder."""
+
+    port: int
+    users: dict[str, str]
+    mechanism: str = "SCRAM-SHA-512"
+
+
+def keytool_executable() -> str | None:
+    """keytool of the Java that runs the broker (it comes with every JRE)."""
+    java = java_executable()
+    if java and (candidate := Path(java).resolve().parent / "keytool").exists():
+        return str(candidate)
+    return shutil.which("keytool")
+
+
+def make_certificates(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 30) -> dict[str, Path]:
+    """A CA and a broker key store signed by it, with keytool (as charts/kafka's certificates Job does):
+    ``ca.crt`` (PEM, what clients trust), ``broker.p12`` and its password in ``broker.password``."""
+    keytool = keytool_executable()
+    if keytool is None:
+        raise BrokerError("keytool (from the Java installation) is needed for a SASL_SSL listener")
+    folder.mkdir(parents=True, exist_ok=True)
+    password = base64.urlsafe_b64encode(os.urandom(18)).decode()
+    (folder / "broker.password").write_text(password)
+    san = ",".join(f"ip:{h}" if h.replace(".", "").isdigit() else f"dns:{h}" for h in hosts)
+    store = ["-storetype", "PKCS12", "-storepass", password]
+    steps = [
+        ["-genkeypair", "-alias", "ca", "-dname", "CN=local-kafka-ca", "-keyalg", "RSA", "-keysize", "2048",
+         "-validity", str(days), "-ext", "bc:c=ca:true", "-ext", "KU:c=keyCertSign,cRLSign",
+         "-keystore", str(folder / "ca.p12"), *store],
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", str(folder / "ca.p12"), "-storepass", password,
+         "-file", str(folder / "ca.crt")],
+        ["-genkeypair", "-alias", "broker", "-dname", "CN=local-kafka", "-keyalg", "RSA", "-keysize", "2048",
+         "-validity", str(days), "-keystore", str(folder / "broker.p12"), *store],
+        ["-certreq", "-alias", "broker", "-keystore", str(folder / "broker.p12"), "-storepass", password,
+         "-file", str(folder / "broker.csr")],
+        ["-gencert", "-alias", "ca", "-keystore", str(folder / "ca.p12"), "-storepass", password, "-rfc",
+         "-infile", str(folder / "broker.csr"), "-outfile", str(folder / "broker.crt"), "-validity", str(days),
+         "-ext", "KU:c=digitalSignature,keyEncipherment", "-ext", "EKU=serverAuth", "-ext", f"SAN={san}"],
+        ["-importcert", "-noprompt", "-alias", "ca", "-file", str(folder / "ca.crt"),
+         "-keystore", str(folder / "broker.p12"), "-storepass", password],
+        ["-importcert", "-noprompt", "-alias", "broker", "-file", str(folder / "broker.crt"),
+         "-keystore", str(folder / "broker.p12"), "-storepass", password],
+    ]
+    for step in steps:
+        result = subprocess.run([keytool, *step], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BrokerError(f"keytool {step[0]} failed:\n{result.stdout}{result.stderr}")
+    return {"ca": folder / "ca.crt", "keystore": folder / "broker.p12", "password": folder / "broker.password"}
+
+
 def java_executable() -> str | None:
     """The ``java`` to run the broker with: ``$JAVA_HOME/bin/java`` or the one on PATH."""
     if home := os.environ.get("JAVA_HOME"):
@@ -138,8 +196,10 @@ def _cluster_id() -> str:
             return text
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
-    """A single-node KRaft configuration: broker and controller in one process."""
+def server_properties(*, port: int, controller_port: int, data_dir: Path, host: str = "127.0.0.1",
+                      sasl_ssl: SaslSsl | None = None, tls: dict[str, Path] | None = None) -> str:
+    """A single-node KRaft configuration: broker and controller in one process (and with ``sasl_ssl``, a
+    SASL_SSL listener with SCRAM, TLS from ``tls`` (make_certificates) and ACLs)."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -163,6 +223,28 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path, host: 
         # Large fetches for fast consumers (the default caps a fetch at 55 MB, a partition at 1 MB).
         "message.max.bytes": str(16 * 1024 * 1024),
     }
+    if sasl_ssl is not None:
+        if tls is None:
+            raise BrokerError("a SASL_SSL listener needs certificates (make_certificates)")
+        mechanism = sasl_ssl.mechanism.lower()
+        settings.update({
+            "listeners": f"{settings['listeners']},SASL_SSL://{host}:{sasl_ssl.port}",
+            "advertised.listeners": f"{settings['advertised.listeners']},SASL_SSL://{host}:{sasl_ssl.port}",
+            "listener.security.protocol.map": f"{settings['listener.security.protocol.map']},SASL_SSL:SASL_SSL",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": sasl_ssl.mechanism,
+            f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(tls["keystore"]),
+            "ssl.keystore.password": tls["password"].read_text(),
+            "ssl.key.password": tls["password"].read_text(),
+            # ACLs: the application's users get what they are granted (Broker.grant); the PLAINTEXT loopback
+            # listeners (this broker itself, the controller, admin tooling) are the super user.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+            "auto.create.topics.enable": "false",
+        })
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -176,10 +258,55 @@ class Broker:
     log_path: Path
     host: str = "127.0.0.1"
     process: ManagedProcess | None = None  # set when this Python process started it
+    sasl_ssl: SaslSsl | None = None
+    ca_file: Path | None = None  # with sasl_ssl: the CA that signed the broker's certificate (PEM)
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        if self.sasl_ssl is None:
+            raise BrokerError("this broker has no SASL_SSL listener")
+        return f"{self.host}:{self.sasl_ssl.port}"
+
+    def client_settings(self, user: str, password: str | None = None) -> dict[str, str]:
+        """The KAFKA_* settings (environment variables) of a client logging in as ``user`` over SASL_SSL."""
+        if self.sasl_ssl is None or self.ca_file is None:
+            raise BrokerError("this broker has no SASL_SSL listener")
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.sasl_ssl_bootstrap_servers,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": self.sasl_ssl.mechanism,
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD": self.sasl_ssl.users[user] if password is None else password,
+            "KAFKA_SSL_CAFILE": str(self.ca_file),
+        }
+
+    def grant(self, user: str, *, topics: tuple[str, ...] = (), groups: tuple[str, ...] = (),
+              operations: tuple[str, ...] = ("Describe", "DescribeConfigs", "Read", "Write"),
+              prefixed: bool = False, version: str = KAFKA_VERSION) -> None:
+        """Allow ``user`` ``operations`` on ``topics`` and Read on consumer ``groups`` (names, or name
+        prefixes with ``prefixed``), with Kafka's own kafka-acls tool as the super user."""
+        java = java_executable()
+        if java is None:
+            raise BrokerError("Java is not installed")
+        pattern = ["--resource-pattern-type", "prefixed" if prefixed else "literal"]
+        calls = []
+        if topics:
+            calls.append([*[a for t in topics for a in ("--topic", t)], *[a for o in operations for a in ("--operation", o)]])
+        if groups:
+            calls.append([*[a for g in groups for a in ("--group", g)], "--operation", "Read"])
+        for resources in calls:
+            result = subprocess.run(
+                [java, "-Xmx256m", "-cp", f"{ensure_jars(version)}/*", f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.xml'}",
+                 "org.apache.kafka.tools.AclCommand", "--bootstrap-server", self.bootstrap_servers, "--add",
+                 "--allow-principal", f"User:{user}", *pattern, *resources],
+                capture_output=True, text=True, timeout=120,
+            )
+            if result.returncode != 0:
+                raise BrokerError(f"kafka-acls failed:\n{result.stdout}{result.stderr}")
 
     @property
     def running(self) -> bool:
@@ -235,8 +362,12 @@ def start_broker(
     version: str = KAFKA_VERSION,
     wait: bool = True,
     timeout: float = 90,
+    sasl_ssl: SaslSsl | None = None,
 ) -> Broker:
     """Start a single-node KRaft broker on 127.0.0.1:``port`` with its data in ``data_dir``.
+
+    With ``sasl_ssl``: also a SASL_SSL listener on 127.0.0.1:``sasl_ssl.port`` (SCRAM users of a new data
+    folder, certificates made in ``<data_dir>/tls``, ACLs enforced; see ``Broker.grant``).
 
     Formats the storage the first time; later starts reuse the data (topics and offsets survive).
     Writes ``<data_dir>/broker.pid`` ("pid port"). Returns once the broker answers, unless ``wait``
@@ -254,13 +385,23 @@ def start_broker(
         raise BrokerError(f"a broker already runs on this data folder (pid {existing.pid}, port {existing.port})")
     controller_port = controller_port or free_port()
     config = data_dir / "server.properties"
-    config.write_text(server_properties(port=port, controller_port=controller_port, data_dir=data_dir))
+    tls = None
+    if sasl_ssl is not None:
+        tls_dir = data_dir / "tls"
+        if (tls_dir / "broker.p12").exists():
+            tls = {"ca": tls_dir / "ca.crt", "keystore": tls_dir / "broker.p12", "password": tls_dir / "broker.password"}
+        else:
+            tls = make_certificates(tls_dir)
+    config.write_text(server_properties(port=port, controller_port=controller_port, data_dir=data_dir,
+                                        sasl_ssl=sasl_ssl, tls=tls))
     (data_dir / "log4j2.xml").write_text(_LOG4J2_XML)
     classpath = f"{libs}/*"
     if not (data_dir / "logs" / "meta.properties").exists():
+        scram = [a for user, password in (sasl_ssl.users.items() if sasl_ssl else ())
+                 for a in ("--add-scram", f"{sasl_ssl.mechanism}=[name={user},password={password}]")]
         fmt = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-             "-t", _cluster_id(), "-c", str(config)],
+             "-t", _cluster_id(), "-c", str(config), *scram],
             capture_output=True, text=True,
         )
         if fmt.returncode != 0:
@@ -274,7 +415,8 @@ def start_broker(
         log_path=log_path,
     ).start()
     (data_dir / PID_FILE).write_text(f"{process.started.pid} {port}\n")
-    broker = Broker(pid=process.started.pid, port=port, data_dir=data_dir, log_path=log_path, process=process)
+    broker = Broker(pid=process.started.pid, port=port, data_dir=data_dir, log_path=log_path, process=process,
+                    sasl_ssl=sasl_ssl, ca_file=tls["ca"] if tls else None)
     if wait:
         try:
             broker.wait_ready(timeout)

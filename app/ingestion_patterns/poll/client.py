@@ -5,10 +5,17 @@ broker (PLAINTEXT) and a Strimzi cluster (TLS and/or SASL listeners). Clients ar
 caller's event loop. ``consumer_session`` is what the assets and the sensor use: a started consumer
 that is stopped however the block ends; ``consumer``/``producer``/``admin`` return a fresh, not yet
 started client for callers that manage it themselves.
+
+Strimzi's TLS listener with SCRAM-SHA-512 (and charts/kafka's standalone one): ``security_protocol``
+SASL_SSL, ``sasl_mechanism`` SCRAM-SHA-512, the KafkaUser's name and password, and ``ssl_cafile`` the
+cluster CA's ``ca.crt``. aiokafka only says "Unable to bootstrap" when the login or the TLS handshake
+fails (the reason goes to its log); ``diagnose`` connects once itself and names the reason, and
+``consumer_session`` raises it as a ``dg.Failure`` (wrong password, untrusted certificate, ...).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 from pydantic import Field
 
@@ -82,11 +91,46 @@ class KafkaResource(dg.ConfigurableResource):
         return kwargs
 
     def ssl_context(self) -> ssl.SSLContext:
-        return create_ssl_context(
-            cafile=self.ssl_cafile or None,
-            certfile=self.ssl_certfile or None,
-            keyfile=self.ssl_keyfile or None,
-        )
+        try:
+            return create_ssl_context(
+                cafile=self.ssl_cafile or None,
+                certfile=self.ssl_certfile or None,
+                keyfile=self.ssl_keyfile or None,
+            )
+        except (OSError, ssl.SSLError) as error:
+            raise dg.Failure(
+                f"Kafka TLS settings unusable (KAFKA_SSL_CAFILE={self.ssl_cafile!r}, KAFKA_SSL_CERTFILE="
+                f"{self.ssl_certfile!r}): {error}"
+            ) from error
+
+    async def diagnose(self, bootstrap_servers: str = "", timeout: float = 15) -> str | None:
+        """Why clients cannot reach the cluster, in words; None when a bootstrap server accepts a
+        connection (TLS handshake and SASL login included). aiokafka logs these reasons but raises only
+        "Unable to bootstrap"; this opens one connection per server itself to name them."""
+        kwargs = self.client_kwargs(bootstrap_servers)
+        servers = [s.strip() for s in kwargs.pop("bootstrap_servers").split(",") if s.strip()]
+        kwargs.pop("client_id")
+        reasons = []
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            try:
+                conn = await asyncio.wait_for(
+                    create_conn(host, int(port), request_timeout_ms=int(timeout * 1000), **kwargs), timeout
+                )
+            except SaslAuthenticationFailed as error:
+                reasons.append(
+                    f"{server}: SASL {kwargs.get('sasl_mechanism')} authentication of user "
+                    f"{self.sasl_username!r} failed (wrong KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD?): {error}"
+                )
+            except ssl.SSLCertVerificationError as error:
+                reasons.append(f"{server}: the broker's TLS certificate is not trusted (KAFKA_SSL_CAFILE="
+                               f"{self.ssl_cafile!r}): {error.verify_message or error}")
+            except (OSError, KafkaError, TimeoutError, ssl.SSLError) as error:
+                reasons.append(f"{server}: {type(error).__name__}: {error}")
+            else:
+                conn.close()
+                return None
+        return "; ".join(reasons) or "no bootstrap server configured"
 
     def consumer(self, bootstrap_servers: str = "", *, group_id: str | None = None, **overrides: Any) -> AIOKafkaConsumer:
         """A consumer for manual assignment: no auto-commit (the warehouse holds the offsets), large
@@ -109,7 +153,13 @@ class KafkaResource(dg.ConfigurableResource):
         included: aiokafka leaves its connections and tasks behind otherwise)."""
         consumer = self.consumer(bootstrap_servers, group_id=group_id, **overrides)
         try:
-            await consumer.start()
+            try:
+                await consumer.start()
+            except KafkaConnectionError as error:
+                reason = await self.diagnose(bootstrap_servers)
+                if reason is None:
+                    raise
+                raise dg.Failure(f"cannot connect to Kafka: {reason}") from error
             yield consumer
         finally:
             await consumer.stop()
