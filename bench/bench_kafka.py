@@ -67,7 +67,7 @@ async def raw_consume(kafka: KafkaResource, topic: str, partitions: int, expecte
 async def land(kafka: KafkaResource, topic: str, database: Path, batch_rows: int, count: int) -> tuple[float, float, dict]:
     """Seconds to plan and seconds to land (with the final checkpoint) ``count`` messages, and the
     landed counts."""
-    conn = warehouse.connect(database)
+    conn = warehouse.connect(database, ddl=wk.DDL)
     consumer = kafka.consumer()
     await consumer.start()
     try:

@@ -8,8 +8,10 @@ offsets) inside ``transaction(conn)``, so a crash replays instead of losing or d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,30 @@ SCHEMA = "ingestion"
 # Every asset that writes the warehouse runs in this Dagster concurrency pool, limited to one slot
 # (dagster.yaml locally, the daemon's instance config in the cluster): DuckDB allows one writer.
 DUCKDB_POOL = "duckdb"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table, declared once: its DDL and the asset's column schema in the UI come from it."""
+
+    name: str
+    sql_type: str
+    not_null: bool = False
+    default: str = ""  # a SQL expression, e.g. current_timestamp
+
+    def ddl(self) -> str:
+        # Quoted: "partition" and "offset" are SQL keywords.
+        parts = [f'"{self.name}"', self.sql_type, "NOT NULL" if self.not_null else "",
+                 f"DEFAULT {self.default}" if self.default else ""]
+        return " ".join(part for part in parts if part)
+
+
+def create_table(table: str, columns: Iterable[Column], primary_key: Iterable[str] = ()) -> str:
+    """``CREATE TABLE IF NOT EXISTS ingestion.<table>`` of ``columns``."""
+    lines = [column.ddl() for column in columns]
+    if keys := [f'"{name}"' for name in primary_key]:
+        lines.append(f"PRIMARY KEY ({', '.join(keys)})")
+    return f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} (\n    " + ",\n    ".join(lines) + "\n)"
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection, ddl: Iterable[str] = ()) -> None:
@@ -66,6 +92,27 @@ def session(resource: DuckDBResource, ddl: Iterable[str] = ()) -> Iterator[duckd
             yield conn
         finally:
             conn.close()  # dagster_duckdb closes it only when the block succeeds
+
+
+@asynccontextmanager
+async def async_session(
+    resource: DuckDBResource, ddl: Iterable[str] = (), setup: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+) -> AsyncIterator[duckdb.DuckDBPyConnection]:
+    """``session`` for an async step: entered and left in a worker thread, since connecting runs the
+    DDL and closing may checkpoint the WAL, blocking calls that must not stall the event loop.
+    ``setup(conn)`` runs in that thread too (e.g. a memory limit). Use ``asyncio.to_thread`` for
+    every call on the connection."""
+    manager = session(resource, ddl)
+    conn = await asyncio.to_thread(manager.__enter__)
+    try:
+        if setup is not None:
+            await asyncio.to_thread(setup, conn)
+        yield conn
+    except BaseException as error:
+        if not await asyncio.to_thread(manager.__exit__, type(error), error, error.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def table_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
