@@ -6,42 +6,46 @@ batch whose DuckDB commit succeeded but whose inbox ``mark_done`` did not is har
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
 from .. import warehouse
+from ..warehouse import Column
 
+DATA_TABLE = "webhook_data"
+REJECTS_TABLE = "webhook_rejects"
+
+# Each table's columns, declared once: the DDL, the Arrow schema of a landed batch and the asset's
+# column schema in the UI are all made from them.
+DATA_COLUMNS = (
+    Column("source_id", "VARCHAR", not_null=True),
+    Column("event_id", "VARCHAR", not_null=True),
+    Column("event_type", "VARCHAR"),
+    Column("payload", "JSON", not_null=True),
+    Column("headers", "JSON"),
+    Column("inbox_seq", "BIGINT", not_null=True),
+    Column("received_at", "TIMESTAMPTZ", not_null=True),
+    Column("landed_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
+    Column("run_id", "VARCHAR"),
+)
+REJECTS_COLUMNS = (
+    Column("source_id", "VARCHAR", not_null=True),
+    Column("event_id", "VARCHAR", not_null=True),
+    Column("raw_body", "BLOB", not_null=True),
+    Column("reason", "VARCHAR", not_null=True),
+    Column("inbox_seq", "BIGINT", not_null=True),
+    Column("received_at", "TIMESTAMPTZ", not_null=True),
+    Column("rejected_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
+    Column("run_id", "VARCHAR"),
+)
+
+# Same key as the inbox's dedup key: a replayed batch collides with itself instead of doubling.
 DDL: list[str] = [
-    """
-    CREATE TABLE IF NOT EXISTS ingestion.webhook_data (
-        source_id   VARCHAR NOT NULL,
-        event_id    VARCHAR NOT NULL,
-        event_type  VARCHAR,
-        payload     JSON NOT NULL,
-        headers     JSON,
-        inbox_seq   BIGINT NOT NULL,
-        received_at TIMESTAMPTZ NOT NULL,
-        landed_at   TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
-        run_id      VARCHAR,
-        PRIMARY KEY (source_id, event_id)
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS ingestion.webhook_rejects (
-        source_id   VARCHAR NOT NULL,
-        event_id    VARCHAR NOT NULL,
-        raw_body    BLOB NOT NULL,
-        reason      VARCHAR NOT NULL,
-        inbox_seq   BIGINT NOT NULL,
-        received_at TIMESTAMPTZ NOT NULL,
-        rejected_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
-        run_id      VARCHAR,
-        PRIMARY KEY (source_id, event_id)
-    )
-    """,
+    warehouse.create_table(DATA_TABLE, DATA_COLUMNS, ("source_id", "event_id")),
+    warehouse.create_table(REJECTS_TABLE, REJECTS_COLUMNS, ("source_id", "event_id")),
 ]
 
 
@@ -77,27 +81,25 @@ class WebhookLandResult:
     already_landed: int
 
 
-_DATA_SCHEMA = pa.schema(
-    [
-        ("source_id", pa.string()),
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("payload", pa.string()),
-        ("headers", pa.string()),
-        ("inbox_seq", pa.int64()),
-        ("received_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-_REJECT_SCHEMA = pa.schema(
-    [
-        ("source_id", pa.string()),
-        ("event_id", pa.string()),
-        ("raw_body", pa.binary()),
-        ("reason", pa.string()),
-        ("inbox_seq", pa.int64()),
-        ("received_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+# How a batch carries each DuckDB type (JSON travels as text and is cast on insert).
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "BLOB": pa.binary(),
+    "BIGINT": pa.int64(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _batch_schema(record: type, declared: tuple[Column, ...]) -> pa.Schema:
+    """The Arrow schema of a batch of ``record``s: its fields, typed as the table declares them (a
+    field that is no column fails here, at import)."""
+    types = {column.name: column.sql_type for column in declared}
+    return pa.schema([(field.name, _ARROW_TYPES[types[field.name]]) for field in fields(record)])
+
+
+_DATA_SCHEMA = _batch_schema(WebhookRow, DATA_COLUMNS)
+_REJECT_SCHEMA = _batch_schema(WebhookReject, REJECTS_COLUMNS)
 
 
 def land_webhook_batch(
@@ -115,7 +117,7 @@ def land_webhook_batch(
     data = pa.Table.from_pylist([asdict(r) for r in rows], schema=_DATA_SCHEMA)  # noqa: F841 - scanned by name
     bad = pa.Table.from_pylist([asdict(r) for r in rejects], schema=_REJECT_SCHEMA)  # noqa: F841
     with warehouse.transaction(conn):
-        inserted = conn.execute(
+        inserted = _changed(conn.execute(
             """
             INSERT INTO ingestion.webhook_data
                 (source_id, event_id, event_type, payload, headers, inbox_seq, received_at, run_id)
@@ -124,8 +126,8 @@ def land_webhook_batch(
             ON CONFLICT DO NOTHING
             """,
             [run_id],
-        ).fetchone()[0]
-        rejected = conn.execute(
+        ))
+        rejected = _changed(conn.execute(
             """
             INSERT INTO ingestion.webhook_rejects
                 (source_id, event_id, raw_body, reason, inbox_seq, received_at, run_id)
@@ -133,9 +135,15 @@ def land_webhook_batch(
             ON CONFLICT DO NOTHING
             """,
             [run_id],
-        ).fetchone()[0]
+        ))
     return WebhookLandResult(
         inserted=inserted,
         rejected=rejected,
         already_landed=len(rows) + len(rejects) - inserted - rejected,
     )
+
+
+def _changed(result: duckdb.DuckDBPyConnection) -> int:
+    """The row count an INSERT reports."""
+    row = result.fetchone()
+    return int(row[0]) if row else 0

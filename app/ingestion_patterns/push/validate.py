@@ -55,6 +55,7 @@ def split_batch(records: list[InboxRecord], config: BatchRules) -> tuple[list[We
     for record in records:
         payload, reason = validate_payload(record.body, config)
         if payload is None:
+            assert reason is not None  # validate_payload gives every None its reason
             rejects.append(
                 WebhookReject(record.source_id, record.event_id, record.body, reason, record.seq, record.received_at)
             )
