@@ -172,7 +172,11 @@ def _fill_inbox(platform: Platform, source: str, count: int) -> list[str]:
                 )
             )
 
-    platform.inbox().run(fill)
+    async def with_inbox():
+        async with platform.inbox().open() as inbox:
+            await fill(inbox)
+
+    asyncio.run(with_inbox())
     return ids
 
 
@@ -190,7 +194,11 @@ def _execute_job_process(platform: Platform, source: str, batch_size: int, name:
 
 
 def _pending(platform: Platform, source: str) -> int:
-    return platform.inbox().run(lambda inbox: inbox.pending(source)).count
+    async def pending():
+        async with platform.inbox().open() as inbox:
+            return await inbox.pending(source)
+
+    return asyncio.run(pending()).count
 
 
 def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
@@ -309,3 +317,47 @@ def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webho
     missing = set(acknowledged) - set(landed)
     assert not missing, f"{len(missing)} acknowledged webhooks were lost, e.g. {sorted(missing)[:5]}"
     assert set(landed) <= attempted
+
+
+def test_a_run_leaves_rows_a_live_lease_holds_and_reports_the_tables(platform):
+    """Rows another consumer has claimed stay its own until released; each materialization reports
+    ingestion.webhook_data's row count and the rejects table's."""
+    from ingestion_patterns.push.inbox import NewWebhook
+
+    bodies = [payload(f"ok-{i}") for i in range(10)] + [payload(f"bad-{i}", valid=False) for i in range(2)]
+
+    async def fill_and_claim() -> list[str]:
+        async with platform.inbox().open() as inbox:
+            for body in bodies:  # one at a time: seq order is the list's order
+                await inbox.put(NewWebhook("meta", body["id"], json.dumps(body).encode(), {}))
+            return [r.event_id for r in await inbox.claim("meta", 3, owner="another-consumer")]
+
+    async def release() -> int:
+        async with platform.inbox().open() as inbox:
+            return await inbox.release("meta", "another-consumer")
+
+    def materialize() -> dict:
+        result = platform.definitions.resolve_job_def(JOB).execute_in_process(
+            run_config={"ops": {"process_webhook_data": {"config": {"source_id": "meta"}}}}, instance=platform.instance
+        )
+        assert result.success
+        metadata = result.asset_materializations_for_node("process_webhook_data")[0].metadata
+        return {key: value.value for key, value in metadata.items()}
+
+    assert asyncio.run(fill_and_claim()) == ["ok-0", "ok-1", "ok-2"]
+    first = materialize()
+    assert (first["processed"], first["rejected"], first["still_pending"]) == (7, 2, 3)
+    assert (first["dagster/row_count"], first["rejects_row_count"]) == (7, 2)
+    assert sorted(platform.landed_ids("meta")) == sorted(f"ok-{i}" for i in range(3, 10))
+
+    assert asyncio.run(release()) == 3
+    second = materialize()
+    assert (second["processed"], second["still_pending"]) == (3, 0)
+    assert (second["dagster/row_count"], second["rejects_row_count"]) == (10, 2)
+
+    spec = platform.definitions.resolve_assets_def("process_webhook_data").specs_by_key[
+        dg.AssetKey("process_webhook_data")
+    ]
+    assert spec.metadata["dagster/table_name"] == "ingestion.webhook_data"
+    landed_columns = [row[0] for row in platform.query("DESCRIBE ingestion.webhook_data")]
+    assert [c.name for c in spec.metadata["dagster/column_schema"].columns] == landed_columns

@@ -20,7 +20,7 @@ KILL_AFTER_ACCEPTED = 400
 
 async def stored_event_ids(inbox_url: str, source: str) -> Counter:
     async with open_inbox(inbox_url) as inbox:
-        return Counter(record.event_id for record in await inbox.claim(source, 10 * TOTAL))
+        return Counter(record.event_id for record in await inbox.peek(source, 10 * TOTAL))
 
 
 @pytest.mark.parametrize("backend, workers", [("sqlite", 1), ("sqlite", 2), ("postgres", 1)],

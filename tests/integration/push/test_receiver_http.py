@@ -76,6 +76,25 @@ def test_accepted_payload_is_stored_with_its_raw_body_and_headers(receiver):
     assert stored["headers"]["user-agent"] == "test-sender/1"
 
 
+def test_peek_leases_nothing(receiver):
+    from ingestion_patterns.push.inbox import open_inbox
+
+    source = new_source()
+    for n in range(2):
+        assert post_json(f"{receiver.url}/webhook/{source}", {"id": f"p-{n}"}).status == 202
+    looks = [get(f"{receiver.url}/webhook/{source}/pending?peek=5").json for _ in range(2)]
+    assert [[p["event_id"] for p in look["payloads"]] for look in looks] == [["p-0", "p-1"]] * 2
+
+    async def claim():
+        async with open_inbox(receiver.inbox_url) as inbox:
+            return [record.event_id for record in await inbox.claim(source, 10)]
+
+    assert asyncio.run(claim()) == ["p-0", "p-1"], "the peeks left both rows claimable"
+    # A leased row is still pending, and a peek still shows it.
+    peeked = get(f"{receiver.url}/webhook/{source}/pending?peek=5").json
+    assert peeked["pending"] == 2 and [p["event_id"] for p in peeked["payloads"]] == ["p-0", "p-1"]
+
+
 def test_a_repeated_event_id_is_a_duplicate_and_stored_once(receiver):
     source, event_id = new_source(), new_id()
     url = f"{receiver.url}/webhook/{source}"

@@ -11,18 +11,20 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from .base import (
+    DEFAULT_LEASE_SECONDS,
     KEPT_HEADERS,
     Inbox,
     InboxRecord,
     InboxUnavailable,
+    Lease,
     NewWebhook,
     PendingSummary,
     PutResult,
 )
 
 __all__ = [
-    "KEPT_HEADERS", "Inbox", "InboxRecord", "InboxUnavailable", "NewWebhook", "PendingSummary",
-    "PutResult", "open_inbox", "describe_inbox_url",
+    "DEFAULT_LEASE_SECONDS", "KEPT_HEADERS", "Inbox", "InboxRecord", "InboxUnavailable", "Lease", "NewWebhook",
+    "PendingSummary", "PutResult", "open_inbox", "describe_inbox_url",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"

@@ -5,20 +5,39 @@ and fsynced). The Dagster side drains it: ``pending``/``pending_sources`` for th
 for a batch, ``mark_done`` after the batch has landed in DuckDB. Done rows are kept, so an event id
 that is sent again stays a duplicate.
 
+A claim is a lease: the rows it returns carry an owner and an expiry, and no other claim gets them
+until they are done, released, or the lease runs out (so a crashed claimer's rows come back by
+themselves). ``mark_done`` marks only rows its owner holds. Leased rows still count as pending:
+pending means "not landed yet", and the sensor's run key (the source's highest pending seq) must
+not move because a run has started. ``peek`` reads the oldest pending rows and changes nothing.
+
 Both backends (SQLite, PostgreSQL) implement exactly these semantics; one test suite runs on both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
+
+#: How long a claim holds its rows unless renewed: far longer than landing one batch takes, short
+#: enough that a crashed run's rows are not stuck for long.
+DEFAULT_LEASE_SECONDS = 600.0
+
+
+def new_claim_owner() -> str:
+    """A lease owner unique to this inbox object, readable in the table (host, pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 #: Headers kept with the body: the ones a consumer may need to interpret or audit the payload.
 #: The signature headers are kept (they are not secrets), the signing secret never reaches here.
@@ -49,7 +68,7 @@ class NewWebhook:
     event_id: str
     body: bytes
     headers: dict[str, str]
-    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +88,17 @@ class PendingSummary:
     def oldest_age_seconds(self, now: datetime | None = None) -> float | None:
         if self.oldest_received_at is None:
             return None
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return max(0.0, (now - self.oldest_received_at).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The live lease of one owner on a source's rows (from ``Inbox.leases``)."""
+
+    owner: str
+    count: int
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,24 +128,56 @@ class Inbox(Protocol):
     async def put(self, item: NewWebhook) -> PutResult:
         """Commit ``item`` durably (group-committed with concurrent puts) unless its id is known."""
 
-    async def pending(self, source_id: str) -> PendingSummary: ...
+    #: The lease owner of calls that pass none: unique to this object.
+    owner: str
+
+    async def pending(self, source_id: str) -> PendingSummary:
+        """The rows of ``source_id`` not done yet, leased ones included."""
 
     async def pending_sources(self) -> list[PendingSummary]:
-        """One summary per source that has pending rows."""
+        """One summary per source that has pending rows (leased ones included)."""
 
-    async def claim(self, source_id: str, limit: int) -> list[InboxRecord]:
-        """Up to ``limit`` pending rows of ``source_id``, oldest (lowest seq) first. Changes nothing."""
+    async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
+        """Up to ``limit`` pending rows of ``source_id``, leased or not, oldest first. Changes nothing."""
 
-    async def mark_done(self, source_id: str, seqs: list[int]) -> None:
-        """Mark rows done; they stop being pending but keep their event id reserved."""
+    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+        """Lease up to ``limit`` pending rows of ``source_id`` that no live lease holds, oldest
+        (lowest seq) first, to ``owner`` (default ``self.owner``) for ``lease_seconds``.
 
-    async def __aenter__(self) -> "Inbox": ...
+        Concurrent claims, from any process, never return the same row while its lease lives.
+        """
 
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+        """Extend ``owner``'s lease on ``seqs`` to ``lease_seconds`` from now; returns the rows
+        renewed (a row whose lease ran out and was claimed by another owner is not ours any more)."""
+
+    async def release(self, source_id: str, owner: str) -> int:
+        """Give back the undone rows ``owner`` holds (its claimer is known to be dead); returns how many."""
+
+    async def leases(self, source_id: str) -> list[Lease]:
+        """The live leases on ``source_id``'s pending rows, one per owner."""
+
+    async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
+        """Mark done the rows of ``seqs`` that ``owner`` (default ``self.owner``) holds; they stop
+        being pending but keep their event id reserved. Other rows are left alone."""
+
+    async def __aenter__(self) -> Inbox: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class InboxContextMixin:
     """``async with inbox:`` opens and closes it."""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def __aenter__(self):
         await self.open()
@@ -230,10 +290,8 @@ class GroupCommitWriter:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         self._queue.fail_all(InboxUnavailable("inbox is closed"))
 
@@ -259,7 +317,7 @@ class GroupCommitWriter:
             except InboxUnavailable as error:
                 reject(batch, error)
                 continue
-            except Exception as error:  # noqa: BLE001 - the writer must outlive any one batch
+            except Exception as error:
                 log.exception("inbox commit failed")
                 reject(batch, InboxUnavailable(f"inbox commit failed: {error!r}"))
                 continue

@@ -6,10 +6,22 @@ so a receiver running on it must never face real senders. The receiver logs a wa
 
 from __future__ import annotations
 
-from .base import InboxContextMixin, InboxRecord, NewWebhook, PendingSummary, PutResult
+from .base import (
+    DEFAULT_LEASE_SECONDS,
+    InboxContextMixin,
+    InboxRecord,
+    Lease,
+    NewWebhook,
+    PendingSummary,
+    PutResult,
+    new_claim_owner,
+)
 
 
 class NoopInbox(InboxContextMixin):
+    def __init__(self) -> None:
+        self.owner = new_claim_owner()
+
     async def open(self) -> None:
         pass
 
@@ -28,8 +40,22 @@ class NoopInbox(InboxContextMixin):
     async def pending_sources(self) -> list[PendingSummary]:
         return []
 
-    async def claim(self, source_id: str, limit: int) -> list[InboxRecord]:
+    async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
         return []
 
-    async def mark_done(self, source_id: str, seqs: list[int]) -> None:
+    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+        return []
+
+    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+        return 0
+
+    async def release(self, source_id: str, owner: str) -> int:
+        return 0
+
+    async def leases(self, source_id: str) -> list[Lease]:
+        return []
+
+    async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
         pass

@@ -4,6 +4,10 @@ Each process has an asyncpg pool and one group-commit writer task: the batch tha
 previous commit was in flight goes in as ONE ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
 RETURNING`` statement, i.e. one transaction and one WAL flush (synchronous_commit=on) for all of
 them. The unique (source_id, event_id) constraint makes duplicates from any replica a no-op.
+
+A claim leases rows with ``SELECT … FOR UPDATE SKIP LOCKED`` inside the ``UPDATE`` that sets the
+lease, so concurrent claims (any process, any host) skip each other's rows instead of waiting. Lease
+expiries are the server's clock (``now()``), the one clock every claimer shares.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from typing import TypeVar
 import asyncpg
 
 from .base import (
+    DEFAULT_LEASE_SECONDS,
     GroupCommitWriter,
     InboxContextMixin,
     InboxRecord,
     InboxUnavailable,
+    Lease,
     NewWebhook,
     PendingSummary,
     PutResult,
+    new_claim_owner,
     put_results,
 )
 
@@ -37,10 +44,24 @@ CREATE TABLE IF NOT EXISTS webhook_inbox (
     headers     jsonb       NOT NULL,
     received_at timestamptz NOT NULL,
     done_at     timestamptz,
+    claimed_by  text,           -- lease owner of the last claim
+    claimed_until timestamptz,  -- lease expiry
     UNIQUE (source_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS webhook_inbox_pending
     ON webhook_inbox (source_id, seq, received_at) WHERE done_at IS NULL;
+"""
+
+# Inboxes created before claims took leases. Run only when a column is missing: ALTER TABLE takes an
+# ACCESS EXCLUSIVE lock even when there is nothing to add, and every open (each sensor tick) checks.
+_MIGRATE = """
+ALTER TABLE webhook_inbox ADD COLUMN IF NOT EXISTS claimed_by text;
+ALTER TABLE webhook_inbox ADD COLUMN IF NOT EXISTS claimed_until timestamptz;
+"""
+_LEASE_COLUMNS_MISSING = """
+SELECT count(*) < 2 FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = 'webhook_inbox'
+  AND column_name IN ('claimed_by', 'claimed_until')
 """
 
 # Several replicas may start at once; CREATE … IF NOT EXISTS is not race-free, this lock makes it so.
@@ -54,6 +75,23 @@ RETURNING seq, source_id, event_id
 """
 
 _SUMMARY_COLUMNS = "count(*) AS count, min(received_at) AS oldest, max(seq) AS max_seq"
+
+_RECORD_COLUMNS = "seq, source_id, event_id, body, headers, received_at"
+
+# READ COMMITTED re-checks a row's WHERE when it locks it, so a row another claim leased and committed
+# after this statement's snapshot is dropped too; rows another claim is leasing right now are skipped.
+_CLAIM = f"""
+WITH picked AS (
+    SELECT seq FROM webhook_inbox
+    WHERE source_id = $1 AND done_at IS NULL AND (claimed_until IS NULL OR claimed_until <= now())
+    ORDER BY seq LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_inbox AS inbox
+SET claimed_by = $3, claimed_until = now() + make_interval(secs => $4::double precision)
+FROM picked WHERE inbox.seq = picked.seq
+RETURNING {', '.join(f'inbox.{name}' for name in _RECORD_COLUMNS.split(', '))}
+"""
 
 # What "the database is not there right now" looks like through asyncpg.
 _UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -73,6 +111,7 @@ class PostgresInbox(InboxContextMixin):
         self._schema_ready = False
         self._ready_lock = asyncio.Lock()
         self._opened = False
+        self.owner = new_claim_owner()
 
     def __repr__(self) -> str:
         return "PostgresInbox(<dsn>)"  # the DSN may carry a password
@@ -89,7 +128,7 @@ class PostgresInbox(InboxContextMixin):
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), timeout=5)
-            except (asyncio.TimeoutError, *_UNAVAILABLE):
+            except (TimeoutError, *_UNAVAILABLE):
                 pool.terminate()
 
     async def _ensure_ready(self) -> asyncpg.Pool:
@@ -106,6 +145,8 @@ class PostgresInbox(InboxContextMixin):
                     async with self._pool.acquire() as conn, conn.transaction():
                         await conn.execute(_DDL_LOCK)
                         await conn.execute(DDL)
+                        if await conn.fetchval(_LEASE_COLUMNS_MISSING):
+                            await conn.execute(_MIGRATE)
                     self._schema_ready = True
             except _UNAVAILABLE as error:
                 raise InboxUnavailable(f"PostgreSQL inbox: {error!r}") from error
@@ -135,12 +176,34 @@ class PostgresInbox(InboxContextMixin):
         inserted = {(row["source_id"], row["event_id"]): row["seq"] for row in rows}
         return put_results(items, inserted)
 
-    async def mark_done(self, source_id: str, seqs: list[int]) -> None:
+    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+        rows = await self._run(lambda pool: pool.fetch(
+            _CLAIM, source_id, limit, owner or self.owner, float(lease_seconds)))
+        return sorted((_record(row) for row in rows), key=lambda record: record.seq)  # RETURNING has no order
+
+    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+        if not seqs:
+            return 0
+        status = await self._run(lambda pool: pool.execute(
+            "UPDATE webhook_inbox SET claimed_until = now() + make_interval(secs => $4::double precision)"
+            " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND claimed_by = $3 AND done_at IS NULL",
+            source_id, seqs, owner or self.owner, float(lease_seconds)))
+        return _changed(status)
+
+    async def release(self, source_id: str, owner: str) -> int:
+        status = await self._run(lambda pool: pool.execute(
+            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL"
+            " WHERE source_id = $1 AND claimed_by = $2 AND done_at IS NULL", source_id, owner))
+        return _changed(status)
+
+    async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
         if seqs:
             await self._run(lambda pool: pool.execute(
                 "UPDATE webhook_inbox SET done_at = now()"
-                " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND done_at IS NULL",
-                source_id, seqs))
+                " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND claimed_by = $3 AND done_at IS NULL",
+                source_id, seqs, owner or self.owner))
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -159,12 +222,25 @@ class PostgresInbox(InboxContextMixin):
             " GROUP BY source_id ORDER BY source_id"))
         return [PendingSummary(row["source_id"], row["count"], row["oldest"], row["max_seq"]) for row in rows]
 
-    async def claim(self, source_id: str, limit: int) -> list[InboxRecord]:
+    async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
         rows = await self._run(lambda pool: pool.fetch(
-            "SELECT seq, source_id, event_id, body, headers, received_at FROM webhook_inbox"
+            f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox"
             " WHERE source_id = $1 AND done_at IS NULL ORDER BY seq LIMIT $2", source_id, limit))
-        return [
-            InboxRecord(row["seq"], row["source_id"], row["event_id"], bytes(row["body"]),
-                        json.loads(row["headers"]), row["received_at"])
-            for row in rows
-        ]
+        return [_record(row) for row in rows]
+
+    async def leases(self, source_id: str) -> list[Lease]:
+        rows = await self._run(lambda pool: pool.fetch(
+            "SELECT claimed_by, count(*) AS count, max(claimed_until) AS until FROM webhook_inbox"
+            " WHERE source_id = $1 AND done_at IS NULL AND claimed_until > now()"
+            " GROUP BY claimed_by ORDER BY claimed_by", source_id))
+        return [Lease(row["claimed_by"], row["count"], row["until"]) for row in rows]
+
+
+def _record(row: asyncpg.Record) -> InboxRecord:
+    return InboxRecord(row["seq"], row["source_id"], row["event_id"], bytes(row["body"]),
+                       json.loads(row["headers"]), row["received_at"])
+
+
+def _changed(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3``."""
+    return int(status.rsplit(" ", 1)[-1])

@@ -6,6 +6,10 @@ acknowledges all of them; the event loop only hands items over and gets the resu
 gunicorn workers are several processes on one file: SQLite serialises their write transactions, and
 a writer that finds the file busy waits (busy_timeout) and retries instead of failing the request.
 Reads use a second connection on their own thread; WAL lets them run beside the writer.
+
+A claim is a write: one ``UPDATE … RETURNING`` under ``BEGIN IMMEDIATE`` that leases only rows whose
+lease is absent or expired, so claims from any number of processes never overlap. Lease expiries
+are unix seconds of the claimer's clock: every process on one file shares the machine's clock.
 """
 
 from __future__ import annotations
@@ -21,22 +25,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .base import (
+    DEFAULT_LEASE_SECONDS,
     InboxContextMixin,
     InboxRecord,
     InboxUnavailable,
+    Lease,
     NewWebhook,
     PendingSummary,
     PutResult,
     QueuedPut,
     first_occurrences,
+    new_claim_owner,
     put_results,
     reject,
     resolve,
@@ -55,6 +62,8 @@ DDL = (
         headers     TEXT    NOT NULL,                   -- JSON object
         received_at REAL    NOT NULL,                   -- unix seconds, UTC
         done_at     REAL,
+        claimed_by  TEXT,                               -- lease owner of the last claim
+        claimed_until REAL,                             -- lease expiry, unix seconds
         UNIQUE (source_id, event_id)
     )
     """,
@@ -63,6 +72,23 @@ DDL = (
         ON webhook_inbox (source_id, seq, received_at) WHERE done_at IS NULL
     """,
 )
+
+# Added to inboxes created before claims took leases (SQLite has no ADD COLUMN IF NOT EXISTS).
+_LEASE_COLUMNS = {"claimed_by": "TEXT", "claimed_until": "REAL"}
+
+_RECORD_COLUMNS = "seq, source_id, event_id, body, headers, received_at"
+
+# The subquery picks the oldest rows no live lease holds; the UPDATE and its subquery run under the
+# write lock (BEGIN IMMEDIATE), so no other claim can pick them in between.
+_CLAIM = f"""
+UPDATE webhook_inbox SET claimed_by = ?, claimed_until = ?
+WHERE seq IN (
+    SELECT seq FROM webhook_inbox
+    WHERE source_id = ? AND done_at IS NULL AND (claimed_until IS NULL OR claimed_until <= ?)
+    ORDER BY seq LIMIT ?
+)
+RETURNING {_RECORD_COLUMNS}
+"""
 
 _ROWS_PER_STATEMENT = 500  # 5 parameters each, well under SQLite's 32766 variables
 
@@ -81,12 +107,18 @@ _BUSY_RETRIES = 3
 
 
 def _to_datetime(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 def _summary(source_id: str, row: tuple) -> PendingSummary:
     count, oldest, max_seq = row
     return PendingSummary(source_id, count or 0, _to_datetime(oldest), max_seq)
+
+
+def _record(row: tuple) -> InboxRecord:
+    seq, source, event_id, body, headers, received_at = row
+    received = datetime.fromtimestamp(received_at, UTC)
+    return InboxRecord(seq, source, event_id, bytes(body), json.loads(headers), received)
 
 
 @contextmanager
@@ -106,7 +138,7 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 @dataclass(slots=True)
 class _Job:
-    """Any other write (connect, mark_done, close): runs on the writer thread, in queue order."""
+    """Any other write (connect, claim, mark_done, close): runs on the writer thread, in queue order."""
 
     fn: Callable[[], Any]
     future: asyncio.Future
@@ -117,10 +149,8 @@ _STOP = object()
 
 def _post(future: asyncio.Future, callback: Callable[[], None]) -> None:
     """Run ``callback`` on the loop that owns ``future`` (from the writer thread)."""
-    try:
+    with suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
         future.get_loop().call_soon_threadsafe(callback)
-    except RuntimeError:  # that loop is closed: nobody is waiting any more
-        pass
 
 
 def _settle(future: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
@@ -202,7 +232,7 @@ class _WriterThread:
                        for position, item in enumerate(items)]
         except (sqlite3.Error, OSError) as failure:
             error = InboxUnavailable(f"SQLite inbox: {failure}")
-        except Exception as failure:  # noqa: BLE001 - the writer must outlive any one batch
+        except Exception as failure:
             log.exception("SQLite inbox commit failed")
             error = InboxUnavailable(f"SQLite inbox commit failed: {failure!r}")
         for positions in _positions_by_loop(puts):
@@ -247,6 +277,7 @@ class SQLiteInbox(InboxContextMixin):
         self._turn_fd: int | None = None  # flock'ed around each write transaction
         self._read_conn: sqlite3.Connection | None = None
         self._ready_lock = asyncio.Lock()
+        self.owner = new_claim_owner()
 
     def __repr__(self) -> str:
         return f"SQLiteInbox({str(self.path)!r})"
@@ -315,6 +346,10 @@ class SQLiteInbox(InboxContextMixin):
         with _immediate(conn):
             for statement in DDL:
                 conn.execute(statement)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(webhook_inbox)")}
+            for name, type_ in _LEASE_COLUMNS.items():
+                if name not in present:
+                    conn.execute(f"ALTER TABLE webhook_inbox ADD COLUMN {name} {type_}")
 
     def _connect_reader(self) -> None:
         self._read_conn = self._connect()
@@ -353,11 +388,14 @@ class SQLiteInbox(InboxContextMixin):
         growing steps (1, 2, 5, 10 ms …) before it looks again, which under load costs more than the
         fsync. A blocking flock on a side file wakes the next writer the moment the lock is free.
         """
-        fcntl.flock(self._turn_fd, fcntl.LOCK_EX)
+        turn = self._turn_fd
+        if turn is None:
+            raise InboxUnavailable("inbox is not open")
+        fcntl.flock(turn, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
+            fcntl.flock(turn, fcntl.LOCK_UN)
 
     async def _write(self, fn: Callable[[], T]) -> T:
         await self._ensure_ready()
@@ -365,14 +403,24 @@ class SQLiteInbox(InboxContextMixin):
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         await self._ensure_ready()
-        return await self._on(self._read_thread, lambda: fn(self._read_conn))
+        return await self._on(self._read_thread, lambda: fn(self._open_conn(self._read_conn)))
+
+    @staticmethod
+    def _open_conn(conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        """``conn``, which ``_ensure_ready`` has made, unless a ``close`` got there first."""
+        if conn is None:
+            raise InboxUnavailable("inbox is closed")
+        return conn
 
     # -- writes ----------------------------------------------------------------------------------
 
     async def put(self, item: NewWebhook) -> PutResult:
         if self._write_conn is None:
             await self._ensure_ready()
-        return await self._write_thread.put(item)
+        writer = self._write_thread
+        if writer is None:
+            raise InboxUnavailable("inbox is not open")
+        return await writer.put(item)
 
     def _commit(self, items: list[NewWebhook]) -> list[PutResult]:
         """On the writer thread: one transaction for the batch."""
@@ -383,26 +431,57 @@ class SQLiteInbox(InboxContextMixin):
         rows = [(item.source_id, item.event_id, item.body, json.dumps(item.headers, separators=(",", ":")),
                  item.received_at.timestamp()) for item in items]
         inserted = {}
-        with _immediate(self._write_conn) as conn:
+        with _immediate(self._open_conn(self._write_conn)) as conn:
             for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                 chunk = rows[start:start + _ROWS_PER_STATEMENT]
                 cursor = conn.execute(_insert_statement(len(chunk)), [value for row in chunk for value in row])
                 inserted.update({(source, event): seq for seq, source, event in cursor.fetchall()})
         return put_results(items, inserted)
 
-    async def mark_done(self, source_id: str, seqs: list[int]) -> None:
-        if not seqs:
-            return
-        now = time.time()
+    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+        owner = owner or self.owner
 
-        def update() -> None:
-            with _immediate(self._write_conn) as conn:
-                conn.executemany(
-                    "UPDATE webhook_inbox SET done_at = ? WHERE seq = ? AND source_id = ? AND done_at IS NULL",
-                    [(now, seq, source_id) for seq in seqs],
-                )
+        def take() -> list[tuple]:
+            now = time.time()  # inside the transaction's retries: a retry leases from its own now
+            with _immediate(self._open_conn(self._write_conn)) as conn:
+                return conn.execute(_CLAIM, (owner, now + lease_seconds, source_id, now, limit)).fetchall()
 
-        await self._write(update)
+        rows = await self._write(take)
+        return sorted((_record(row) for row in rows), key=lambda record: record.seq)  # RETURNING has no order
+
+    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
+                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+        owner = owner or self.owner
+        return await self._update_claimed(
+            "UPDATE webhook_inbox SET claimed_until = ?"
+            " WHERE seq = ? AND source_id = ? AND claimed_by = ? AND done_at IS NULL",
+            lambda now: [(now + lease_seconds, seq, source_id, owner) for seq in seqs])
+
+    async def release(self, source_id: str, owner: str) -> int:
+        return await self._update_claimed(
+            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL"
+            " WHERE source_id = ? AND claimed_by = ? AND done_at IS NULL",
+            lambda now: [(source_id, owner)])
+
+    async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
+        owner = owner or self.owner
+        await self._update_claimed(
+            "UPDATE webhook_inbox SET done_at = ?"
+            " WHERE seq = ? AND source_id = ? AND claimed_by = ? AND done_at IS NULL",
+            lambda now: [(now, seq, source_id, owner) for seq in seqs])
+
+    async def _update_claimed(self, statement: str, parameters: Callable[[float], list[tuple]]) -> int:
+        """Run ``statement`` once per parameter row in one write transaction; the rows it changed."""
+
+        def update() -> int:
+            rows = parameters(time.time())
+            if not rows:
+                return 0
+            with _immediate(self._open_conn(self._write_conn)) as conn:
+                return conn.executemany(statement, rows).rowcount
+
+        return await self._write(update)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -421,11 +500,15 @@ class SQLiteInbox(InboxContextMixin):
             " WHERE done_at IS NULL GROUP BY source_id ORDER BY source_id").fetchall())
         return [_summary(row[0], row[1:]) for row in rows]
 
-    async def claim(self, source_id: str, limit: int) -> list[InboxRecord]:
+    async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
         rows = await self._read(lambda conn: conn.execute(
-            "SELECT seq, source_id, event_id, body, headers, received_at FROM webhook_inbox"
+            f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox"
             " WHERE source_id = ? AND done_at IS NULL ORDER BY seq LIMIT ?", (source_id, limit)).fetchall())
-        return [
-            InboxRecord(seq, source, event_id, bytes(body), json.loads(headers), _to_datetime(received_at))
-            for seq, source, event_id, body, headers, received_at in rows
-        ]
+        return [_record(row) for row in rows]
+
+    async def leases(self, source_id: str) -> list[Lease]:
+        rows = await self._read(lambda conn: conn.execute(
+            "SELECT claimed_by, count(*), max(claimed_until) FROM webhook_inbox"
+            " WHERE source_id = ? AND done_at IS NULL AND claimed_until > ?"
+            " GROUP BY claimed_by ORDER BY claimed_by", (source_id, time.time())).fetchall())
+        return [Lease(owner, count, datetime.fromtimestamp(until, UTC)) for owner, count, until in rows]

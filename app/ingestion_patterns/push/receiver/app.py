@@ -172,7 +172,7 @@ async def pending(request: web.Request) -> web.Response:
     inbox = request.app[INBOX]
     try:
         summary = await inbox.pending(source_id)
-        records = await inbox.claim(source_id, peek) if peek else None
+        records = await inbox.peek(source_id, peek) if peek else None  # a look: leases nothing
     except InboxUnavailable as error:
         raise unavailable(config, error) from None
     document = {"source_id": source_id, "pending": summary.count,

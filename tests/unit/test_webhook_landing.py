@@ -1,0 +1,59 @@
+"""Push landing: the declared columns are the tables' columns, and a replayed batch lands nothing twice."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from ingestion_patterns import warehouse
+from ingestion_patterns.push import landing
+from ingestion_patterns.push.assets import WebhookBatchConfig, process_webhook_data
+from ingestion_patterns.push.inbox import InboxRecord
+from ingestion_patterns.push.validate import split_batch
+
+
+@pytest.fixture
+def conn():
+    with duckdb.connect(":memory:") as conn:
+        warehouse.ensure_schema(conn, landing.DDL)
+        yield conn
+
+
+@pytest.mark.parametrize(
+    "table, declared, record",
+    [
+        (landing.DATA_TABLE, landing.DATA_COLUMNS, landing.WebhookRow),
+        (landing.REJECTS_TABLE, landing.REJECTS_COLUMNS, landing.WebhookReject),
+    ],
+)
+def test_tables_have_the_declared_columns_and_batches_carry_a_subset(conn, table, declared, record):
+    described = conn.execute(f"DESCRIBE ingestion.{table}").fetchall()
+    # DuckDB's own spelling of each declared type (TIMESTAMPTZ is TIMESTAMP WITH TIME ZONE).
+    spelled = [(c.name, conn.execute(f"SELECT typeof(NULL::{c.sql_type})").fetchone()[0], c.not_null) for c in declared]
+    assert [(name, type_, null == "NO") for name, type_, null, *_ in described] == spelled
+    assert {field.name for field in fields(record)} <= {column.name for column in declared}
+
+
+def test_the_asset_declares_its_table_and_columns():
+    spec = process_webhook_data.specs_by_key[process_webhook_data.key]
+    assert spec.metadata["dagster/table_name"] == "ingestion.webhook_data"
+    schema = spec.metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in schema.columns] == [(c.name, c.sql_type) for c in landing.DATA_COLUMNS]
+
+
+def test_a_replayed_batch_is_counted_as_already_landed(conn):
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    good = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": 1, "type": "t"}).encode()
+    records = [InboxRecord(1, "s", "ok", good, {}, at), InboxRecord(2, "s", "bad", b"[]", {}, at)]
+    rows, rejects = split_batch(records, WebhookBatchConfig())
+
+    first = landing.land_webhook_batch(conn, rows, rejects, run_id="r1")
+    replay = landing.land_webhook_batch(conn, rows, rejects, run_id="r2")
+
+    assert (first.inserted, first.rejected, first.already_landed) == (1, 1, 0)
+    assert (replay.inserted, replay.rejected, replay.already_landed) == (0, 0, 2)
+    assert conn.execute("SELECT event_type, run_id FROM ingestion.webhook_data").fetchall() == [("t", "r1")]
