@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import dagster as dg
 import duckdb
 
-from .warehouse import SCHEMA, count_rows
+from .warehouse import SCHEMA, Column, count_rows
 
 # Every job: a failed run is retried by the daemon (run retries must be enabled in dagster.yaml),
 # from the failed step on. Landing is idempotent (checkpoints in the data's transaction), so a
@@ -15,16 +15,20 @@ from .warehouse import SCHEMA, count_rows
 RUN_RETRY_TAGS = {"dagster/max_retries": "3", "dagster/retry_strategy": "FROM_FAILURE"}
 
 
-def table_metadata(table: str, columns: Iterable[tuple[str, str]]) -> dict[str, object]:
+def table_metadata(table: str, columns: Iterable[Column]) -> dict[str, str | dg.TableSchema]:
     """Definition metadata of an asset stored in ``ingestion.<table>``: its name and column schema."""
     return {
         "dagster/table_name": f"{SCHEMA}.{table}",
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=type_) for name, type_ in columns]
+            columns=[
+                dg.TableColumn(name=c.name, type=c.sql_type,
+                               constraints=dg.TableColumnConstraints(nullable=not c.not_null))
+                for c in columns
+            ]
         ),
     }
 
 
-def row_count_metadata(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, object]:
+def row_count_metadata(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, dg.MetadataValue]:
     """Materialization metadata: how many rows ``ingestion.<table>`` holds now."""
     return {"dagster/row_count": dg.MetadataValue.int(count_rows(conn, table))}

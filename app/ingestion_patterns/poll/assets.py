@@ -58,7 +58,7 @@ def _offsets_text(offsets: dict) -> dg.MetadataValue:
     group_name=_GROUP,
     pool=warehouse.DUCKDB_POOL,
     kinds={"kafka", "duckdb"},
-    metadata=table_metadata(wk.PLAN_TABLE, wk.columns(wk.PLAN_COLUMNS)),
+    metadata=table_metadata(wk.PLAN_TABLE, wk.PLAN_COLUMNS),
 )
 async def poll_kafka_events(
     context: dg.AssetExecutionContext, config: KafkaPollConfig, kafka: KafkaResource, duckdb: DuckDBResource
@@ -66,12 +66,12 @@ async def poll_kafka_events(
     """Plan the next landing: per partition, the offsets from the stored one (a new partition: its
     start) to the end, at most ``max_records_per_poll`` messages in all."""
     topic = config.kafka_topic or kafka.topic
-    async with wk.warehouse_session(duckdb) as conn:
+    async with warehouse.async_session(duckdb, wk.DDL) as conn:
         stored = await asyncio.to_thread(wk.stored_offsets, conn, topic)
     # Kafka is asked with no DuckDB connection open: it may be slow or unreachable.
     async with kafka.consumer_session(config.bootstrap_servers) as consumer:
         plan = await plan_poll(consumer, topic, stored, max_records=config.max_records_per_poll)
-    async with wk.warehouse_session(duckdb) as conn:
+    async with warehouse.async_session(duckdb, wk.DDL) as conn:
         await asyncio.to_thread(wk.save_poll_plan, conn, topic, plan.ranges, run_id=context.run.run_id)
         row_count = await asyncio.to_thread(row_count_metadata, conn, wk.PLAN_TABLE)
     if not plan.topic_exists:
@@ -101,7 +101,7 @@ def _log_batch(log: dg.DagsterLogManager, number: int, of: int, result: wk.LandR
     pool=warehouse.DUCKDB_POOL,
     kinds={"duckdb"},
     deps=[poll_kafka_events],
-    metadata=table_metadata(wk.EVENTS_TABLE, wk.columns(wk.EVENTS_COLUMNS)),
+    metadata=table_metadata(wk.EVENTS_TABLE, wk.EVENTS_COLUMNS),
 )
 async def process_kafka_events(
     context: dg.AssetExecutionContext, config: KafkaProcessConfig, kafka: KafkaResource, duckdb: DuckDBResource
@@ -111,7 +111,7 @@ async def process_kafka_events(
     run_id = context.run.run_id
     topic = config.kafka_topic or kafka.topic
     landed = LandSummary()
-    async with wk.warehouse_session(duckdb) as conn:
+    async with warehouse.async_session(duckdb, wk.DDL) as conn:
         plan = await asyncio.to_thread(wk.poll_plan, conn, topic)
         if plan:
             async with kafka.consumer_session(config.bootstrap_servers) as consumer:

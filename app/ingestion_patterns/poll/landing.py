@@ -14,106 +14,73 @@ row in Python) and lands with its rejects and its offsets in one transaction.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from .. import warehouse
+from ..warehouse import Column
 from .validate import JUDGE_BATCH
-
-if TYPE_CHECKING:
-    from dagster_duckdb import DuckDBResource
 
 _HEADERS = 'STRUCT("key" VARCHAR, "value" BLOB)[]'
 
 EVENTS_TABLE = "kafka_events"
 PLAN_TABLE = "kafka_poll_plan"
 
-# Each table's columns, declared once: (name, DuckDB type, constraint). The DDL below and the
-# assets' column schema in the UI (``columns``) are both made from them, so they cannot drift.
+# Each table's columns, declared once: the DDL below and the assets' column schema in the UI are
+# both made from them, so they cannot drift.
 EVENTS_COLUMNS = (
-    ("topic", "VARCHAR", "NOT NULL"),
-    ("partition", "INTEGER", "NOT NULL"),
-    ("offset", "BIGINT", "NOT NULL"),
-    ("transaction_id", "VARCHAR", "NOT NULL"),
-    ("account_id", "VARCHAR", "NOT NULL"),
-    ("amount", "DOUBLE", "NOT NULL"),
-    ("currency", "VARCHAR", "NOT NULL"),
-    ("event_timestamp", "TIMESTAMPTZ", "NOT NULL"),
-    ("merchant", "VARCHAR", ""),
-    ("channel", "VARCHAR", ""),
-    ("message_key", "BLOB", ""),
-    ("headers", _HEADERS, ""),
-    ("message_timestamp", "TIMESTAMPTZ", ""),
-    ("landed_at", "TIMESTAMPTZ", "NOT NULL DEFAULT current_timestamp"),
-    ("run_id", "VARCHAR", ""),
+    Column("topic", "VARCHAR", not_null=True),
+    Column("partition", "INTEGER", not_null=True),
+    Column("offset", "BIGINT", not_null=True),
+    Column("transaction_id", "VARCHAR", not_null=True),
+    Column("account_id", "VARCHAR", not_null=True),
+    Column("amount", "DOUBLE", not_null=True),
+    Column("currency", "VARCHAR", not_null=True),
+    Column("event_timestamp", "TIMESTAMPTZ", not_null=True),
+    Column("merchant", "VARCHAR"),
+    Column("channel", "VARCHAR"),
+    Column("message_key", "BLOB"),
+    Column("headers", _HEADERS),
+    Column("message_timestamp", "TIMESTAMPTZ"),
+    Column("landed_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
+    Column("run_id", "VARCHAR"),
 )
 REJECTS_COLUMNS = (
-    ("topic", "VARCHAR", "NOT NULL"),
-    ("partition", "INTEGER", "NOT NULL"),
-    ("offset", "BIGINT", "NOT NULL"),
-    ("message_key", "BLOB", ""),
-    ("raw_value", "BLOB", ""),
-    ("headers", _HEADERS, ""),
-    ("reason", "VARCHAR", "NOT NULL"),
-    ("message_timestamp", "TIMESTAMPTZ", ""),
-    ("rejected_at", "TIMESTAMPTZ", "NOT NULL DEFAULT current_timestamp"),
-    ("run_id", "VARCHAR", ""),
+    Column("topic", "VARCHAR", not_null=True),
+    Column("partition", "INTEGER", not_null=True),
+    Column("offset", "BIGINT", not_null=True),
+    Column("message_key", "BLOB"),
+    Column("raw_value", "BLOB"),
+    Column("headers", _HEADERS),
+    Column("reason", "VARCHAR", not_null=True),
+    Column("message_timestamp", "TIMESTAMPTZ"),
+    Column("rejected_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
+    Column("run_id", "VARCHAR"),
 )
 OFFSETS_COLUMNS = (
-    ("topic", "VARCHAR", "NOT NULL"),
-    ("partition", "INTEGER", "NOT NULL"),
-    ("next_offset", "BIGINT", "NOT NULL"),
-    ("updated_at", "TIMESTAMPTZ", "NOT NULL DEFAULT current_timestamp"),
+    Column("topic", "VARCHAR", not_null=True),
+    Column("partition", "INTEGER", not_null=True),
+    Column("next_offset", "BIGINT", not_null=True),
+    Column("updated_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
 )
 PLAN_COLUMNS = (
-    ("topic", "VARCHAR", "NOT NULL"),
-    ("partition", "INTEGER", "NOT NULL"),
-    ("from_offset", "BIGINT", "NOT NULL"),  # the stored offset (or the log start) when the plan was made
-    ("to_offset", "BIGINT", "NOT NULL"),  # land up to, not including, this offset
-    ("run_id", "VARCHAR", ""),
-    ("planned_at", "TIMESTAMPTZ", "NOT NULL DEFAULT current_timestamp"),
+    Column("topic", "VARCHAR", not_null=True),
+    Column("partition", "INTEGER", not_null=True),
+    Column("from_offset", "BIGINT", not_null=True),  # the stored offset (or the log start) when the plan was made
+    Column("to_offset", "BIGINT", not_null=True),  # land up to, not including, this offset
+    Column("run_id", "VARCHAR"),
+    Column("planned_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
 )
-
-
-def columns(declared: tuple[tuple[str, str, str], ...]) -> list[tuple[str, str]]:
-    """(name, type) of declared columns, for ``dagster_conventions.table_metadata``."""
-    return [(name, type_) for name, type_, _ in declared]
-
-
-def _create_table(table: str, declared: tuple[tuple[str, str, str], ...], primary_key: tuple[str, ...]) -> str:
-    # Every name quoted: "partition" and "offset" are SQL keywords.
-    lines = [" ".join(filter(None, (f'"{name}"', type_, constraint))) for name, type_, constraint in declared]
-    lines.append("PRIMARY KEY (" + ", ".join(f'"{name}"' for name in primary_key) + ")")
-    return f"CREATE TABLE IF NOT EXISTS ingestion.{table} (\n    " + ",\n    ".join(lines) + "\n)"
 
 
 DDL: list[str] = [
-    _create_table(EVENTS_TABLE, EVENTS_COLUMNS, ("topic", "partition", "offset")),
-    _create_table("kafka_rejects", REJECTS_COLUMNS, ("topic", "partition", "offset")),
-    _create_table("kafka_offsets", OFFSETS_COLUMNS, ("topic", "partition")),
-    _create_table(PLAN_TABLE, PLAN_COLUMNS, ("topic", "partition")),
+    warehouse.create_table(EVENTS_TABLE, EVENTS_COLUMNS, ("topic", "partition", "offset")),
+    warehouse.create_table("kafka_rejects", REJECTS_COLUMNS, ("topic", "partition", "offset")),
+    warehouse.create_table("kafka_offsets", OFFSETS_COLUMNS, ("topic", "partition")),
+    warehouse.create_table(PLAN_TABLE, PLAN_COLUMNS, ("topic", "partition")),
 ]
-
-
-@asynccontextmanager
-async def warehouse_session(resource: DuckDBResource) -> AsyncIterator[duckdb.DuckDBPyConnection]:
-    """``warehouse.session`` with these tables, entered and left in a worker thread: connecting runs
-    the DDL and closing may checkpoint the WAL, blocking calls that must not stall the event loop."""
-    manager = warehouse.session(resource, DDL)
-    conn = await asyncio.to_thread(manager.__enter__)
-    try:
-        yield conn
-    except BaseException as error:
-        if not await asyncio.to_thread(manager.__exit__, type(error), error, error.__traceback__):
-            raise
-    else:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 # The Arrow schema of a batch handed to ``land_batch`` (what the consumer builds from aiokafka records).

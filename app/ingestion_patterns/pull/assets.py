@@ -14,6 +14,7 @@ downloads while one lands. The job's failed runs are retried by the daemon (``RU
 import asyncio
 import time
 from contextlib import aclosing
+from functools import partial
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
@@ -74,7 +75,7 @@ def _land_page(conn: DuckDBPyConnection, page: Page, *, run_id: str,
     pool=warehouse.DUCKDB_POOL,
     kinds={"duckdb", "python"},
     description="Pages the source API (from the cursor in ingestion.pull_state) into ingestion.raw_extract.",
-    metadata=table_metadata(pull.RAW_TABLE, pull.columns(pull.RAW_COLUMNS)),
+    metadata=table_metadata(pull.RAW_TABLE, pull.RAW_COLUMNS),
 )
 async def extract_source_data(
     context: dg.AssetExecutionContext, config: ExtractConfig, source_api: SourceApiResource, duckdb: DuckDBResource
@@ -85,7 +86,7 @@ async def extract_source_data(
     stats = PullStats()
     landed, issues = 0, set()
     started = time.perf_counter()
-    async with pull.warehouse_session(duckdb, source_api.duckdb_memory_limit) as conn:
+    async with warehouse.async_session(duckdb, pull.DDL, setup=partial(pull.limit_memory, limit=source_api.duckdb_memory_limit)) as conn:
         cursor_before = await asyncio.to_thread(pull.read_cursor, conn)
         if not backfill:
             since = cursor_before.updated_at
@@ -162,12 +163,12 @@ def validate_extracted_data(duckdb: DuckDBResource, source_api: SourceApiResourc
     pool=warehouse.DUCKDB_POOL,
     kinds={"duckdb"},
     description="Upserts the extracted rows into ingestion.final_data by id (latest updated_at wins).",
-    metadata=table_metadata(pull.FINAL_TABLE, pull.columns(pull.FINAL_COLUMNS)),
+    metadata=table_metadata(pull.FINAL_TABLE, pull.FINAL_COLUMNS),
 )
 async def load_to_storage(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, source_api: SourceApiResource
 ) -> dg.MaterializeResult:
-    async with pull.warehouse_session(duckdb, source_api.duckdb_memory_limit) as conn:
+    async with warehouse.async_session(duckdb, pull.DDL, setup=partial(pull.limit_memory, limit=source_api.duckdb_memory_limit)) as conn:
         result = await asyncio.to_thread(pull.upsert_final, conn)
         row_count = await asyncio.to_thread(row_count_metadata, conn, pull.FINAL_TABLE)
     context.log.info(f"upserted {result.raw_rows} raw rows: {result.inserted} inserted, {result.updated} updated")

@@ -10,22 +10,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from .. import warehouse
+from ..warehouse import Column
 from .validate import CONTRACT, REQUIRED, PullCursor, page_max_key
-
-if TYPE_CHECKING:
-    from dagster_duckdb import DuckDBResource
 
 SOURCE = "source_api"  # the pull_state row of the (single) source API
 
@@ -38,30 +32,18 @@ _SQL_TYPES = {
     pa.float64(): "DOUBLE",
     pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
 }
-# The two tables' columns, (name, DuckDB type, constraint), made from the contract: the DDL below
-# and the assets' column schema in the UI (``columns``) both come from these, so they cannot drift.
-_CONTRACT_COLUMNS = tuple((field.name, _SQL_TYPES[field.type], "") for field in CONTRACT)
+# The two tables' columns, made from the contract: the DDL below and the assets' column schema in
+# the UI both come from these, so they cannot drift.
+_CONTRACT_COLUMNS = tuple(Column(field.name, _SQL_TYPES[field.type]) for field in CONTRACT)
 RAW_COLUMNS = (
-    ("page_seq", "BIGINT", "NOT NULL"),
-    ("run_id", "VARCHAR", "NOT NULL"),
-    ("page_cursor", "VARCHAR", ""),
-    ("extracted_at", "TIMESTAMPTZ", "NOT NULL"),
+    Column("page_seq", "BIGINT", not_null=True),
+    Column("run_id", "VARCHAR", not_null=True),
+    Column("page_cursor", "VARCHAR"),
+    Column("extracted_at", "TIMESTAMPTZ", not_null=True),
     *_CONTRACT_COLUMNS,
 )
-FINAL_COLUMNS = (*_CONTRACT_COLUMNS, ("loaded_at", "TIMESTAMPTZ", "NOT NULL"))
+FINAL_COLUMNS = (*_CONTRACT_COLUMNS, Column("loaded_at", "TIMESTAMPTZ", not_null=True))
 _NAMES = ", ".join(CONTRACT.names)
-
-
-def columns(declared: tuple[tuple[str, str, str], ...]) -> list[tuple[str, str]]:
-    """(name, type) of declared columns, for ``dagster_conventions.table_metadata``."""
-    return [(name, type_) for name, type_, _ in declared]
-
-
-def _create_table(table: str, declared: tuple[tuple[str, str, str], ...], primary_key: str = "") -> str:
-    lines = [" ".join(filter(None, (name, type_, constraint))) for name, type_, constraint in declared]
-    if primary_key:
-        lines.append(f"PRIMARY KEY ({primary_key})")
-    return f"CREATE TABLE IF NOT EXISTS ingestion.{table} (\n    " + ",\n    ".join(lines) + "\n)"
 
 
 DDL: list[str] = [
@@ -79,8 +61,8 @@ DDL: list[str] = [
         landed_at     TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
     )
     """,
-    _create_table(RAW_TABLE, RAW_COLUMNS),
-    _create_table(FINAL_TABLE, FINAL_COLUMNS, primary_key="id"),
+    warehouse.create_table(RAW_TABLE, RAW_COLUMNS),
+    warehouse.create_table(FINAL_TABLE, FINAL_COLUMNS, primary_key=("id",)),
     """
     CREATE TABLE IF NOT EXISTS ingestion.pull_state (
         source            VARCHAR PRIMARY KEY,
@@ -118,23 +100,6 @@ def limit_memory(conn: duckdb.DuckDBPyConnection, limit: str) -> None:
     if not _MEMORY_LIMIT.match(limit.strip()):
         raise ValueError(f"not a DuckDB memory size: {limit!r} (e.g. '256MB', '1GB')")
     conn.execute(f"SET memory_limit = '{limit.strip()}'")
-
-
-@asynccontextmanager
-async def warehouse_session(resource: DuckDBResource, memory_limit: str) -> AsyncIterator[duckdb.DuckDBPyConnection]:
-    """``warehouse.session`` with these tables and ``limit_memory``, entered and left in a worker
-    thread: connecting runs the DDL and closing may checkpoint the WAL, blocking calls that must
-    not stall the event loop (the next page downloads on it)."""
-    manager = warehouse.session(resource, DDL)
-    conn = await asyncio.to_thread(manager.__enter__)
-    try:
-        await asyncio.to_thread(limit_memory, conn, memory_limit)
-        yield conn
-    except BaseException as error:
-        if not await asyncio.to_thread(manager.__exit__, type(error), error, error.__traceback__):
-            raise
-    else:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def read_cursor(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> PullCursor:
