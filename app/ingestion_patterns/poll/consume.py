@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+import dagster as dg
 import duckdb
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -88,9 +89,26 @@ def records_to_arrow(records: Sequence) -> pa.Table:
     )
 
 
+class TopicNotAuthorized(dg.Failure):
+    """The broker's ACLs do not let this client read the topic: a configuration error, not an empty
+    topic, so the run fails with that reason and is not retried."""
+
+    def __init__(self, topic: str):
+        super().__init__(description=f"not authorized to read topic {topic!r}: check the Kafka user's ACLs",
+                         allow_retries=False)
+
+
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The topic's partitions, after refreshing metadata (so a partition added since is seen)."""
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    """The topic's partitions, after refreshing metadata (so a partition added since is seen).
+
+    An unauthorized topic looks like one without partitions in the metadata; aiokafka notes it in
+    ``unauthorized_topics``, and it must fail the run rather than land nothing and succeed."""
+    # Asked for by name (aiokafka has no public refresh): a metadata request for all topics leaves an
+    # unauthorized one out silently, one that names it gets TOPIC_AUTHORIZATION_FAILED.
+    await consumer._client.add_topic(topic)
+    await consumer._client.force_metadata_update()
+    if topic in consumer._client.cluster.unauthorized_topics:
+        raise TopicNotAuthorized(topic)
     partitions = consumer.partitions_for_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(partitions or ())]
 
