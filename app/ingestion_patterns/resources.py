@@ -33,7 +33,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "duckdb": DuckDBResource(database=setting(settings, "duckdb_path")),
         "kafka": kafka_resource(settings, resolve=lambda name: setting(settings, name)),
-        "webhook_inbox": WebhookInboxResource(url=setting(settings, "webhook_inbox_url")),
+        "webhook_inbox": WebhookInboxResource(
+            url=setting(settings, "webhook_inbox_url"), lease_seconds=settings.webhook_inbox_lease_seconds
+        ),
         "source_api": SourceApiResource(
             base_url=setting(settings, "source_api_url"),
             token=setting(settings, "source_api_token"),

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     webhook_retry_after_seconds: int = Field(default=5, ge=0)
     webhook_inbox_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_secrets_file: str = Field(default="", description='JSON {"source-id": "secret"} (a mounted Secret)')
+    webhook_admin_token: str = Field(default="", repr=False, description="Bearer token for ?peek; empty: peek is off")
+    webhook_rate_limit_per_second: float = Field(default=0, ge=0, description="Requests/s per client IP; 0: no limit")
+    webhook_rate_limit_burst: int = Field(default=0, ge=0, description="Token bucket size; 0: the per-second rate")
+    webhook_inbox_lease_seconds: int = Field(default=600, ge=1, description="How long a run's claim holds its rows")
     # Filled from WEBHOOK_SECRET_<SOURCE> variables by ``_collect_secrets``; keyed by ``secret_key``.
     webhook_secrets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False, exclude=True)
 
