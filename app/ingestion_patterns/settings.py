@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     webhook_admin_token: str = Field(default="", repr=False, description="Bearer token for ?peek; empty: peek is off")
     webhook_rate_limit_per_second: float = Field(default=0, ge=0, description="Requests/s per client IP; 0: no limit")
     webhook_rate_limit_burst: int = Field(default=0, ge=0, description="Token bucket size; 0: the per-second rate")
+    webhook_trusted_proxies: str = Field(
+        default="", description="CIDRs of proxies whose X-Forwarded-For names the client (the ingress controller's)")
     webhook_inbox_lease_seconds: int = Field(default=600, ge=1, description="How long a run's claim holds its rows")
     # Filled from WEBHOOK_SECRET_<SOURCE> variables by ``_collect_secrets``; keyed by ``secret_key``.
     webhook_secrets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False, exclude=True)

@@ -59,7 +59,7 @@ def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None, 
         settings = load_settings()
         if inbox_url:
             settings = settings.model_copy(update={"webhook_inbox_url": inbox_url})
-        config = ReceiverConfig.from_settings(settings)
+        config = ReceiverConfig.from_settings(settings, workers=workers)
         open_inbox(config.inbox_url)  # validates the URL before gunicorn forks workers
     except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from None

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"receiver-test-secret-32-bytes!!!").decode()
 GITHUB_SECRET = "it's a secret to everybody"
 MAX_BODY = 64 * 1024
+ADMIN_TOKEN = "receiver-test-admin-token"
 ENV = {
+    "WEBHOOK_ADMIN_TOKEN": ADMIN_TOKEN,
     "WEBHOOK_SECRET_SIGNED": STANDARD_SECRET,
     "WEBHOOK_SECRET_GITHUB": GITHUB_SECRET,
     "WEBHOOK_MAX_BODY_BYTES": str(MAX_BODY),
@@ -41,6 +43,11 @@ def new_source() -> str:
 
 def new_id() -> str:
     return f"evt-{uuid.uuid4().hex}"
+
+
+def admin_get(url: str):
+    """A GET with the admin token (``?peek`` needs it)."""
+    return request("GET", url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
 def pending_count(receiver, source: str) -> int:
@@ -66,7 +73,7 @@ def test_accepted_payload_is_stored_with_its_raw_body_and_headers(receiver):
     answer = post_json(f"{receiver.url}/webhook/{source}", body=body, headers={"User-Agent": "test-sender/1"})
     assert (answer.status, answer.json) == (202, {"status": "accepted", "id": event_id})
 
-    pending = get(f"{receiver.url}/webhook/{source}/pending?peek=5").json
+    pending = admin_get(f"{receiver.url}/webhook/{source}/pending?peek=5").json
     assert pending["source_id"] == source and pending["pending"] == 1
     assert 0 <= pending["oldest_age_seconds"] < 60
     [stored] = pending["payloads"]
@@ -82,7 +89,7 @@ def test_peek_leases_nothing(receiver):
     source = new_source()
     for n in range(2):
         assert post_json(f"{receiver.url}/webhook/{source}", {"id": f"p-{n}"}).status == 202
-    looks = [get(f"{receiver.url}/webhook/{source}/pending?peek=5").json for _ in range(2)]
+    looks = [admin_get(f"{receiver.url}/webhook/{source}/pending?peek=5").json for _ in range(2)]
     assert [[p["event_id"] for p in look["payloads"]] for look in looks] == [["p-0", "p-1"]] * 2
 
     async def claim():
@@ -91,7 +98,7 @@ def test_peek_leases_nothing(receiver):
 
     assert asyncio.run(claim()) == ["p-0", "p-1"], "the peeks left both rows claimable"
     # A leased row is still pending, and a peek still shows it.
-    peeked = get(f"{receiver.url}/webhook/{source}/pending?peek=5").json
+    peeked = admin_get(f"{receiver.url}/webhook/{source}/pending?peek=5").json
     assert peeked["pending"] == 2 and [p["event_id"] for p in peeked["payloads"]] == ["p-0", "p-1"]
 
 
@@ -242,7 +249,7 @@ def test_github_hmac_signature_verifies(receiver):
     body = json.dumps({"ref": "refs/heads/main", "commits": []}).encode()
     answer = post_json(f"{receiver.url}/webhook/github", body=body, headers=github_signed(body, delivery))
     assert (answer.status, answer.json["id"]) == (202, delivery)
-    peek = get(f"{receiver.url}/webhook/github/pending?peek=100").json["payloads"]
+    peek = admin_get(f"{receiver.url}/webhook/github/pending?peek=100").json["payloads"]
     stored = next(p for p in peek if p["event_id"] == delivery)
     assert stored["headers"]["x-github-event"] == "push"
     assert stored["headers"]["x-hub-signature-256"].startswith("sha256=")
@@ -323,3 +330,20 @@ def test_metrics_count_outcomes_and_report_pending(receiver):
     assert delta("webhook_request_duration_seconds_count", 'outcome="rejected"') == 2
     assert metric_value(after, "webhook_inbox_pending", f'source_id="{source}"') == 2
     assert metric_value(after, "webhook_inbox_up") == 1
+
+
+# -- the admin-only peek ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers, status, reason", [
+    ({}, 401, "Authorization: Bearer"),
+    ({"Authorization": "Bearer wrong-token"}, 401, "Authorization: Bearer"),
+    ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401, "Authorization: Bearer"),
+])
+def test_peek_needs_the_admin_token(receiver, headers, status, reason):
+    source = new_source()
+    assert post_json(f"{receiver.url}/webhook/{source}", {"id": new_id()}).status == 202
+    answer = request("GET", f"{receiver.url}/webhook/{source}/pending?peek=5", headers=headers)
+    assert answer.status == status and reason in answer.error_reason()
+    assert "payloads" not in answer.body.decode()
+    # The count alone is not a payload: it stays open inside the cluster (the ingress does not route it).
+    assert get(f"{receiver.url}/webhook/{source}/pending").json["pending"] == 1

@@ -8,6 +8,7 @@ See docs/webhook-receiver.md for the endpoints and settings.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -15,8 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from .config import ReceiverConfig
+from ...rate_limit import ClientRateLimiter, retry_after_header
 from ..inbox import Inbox, InboxUnavailable, NewWebhook, describe_inbox_url, open_inbox
+from .config import ReceiverConfig
 from .intake import (
     Rejection,
     check_content_type,
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 CONFIG = web.AppKey("config", ReceiverConfig)
 INBOX = web.AppKey("inbox", Inbox)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
+RATE_LIMITER = web.AppKey("rate_limiter", ClientRateLimiter)
 
 MAX_PEEK = 100
 
@@ -42,8 +45,13 @@ MAX_PEEK = 100
 def create_app(config: ReceiverConfig) -> web.Application:
     """A receiver for ``config``; its inbox is opened on startup and closed on cleanup."""
     # client_max_size is a safety net; the handler enforces the limit itself, with a JSON 413.
-    app = web.Application(middlewares=[json_errors], client_max_size=config.max_body_bytes + 1)
+    limiter = ClientRateLimiter(config.rate_limit_per_second, config.rate_limit_burst,
+                                trusted_proxies=config.trusted_proxies)
+    # The rate limit wraps only the public route, and only when set: the hot path pays nothing otherwise.
+    middlewares = [json_errors, rate_limited] if limiter.enabled else [json_errors]
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes + 1)
     app[CONFIG] = config
+    app[RATE_LIMITER] = limiter
     app[METRICS] = ReceiverMetrics()
     app.cleanup_ctx.append(inbox_context)
     app.router.add_post("/webhook/{source_id}", receive_webhook)
@@ -102,6 +110,19 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal error (logged by the receiver)")
+
+
+@web.middleware
+async def rate_limited(request: web.Request, handler) -> web.StreamResponse:
+    """429 with Retry-After for a client past its rate on ``POST /webhook/…`` (per worker process)."""
+    if request.method == "POST" and request.path.startswith("/webhook/"):
+        limiter = request.app[RATE_LIMITER]
+        client = limiter.client(request.remote, request.headers.get("X-Forwarded-For"))
+        if wait := limiter.take(client):
+            request.app[METRICS].rejected.labels("rate_limited").inc()
+            return error_response(429, f"rate limit of {limiter.rate:g} requests/s per client exceeded",
+                                  {"Retry-After": retry_after_header(wait)})
+    return await handler(request)
 
 
 # -- POST /webhook/{source_id} -----------------------------------------------------------------------
@@ -169,6 +190,8 @@ async def pending(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     source_id = check_source_id(request.match_info["source_id"])
     peek = _peek_param(request.query.get("peek"))
+    if peek:
+        check_admin(config, request.headers.get("Authorization"))
     inbox = request.app[INBOX]
     try:
         summary = await inbox.pending(source_id)
@@ -180,6 +203,17 @@ async def pending(request: web.Request) -> web.Response:
     if records is not None:
         document["payloads"] = [_peeked(record) for record in records]
     return web.json_response(document)
+
+
+def check_admin(config: ReceiverConfig, authorization: str | None) -> None:
+    """``?peek`` shows payloads and their headers: only to a caller with the admin token, in the
+    cluster too (the ingress does not route /pending at all)."""
+    if not config.admin_token:
+        raise Rejection(403, "peek_disabled", "peek is disabled: set WEBHOOK_ADMIN_TOKEN to allow it")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.admin_token.encode()):
+        raise Rejection(401, "not_admin", "peek needs Authorization: Bearer <WEBHOOK_ADMIN_TOKEN>",
+                        {"WWW-Authenticate": 'Bearer realm="webhook-receiver"'})
 
 
 def _peek_param(value: str | None) -> int:

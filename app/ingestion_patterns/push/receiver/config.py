@@ -26,12 +26,17 @@ class ReceiverConfig:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # secret_key -> secret
     retry_after_seconds: int = 5  # what a 503 tells the sender to wait
     inbox_timeout_seconds: float = 10.0  # the longest a request waits for its commit before 503
+    admin_token: str = field(default="", repr=False)  # Bearer token for ?peek; empty: peek is off
+    rate_limit_per_second: float = 0.0  # per client address and worker process; 0: no limit
+    rate_limit_burst: int = 0
+    trusted_proxies: tuple[str, ...] = ()
 
     def secret_for(self, source_id: str) -> str | None:
         return self.secrets.get(secret_key(source_id))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReceiverConfig:
+    def from_settings(cls, settings: Settings, *, workers: int = 1) -> ReceiverConfig:
+        """The configuration of one of ``workers`` worker processes (each takes its share of the rate)."""
         return cls(
             inbox_url=settings.webhook_inbox_url,
             max_body_bytes=settings.webhook_max_body_bytes,
@@ -39,6 +44,10 @@ class ReceiverConfig:
             secrets=load_secrets(settings),
             retry_after_seconds=settings.webhook_retry_after_seconds,
             inbox_timeout_seconds=settings.webhook_inbox_timeout_seconds,
+            admin_token=settings.webhook_admin_token,
+            rate_limit_per_second=settings.webhook_rate_limit_per_second / workers,
+            rate_limit_burst=-(-settings.webhook_rate_limit_burst // workers),  # rounded up: 0 stays 0
+            trusted_proxies=tuple(p.strip() for p in settings.webhook_trusted_proxies.split(",") if p.strip()),
         )
 
     @classmethod

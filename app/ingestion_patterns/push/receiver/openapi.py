@@ -46,11 +46,14 @@ def openapi_document(config: ReceiverConfig) -> dict[str, Any]:
                 "responses": {
                     "202": _json({"$ref": "#/components/schemas/Ack"}, "Committed durably to the inbox"),
                     "200": _json({"$ref": "#/components/schemas/Ack"}, "Duplicate: this event id is already stored"),
-                    "400": _json(_ERROR, "Bad source id, malformed JSON, or not a JSON object"),
+                    "400": _json(_ERROR, "Bad source id, malformed or non-interchange JSON (lone surrogates, "
+                                         "NaN, Infinity, numbers beyond a double), or not a JSON object"),
                     "401": _json(_ERROR, "Missing, malformed, wrong or expired signature"),
                     "404": _json(_ERROR, "No such endpoint"),
                     "413": _json(_ERROR, f"Body larger than {config.max_body_bytes} bytes"),
                     "415": _json(_ERROR, "Content-Type is not JSON"),
+                    "429": _json(_ERROR, "This client is past its rate limit; retry after Retry-After seconds",
+                                 retry_after),
                     "503": unavailable,
                 },
             }},
@@ -58,9 +61,14 @@ def openapi_document(config: ReceiverConfig) -> dict[str, Any]:
                 "summary": "Webhooks of this source not yet processed",
                 "parameters": [source_param, {"name": "peek", "in": "query",
                                               "schema": {"type": "integer", "minimum": 0, "maximum": 100},
-                                              "description": "Also return the oldest N pending payloads"}],
+                                              "description": "Also return the oldest N pending payloads "
+                                                             "(needs the admin token)"}],
+                "security": [{}, {"adminToken": []}],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Pending"}, "Pending summary"),
-                              "400": _json(_ERROR, "Bad source id or peek"), "503": unavailable},
+                              "400": _json(_ERROR, "Bad source id or peek"),
+                              "401": _json(_ERROR, "peek without the admin token"),
+                              "403": _json(_ERROR, "peek is disabled (no WEBHOOK_ADMIN_TOKEN)"),
+                              "503": unavailable},
             }},
             "/health": {"get": {"summary": "Liveness (no I/O)",
                                 "responses": {"200": _json({"type": "object"}, "Alive")}}},
@@ -72,7 +80,7 @@ def openapi_document(config: ReceiverConfig) -> dict[str, Any]:
             "/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": _json({"type": "object"}, "OpenAPI document")}}},
         },
-        "components": {"schemas": {
+        "components": {"securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}, "schemas": {
             "Ack": {"type": "object", "required": ["status", "id"], "properties": {
                 "status": {"type": "string", "enum": ["accepted", "duplicate"]}, "id": {"type": "string"}}},
             "Error": {"type": "object", "required": ["status", "reason"], "properties": {

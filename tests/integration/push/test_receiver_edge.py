@@ -1,0 +1,39 @@
+"""The receiver at the public edge: a per-client rate limit (429 + Retry-After), and peek off by default."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from webhook_http import metric_value, post_json, request
+
+pytestmark = pytest.mark.integration
+
+
+def _post(url: str, forwarded_for: str | None = None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return post_json(url, {"id": uuid.uuid4().hex}, headers=headers)
+
+
+def test_a_client_past_its_rate_gets_429_with_retry_after_and_others_are_served(start_receiver, make_inbox_url):
+    receiver = start_receiver(make_inbox_url("sqlite"), env={
+        "WEBHOOK_RATE_LIMIT_PER_SECOND": "0.5", "WEBHOOK_RATE_LIMIT_BURST": "3",
+        "WEBHOOK_TRUSTED_PROXIES": "127.0.0.1/32",  # the test plays the ingress controller
+    })
+    url = f"{receiver.url}/webhook/limited"
+    statuses = [_post(url, "203.0.113.1").status for _ in range(4)]
+    assert statuses == [202, 202, 202, 429]
+    refused = _post(url, "203.0.113.1")
+    assert refused.status == 429 and "rate limit" in refused.error_reason()
+    assert int(refused.headers["retry-after"]) >= 1
+    assert _post(url, "203.0.113.2").status == 202, "another client behind the same proxy has its own bucket"
+    # Reads are not limited, and the refusals are counted.
+    metrics = request("GET", f"{receiver.url}/metrics")
+    assert metrics.status == 200
+    assert metric_value(metrics.body.decode(), "webhook_rejected_total", 'reason="rate_limited"') == 2
+
+
+def test_peek_is_off_without_an_admin_token(start_receiver, make_inbox_url):
+    receiver = start_receiver(make_inbox_url("sqlite"))
+    answer = request("GET", f"{receiver.url}/webhook/any/pending?peek=1", headers={"Authorization": "Bearer x"})
+    assert answer.status == 403 and "WEBHOOK_ADMIN_TOKEN" in answer.error_reason()
