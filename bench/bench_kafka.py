@@ -32,12 +32,12 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from ingestion_patterns import warehouse
 from ingestion_devtools import kafka_broker as local_broker
-from ingestion_patterns.poll.consume import land_planned, plan_poll
 from ingestion_devtools.kafka_producer import produce
-from ingestion_patterns.poll.client import KafkaResource
+from ingestion_patterns import warehouse
 from ingestion_patterns.poll import landing as wk
+from ingestion_patterns.poll.client import KafkaResource
+from ingestion_patterns.poll.consume import land_planned, plan_poll
 
 
 def cpu_seconds() -> float:
@@ -64,7 +64,9 @@ async def raw_consume(kafka: KafkaResource, topic: str, partitions: int, expecte
         await consumer.stop()
 
 
-async def land(kafka: KafkaResource, topic: str, database: Path, batch_rows: int, count: int) -> tuple[float, float, dict]:
+async def land(
+    kafka: KafkaResource, topic: str, database: Path, batch_rows: int, count: int
+) -> tuple[float, float, dict]:
     """Seconds to plan and seconds to land (with the final checkpoint) ``count`` messages, and the
     landed counts."""
     conn = warehouse.connect(database, ddl=wk.DDL)
@@ -91,7 +93,10 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         count = args.messages
     else:
         topic = f"bench-{secrets.token_hex(3)}"
-        print(f"producing {args.messages:,} messages to {topic} (3 partitions, bad ratio {args.bad_ratio}) ...", flush=True)
+        print(
+            f"producing {args.messages:,} messages to {topic} (3 partitions, bad ratio {args.bad_ratio}) ...",
+            flush=True,
+        )
         started = time.perf_counter()
         sent = await produce(bootstrap, topic, args.messages, partitions=3, bad_ratio=args.bad_ratio, keys=True)
         count = sent.sent
@@ -111,24 +116,37 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         cpus.append((raw_cpu, land_cpu))
         raws.append(raw_seconds)
         lands.append((plan_seconds + land_seconds, plan_seconds, land_seconds))
-        print(f"  round {round_no}: raw {count / raw_seconds:>9,.0f} msgs/s ({raw_seconds:.2f}s); landed "
-              f"{count / lands[-1][0]:>9,.0f} events/s ({lands[-1][0]:.2f}s = plan {plan_seconds:.2f}s + "
-              f"land {land_seconds:.2f}s); CPU raw {raw_cpu:.2f}s, landing {land_cpu:.2f}s", flush=True)
+        print(
+            f"  round {round_no}: raw {count / raw_seconds:>9,.0f} msgs/s ({raw_seconds:.2f}s); landed "
+            f"{count / lands[-1][0]:>9,.0f} events/s ({lands[-1][0]:.2f}s = plan {plan_seconds:.2f}s + "
+            f"land {land_seconds:.2f}s); CPU raw {raw_cpu:.2f}s, landing {land_cpu:.2f}s",
+            flush=True,
+        )
     raw_seconds = min(raws)
     total, plan_seconds, land_seconds = min(lands)
     raw_rate, land_rate = count / raw_seconds, count / total
     print()
-    print(f"raw aiokafka consume (getmany, no work) : {raw_rate:>10,.0f} msgs/s  (best of {args.rounds}: {raw_seconds:.2f}s)")
-    print(f"landed Kafka -> DuckDB (plan + land)    : {land_rate:>10,.0f} events/s (best of {args.rounds}: {total:.2f}s = "
-          f"plan {plan_seconds:.2f}s + land {land_seconds:.2f}s incl. checkpoint)")
-    print(f"ratio landed / raw                      : {land_rate / raw_rate:>10.2f}  (target >= 0.5; landed target >= 100,000/s)")
+    print(
+        f"raw aiokafka consume (getmany, no work) : {raw_rate:>10,.0f} msgs/s  (best of {args.rounds}: {raw_seconds:.2f}s)"
+    )
+    print(
+        f"landed Kafka -> DuckDB (plan + land)    : {land_rate:>10,.0f} events/s (best of {args.rounds}: {total:.2f}s = "
+        f"plan {plan_seconds:.2f}s + land {land_seconds:.2f}s incl. checkpoint)"
+    )
+    print(
+        f"ratio landed / raw                      : {land_rate / raw_rate:>10.2f}  (target >= 0.5; landed target >= 100,000/s)"
+    )
     raw_cpu, land_cpu = min(c[0] for c in cpus), min(c[1] for c in cpus)
-    print(f"CPU seconds per message, raw / landing  : {raw_cpu / land_cpu:>10.2f}  (raw {raw_cpu:.2f}s, "
-          f"landing {land_cpu:.2f}s of CPU for {count:,}; the ratio if cores were never contended and "
-          f"nothing overlapped)")
+    print(
+        f"CPU seconds per message, raw / landing  : {raw_cpu / land_cpu:>10.2f}  (raw {raw_cpu:.2f}s, "
+        f"landing {land_cpu:.2f}s of CPU for {count:,}; the ratio if cores were never contended and "
+        f"nothing overlapped)"
+    )
     ok = counts["events"] + counts["rejects"] == count and (sent is None or counts["events"] == sent.valid)
-    print(f"check: {counts['events']:,} events + {counts['rejects']:,} rejects = {count:,} messages"
-          f"{'' if sent is None else f', {sent.valid:,} valid'}: {'OK' if ok else 'MISMATCH'}")
+    print(
+        f"check: {counts['events']:,} events + {counts['rejects']:,} rejects = {count:,} messages"
+        f"{'' if sent is None else f', {sent.valid:,} valid'}: {'OK' if ok else 'MISMATCH'}"
+    )
     return 0 if ok else 1
 
 
@@ -139,7 +157,9 @@ def main() -> int:
     parser.add_argument("--batch-rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2, help="alternating raw/landing measurements; best of each")
     parser.add_argument("--bootstrap-servers", default="")
-    parser.add_argument("--topic", default="", help="measure an existing topic (with --bootstrap-servers) instead of producing")
+    parser.add_argument(
+        "--topic", default="", help="measure an existing topic (with --bootstrap-servers) instead of producing"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
         workdir = Path(tmp)

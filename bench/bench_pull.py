@@ -44,8 +44,7 @@ def pull_ours(url: str, db: str, page_size: int) -> dict:
     import duckdb
     from dagster_duckdb import DuckDBResource
 
-    from ingestion_patterns.pull.assets import (
-        extract_source_data, load_to_storage, validate_extracted_data)
+    from ingestion_patterns.pull.assets import extract_source_data, load_to_storage, validate_extracted_data
     from ingestion_patterns.pull.client import SourceApiResource
 
     instance = dg.DagsterInstance.ephemeral()
@@ -53,8 +52,10 @@ def pull_ours(url: str, db: str, page_size: int) -> dict:
     started = time.perf_counter()
     result = dg.materialize(
         [extract_source_data, validate_extracted_data, load_to_storage],
-        resources={"source_api": SourceApiResource(base_url=url, token=TOKEN, page_size=page_size),
-                   "duckdb": DuckDBResource(database=db)},
+        resources={
+            "source_api": SourceApiResource(base_url=url, token=TOKEN, page_size=page_size),
+            "duckdb": DuckDBResource(database=db),
+        },
         instance=instance,
     )
     seconds = time.perf_counter() - started
@@ -70,18 +71,28 @@ def pull_dlt(url: str, db: str, page_size: int) -> dict:
     import duckdb
     from dlt.sources.rest_api import rest_api_source
 
-    source = rest_api_source({
-        "client": {
-            "base_url": url,
-            "auth": {"type": "bearer", "token": TOKEN},
-            "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
-        },
-        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
-        "resources": [{"name": "records",
-                       "endpoint": {"path": "v1/records", "params": {"limit": page_size}, "data_selector": "data"}}],
-    })
-    pipeline = dlt.pipeline(pipeline_name="bench_pull_dlt", destination=dlt.destinations.duckdb(db),
-                            dataset_name="dlt_bench", pipelines_dir=str(Path(db).parent / "dlt_pipelines"))
+    source = rest_api_source(
+        {
+            "client": {
+                "base_url": url,
+                "auth": {"type": "bearer", "token": TOKEN},
+                "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
+            },
+            "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+            "resources": [
+                {
+                    "name": "records",
+                    "endpoint": {"path": "v1/records", "params": {"limit": page_size}, "data_selector": "data"},
+                }
+            ],
+        }
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_pull_dlt",
+        destination=dlt.destinations.duckdb(db),
+        dataset_name="dlt_bench",
+        pipelines_dir=str(Path(db).parent / "dlt_pipelines"),
+    )
     rss_before = _rss_mb()
     started = time.perf_counter()
     pipeline.run(source)
@@ -96,7 +107,10 @@ def measure(kind: str, url: str, workdir: Path, page_size: int) -> dict:
     db = workdir / f"{kind}-{time.monotonic_ns()}.duckdb"
     output = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--url", url, "--db", str(db), "--page-size", str(page_size)],
-        check=True, capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(workdir)},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(workdir)},
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -104,9 +118,20 @@ def measure(kind: str, url: str, workdir: Path, page_size: int) -> dict:
 def start_api(records: int, workdir: Path, workers: int) -> tuple[ManagedProcess, str]:
     port = free_port()
     process = ManagedProcess.ingest(
-        f"mock-api-{records}", "mock-api", "--port", str(port), "--workers", str(workers), "--records", str(records),
-        "--token", TOKEN, "--state", str(workdir / f"state-{records}.sqlite3"),
-        log_path=workdir / f"mock-api-{records}.log").start()
+        f"mock-api-{records}",
+        "mock-api",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--records",
+        str(records),
+        "--token",
+        TOKEN,
+        "--state",
+        str(workdir / f"state-{records}.sqlite3"),
+        log_path=workdir / f"mock-api-{records}.log",
+    ).start()
     url = f"http://127.0.0.1:{port}"
     process.wait_http(f"{url}/health")
     return process, url
@@ -133,8 +158,11 @@ def main() -> None:
         workdir = Path(tmp)
         (workdir / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         results: dict[str, dict] = {}
-        for label, records, kind in (("ours", args.records, "ours"), ("ours-small", args.rss_records, "ours"),
-                                     ("dlt", args.dlt_records, "dlt")):
+        for label, records, kind in (
+            ("ours", args.records, "ours"),
+            ("ours-small", args.rss_records, "ours"),
+            ("dlt", args.dlt_records, "dlt"),
+        ):
             process, url = start_api(records, workdir, args.workers)
             try:
                 print(f"{label}: pulling {records:,} records ...", flush=True)
@@ -144,16 +172,23 @@ def main() -> None:
                 process.stop()
 
     print(f"\n{'pull':<28}{'records':>10}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}{'(at start)':>12}")
-    for label, name in (("ours", "ours (aiohttp+Arrow+DuckDB)"), ("ours-small", "ours"),
-                        ("dlt", "dlt rest_api -> duckdb merge")):
+    for label, name in (
+        ("ours", "ours (aiohttp+Arrow+DuckDB)"),
+        ("ours-small", "ours"),
+        ("dlt", "dlt rest_api -> duckdb merge"),
+    ):
         r = results[label]
-        print(f"{name:<28}{r['rows']:>10,}{r['seconds']:>10.2f}{r['rows'] / r['seconds']:>12,.0f}"
-              f"{r['rss_mb']:>13.0f}{r['rss_before_mb']:>12.0f}")
+        print(
+            f"{name:<28}{r['rows']:>10,}{r['seconds']:>10.2f}{r['rows'] / r['seconds']:>12,.0f}"
+            f"{r['rss_mb']:>13.0f}{r['rss_before_mb']:>12.0f}"
+        )
     ours = results["ours"]["rows"] / results["ours"]["seconds"]
     dlt_rate = results["dlt"]["rows"] / results["dlt"]["seconds"]
     print(f"\nratio ours/dlt rows/s: {ours / dlt_rate:.1f}x (target >= 10x)")
-    print(f"peak RSS: {results['ours-small']['rss_mb']:.0f} MB at {args.rss_records:,} records, "
-          f"{results['ours']['rss_mb']:.0f} MB at {args.records:,} (target < 400 MB, flat)")
+    print(
+        f"peak RSS: {results['ours-small']['rss_mb']:.0f} MB at {args.rss_records:,} records, "
+        f"{results['ours']['rss_mb']:.0f} MB at {args.records:,} (target < 400 MB, flat)"
+    )
 
 
 if __name__ == "__main__":

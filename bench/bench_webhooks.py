@@ -83,7 +83,10 @@ def run_wrk(wrk: str, url: str, *, connections: int, duration: int, tag: str) ->
     threads = min(2, connections)
     output = subprocess.run(
         [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(LUA), url],
-        check=True, capture_output=True, text=True, env={**os.environ, "BENCH_RUN_TAG": tag},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_RUN_TAG": tag},
     ).stdout
     match = BENCH_LINE.search(output)
     if not match:
@@ -93,6 +96,7 @@ def run_wrk(wrk: str, url: str, *, connections: int, duration: int, tag: str) ->
 
 def settled_accepted_count(base: str) -> int:
     """webhook_accepted_total from /metrics (all workers), once in-flight requests have finished."""
+
     def read() -> int:
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
             text = response.read().decode()
@@ -138,8 +142,15 @@ class Target:
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.process = ManagedProcess.ingest(
-            f"receiver-{label}-{workers}", "webhook-receiver", "--port", str(port), "--workers", str(workers),
-            "--inbox", inbox_url, env={"PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{label}-{workers}")},
+            f"receiver-{label}-{workers}",
+            "webhook-receiver",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--inbox",
+            inbox_url,
+            env={"PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{label}-{workers}")},
             log_path=workdir / f"receiver-{label}-{workers}.log",
         )
         self.result = Result(label, workers, [])
@@ -148,8 +159,13 @@ class Target:
 
     def run(self, wrk: str, *, connections: int, duration: int, measured: bool) -> None:
         cpu_before = process_tree_cpu_seconds(self.process.proc.pid)
-        figures = run_wrk(wrk, f"{self.base}/webhook/bench", connections=connections, duration=duration,
-                          tag=f"{self.label}-{self.workers}-{time.time_ns()}")
+        figures = run_wrk(
+            wrk,
+            f"{self.base}/webhook/bench",
+            connections=connections,
+            duration=duration,
+            tag=f"{self.label}-{self.workers}-{time.time_ns()}",
+        )
         self.wrk_accepted += figures["accepted"]
         self.failures += figures["other"] + figures["errors_connect"] + figures["errors_timeout"]
         if measured:
@@ -186,8 +202,11 @@ def measure_workers(wrk: str, workers: int, args, workdir: Path) -> list[Result]
             target.run(wrk, connections=args.connections, duration=2, measured=False)  # warm-up
         for round_number in range(1, args.rounds + 1):
             for target in targets:
-                print(f"  round {round_number}/{args.rounds}: {target.label} inbox, {workers} worker(s), "
-                      f"{args.connections} connections, {args.duration} s", flush=True)
+                print(
+                    f"  round {round_number}/{args.rounds}: {target.label} inbox, {workers} worker(s), "
+                    f"{args.connections} connections, {args.duration} s",
+                    flush=True,
+                )
                 target.run(wrk, connections=args.connections, duration=args.duration, measured=True)
         for target in targets:
             target.check(args.connections, args.rounds + 1)
@@ -205,8 +224,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurements per receiver")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--postgres", metavar="URL", help="also measure the PostgreSQL inbox at this URL "
-                        "(its webhook_inbox table must be empty or absent)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure the PostgreSQL inbox at this URL (its webhook_inbox table must be empty or absent)",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     print(f"{os.cpu_count()} CPUs; load and server share them (and so does anything else running now)")
@@ -220,15 +242,21 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(f"medians over {args.rounds} rounds of {args.duration} s; ratio = median of the per-round ratios")
-    print(f"{'inbox':<11} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'vs no-op':>8} "
-          f"{'CPU us/req':>10}  {'rounds (req/s)':<24} nothing lost?")
+    print(
+        f"{'inbox':<11} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'vs no-op':>8} "
+        f"{'CPU us/req':>10}  {'rounds (req/s)':<24} nothing lost?"
+    )
     for result in results:
         baseline = next(r for r in results if r.workers == result.workers and r.label == "no-op")
-        ratio = statistics.median(result.per_second(run) / baseline.per_second(base)
-                                  for run, base in zip(result.rounds, baseline.rounds, strict=True))
+        ratio = statistics.median(
+            result.per_second(run) / baseline.per_second(base)
+            for run, base in zip(result.rounds, baseline.rounds, strict=True)
+        )
         rounds = "/".join(f"{result.per_second(run):.0f}" for run in result.rounds)
-        print(f"{result.label:<11} {result.workers:>7} {result.requests_per_second:>9.0f} {result.p50_ms:>7.1f} "
-              f"{result.p99_ms:>7.1f} {ratio:>8.2f} {result.cpu_us_per_request:>10.0f}  {rounds:<24} {result.check}")
+        print(
+            f"{result.label:<11} {result.workers:>7} {result.requests_per_second:>9.0f} {result.p50_ms:>7.1f} "
+            f"{result.p99_ms:>7.1f} {ratio:>8.2f} {result.cpu_us_per_request:>10.0f}  {rounds:<24} {result.check}"
+        )
     print("\ntarget: durable/no-op >= 0.60 with p99 <= 25 ms, and the inbox holds exactly what the server acked")
 
 

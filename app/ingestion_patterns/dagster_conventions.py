@@ -21,8 +21,9 @@ def table_metadata(table: str, columns: Iterable[Column]) -> dict[str, str | dg.
         "dagster/table_name": f"{SCHEMA}.{table}",
         "dagster/column_schema": dg.TableSchema(
             columns=[
-                dg.TableColumn(name=c.name, type=c.sql_type,
-                               constraints=dg.TableColumnConstraints(nullable=not c.not_null))
+                dg.TableColumn(
+                    name=c.name, type=c.sql_type, constraints=dg.TableColumnConstraints(nullable=not c.not_null)
+                )
                 for c in columns
             ]
         ),

@@ -44,8 +44,15 @@ class ClientRateLimiter:
     Behind a proxy every request comes from the proxy's address, so for a peer in ``trusted_proxies``
     the client is the last address in X-Forwarded-For that is not itself a trusted proxy."""
 
-    def __init__(self, rate: float, burst: int = 0, *, trusted_proxies: Iterable[str] = (),
-                 max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 0,
+        *,
+        trusted_proxies: Iterable[str] = (),
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.rate, self.burst, self.max_clients, self._clock = rate, burst, max_clients, clock
         self.trusted = [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in trusted_proxies if cidr.strip()]
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()

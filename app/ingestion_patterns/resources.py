@@ -23,7 +23,7 @@ def setting(settings: Settings, name: str) -> Any:
     """The value of settings field ``name``: ``dg.EnvVar`` when it is the environment's, else the value."""
     value = getattr(settings, name)
     env_name = name.upper()
-    if os.environ.get(env_name) and os.environ[env_name] == str(value):
+    if os.environ.get(env_name) == str(value):
         return dg.EnvVar(env_name)
     return str(value) if value is not None else ""
 

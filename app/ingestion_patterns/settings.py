@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     ingest_data_dir: Path = Field(default=Path("data"), description="Local files (warehouse, inbox, logs).")
 
     # --- the warehouse
-    duckdb_path: Path | None = Field(default=None, description="DuckDB file; default INGEST_DATA_DIR/ingestion_patterns.duckdb")
+    duckdb_path: Path | None = Field(
+        default=None, description="DuckDB file; default INGEST_DATA_DIR/ingestion_patterns.duckdb"
+    )
 
     # --- push: the webhook receiver and its inbox
     webhook_inbox_url: str = Field(default="", description="sqlite:///path or postgresql://…; default a SQLite file")
@@ -50,7 +52,8 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_second: float = Field(default=0, ge=0, description="Requests/s per client IP; 0: no limit")
     webhook_rate_limit_burst: int = Field(default=0, ge=0, description="Token bucket size; 0: the per-second rate")
     webhook_trusted_proxies: str = Field(
-        default="", description="CIDRs of proxies whose X-Forwarded-For names the client (the ingress controller's)")
+        default="", description="CIDRs of proxies whose X-Forwarded-For names the client (the ingress controller's)"
+    )
     webhook_inbox_lease_seconds: int = Field(default=600, ge=1, description="How long a run's claim holds its rows")
     # Filled from WEBHOOK_SECRET_<SOURCE> variables by ``_collect_secrets``; keyed by ``secret_key``.
     webhook_secrets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False, exclude=True)
@@ -108,7 +111,7 @@ class Settings(BaseSettings):
 def secrets_from(environ: Mapping[str, str]) -> dict[str, str]:
     """``WEBHOOK_SECRET_<SOURCE>`` variables as ``secret_key(source) -> secret``."""
     return {
-        secret_key(name[len(SECRET_ENV_PREFIX):]): value
+        secret_key(name[len(SECRET_ENV_PREFIX) :]): value
         for name, value in environ.items()
         if name.startswith(SECRET_ENV_PREFIX) and len(name) > len(SECRET_ENV_PREFIX) and value
     }

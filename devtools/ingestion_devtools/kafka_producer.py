@@ -168,8 +168,12 @@ async def produce(
     client_kwargs = {"bootstrap_servers": bootstrap_servers, **(client_kwargs or {})}
     summary = ProduceSummary(topic=topic, partitions=await ensure_topic(topic, partitions, **client_kwargs))
     producer = AIOKafkaProducer(
-        **client_kwargs, acks="all", compression_type=compression, linger_ms=5 if interval == 0 else 0,
-        max_batch_size=512 * 1024, enable_idempotence=True,
+        **client_kwargs,
+        acks="all",
+        compression_type=compression,
+        linger_ms=5 if interval == 0 else 0,
+        max_batch_size=512 * 1024,
+        enable_idempotence=True,
     )
     await producer.start()
     try:

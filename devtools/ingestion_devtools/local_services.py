@@ -29,10 +29,12 @@ class Service:
     process: ManagedProcess | None
 
 
-def _start(stack: ExitStack, settings: Settings, name: str, *cli_args: str, health_url: str,
-           timeout: float = 60) -> ManagedProcess:
+def _start(
+    stack: ExitStack, settings: Settings, name: str, *cli_args: str, health_url: str, timeout: float = 60
+) -> ManagedProcess:
     process = ManagedProcess.ingest(
-        name, *cli_args, env=settings.env(), log_path=log_dir(settings) / f"{name}.log").start()
+        name, *cli_args, env=settings.env(), log_path=log_dir(settings) / f"{name}.log"
+    ).start()
     stack.callback(process.stop)
     process.wait_http(health_url, timeout=timeout)
     return process
@@ -42,8 +44,17 @@ def start_receiver(stack: ExitStack, settings: Settings, *, port: int, workers: 
     """The webhook receiver under gunicorn, writing to the settings' inbox."""
     url = f"http://127.0.0.1:{port}"
     process = _start(
-        stack, settings, "webhook-receiver", "webhook-receiver", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), health_url=f"{url}/ready",
+        stack,
+        settings,
+        "webhook-receiver",
+        "webhook-receiver",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        health_url=f"{url}/ready",
     )
     return Service("webhook receiver", url, process)
 
@@ -52,8 +63,19 @@ def start_mock_api(stack: ExitStack, settings: Settings, *, port: int, records: 
     """The mock source API under gunicorn, taking the settings' token; its URL is the SOURCE_API_URL."""
     url = f"http://127.0.0.1:{port}"
     process = _start(
-        stack, settings, "mock-api", "mock-api", "--host", "127.0.0.1", "--port", str(port),
-        "--records", str(records), "--token", settings.source_api_token, health_url=f"{url}/health",
+        stack,
+        settings,
+        "mock-api",
+        "mock-api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--records",
+        str(records),
+        "--token",
+        settings.source_api_token,
+        health_url=f"{url}/health",
     )
     return Service("mock API", url, process)
 

@@ -6,6 +6,7 @@ real process on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -65,17 +66,21 @@ class ManagedProcess:
         self.proc: subprocess.Popen | None = None
 
     @classmethod
-    def ingest(cls, name: str, *cli_args: str, **kwargs) -> "ManagedProcess":
+    def ingest(cls, name: str, *cli_args: str, **kwargs) -> ManagedProcess:
         """A process running ``ingest <cli_args>`` with this interpreter."""
         return cls(name, [sys.executable, "-m", "ingestion_patterns.cli", *cli_args], **kwargs)
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         out: int | IO[bytes] = subprocess.DEVNULL
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
-            self.args, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
+            self.args,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -90,7 +95,7 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_http(self, url: str, timeout: float = 60) -> "ManagedProcess":
+    def wait_http(self, url: str, timeout: float = 60) -> ManagedProcess:
         """Wait until ``url`` answers 2xx; fail early (with the log tail) if the process died."""
 
         def ready() -> bool:
@@ -125,12 +130,10 @@ class ManagedProcess:
     def _signal_group(self, sig: int) -> None:
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
-    def __enter__(self) -> "ManagedProcess":
+    def __enter__(self) -> ManagedProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -16,7 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -51,8 +51,10 @@ class SendSummary:
     elapsed_seconds: float = 0.0
 
     def describe(self) -> str:
-        text = (f"{len(self.accepted)} accepted, {len(self.duplicates)} duplicate, {len(self.rejected)} rejected, "
-                f"{len(self.failed)} unanswered")
+        text = (
+            f"{len(self.accepted)} accepted, {len(self.duplicates)} duplicate, {len(self.rejected)} rejected, "
+            f"{len(self.failed)} unanswered"
+        )
         if self.schema_invalid:
             text += f" ({len(self.schema_invalid)} sent schema-invalid on purpose)"
         return text
@@ -81,9 +83,12 @@ def make_event(event_id: str | None = None, *, schema_invalid: bool = False) -> 
     event_id = event_id or f"evt-{uuid.uuid4().hex}"
     event = {
         "id": event_id,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
-        "data": {"order_id": random.randint(1, 10**6), "amount": round(random.uniform(1, 500), 2),
-                 "currency": random.choice(["EUR", "USD", "GBP"])},
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": {
+            "order_id": random.randint(1, 10**6),
+            "amount": round(random.uniform(1, 500), 2),
+            "currency": random.choice(["EUR", "USD", "GBP"]),
+        },
     }
     if schema_invalid:
         if zlib.crc32(event_id.encode()) % 2:
@@ -150,11 +155,12 @@ async def send_webhooks(
             event = make_event(event_id, schema_invalid=event_id in invalid)
             body = json.dumps(event).encode()
             try:
-                async with session.post(endpoint, data=body,
-                                        headers=request_headers(event, body, secret=secret, scheme=scheme)) as response:
+                async with session.post(
+                    endpoint, data=body, headers=request_headers(event, body, secret=secret, scheme=scheme)
+                ) as response:
                     text = await response.text()
                     result = SendResult(event_id, response.status, _reason(text, response.reason))
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
                 result = SendResult(event_id, None, f"{type(error).__name__}: {error}")
             summary.add(result)
             if on_result is not None:

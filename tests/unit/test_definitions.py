@@ -30,7 +30,7 @@ def describe(definitions: dg.Definitions) -> dict:
                 "group": spec.group_name,
                 "deps": sorted(dep.asset_key.to_user_string() for dep in spec.deps),
                 "kinds": sorted(spec.kinds),
-                "pool": assets_def.node_def.pool if assets_def.is_executable else None,
+                "pool": assets_def.op.pool if assets_def.is_executable else None,
             }
     checks = sorted(
         f"{key.asset_key.to_user_string()}:{key.name}"
@@ -44,9 +44,9 @@ def describe(definitions: dg.Definitions) -> dict:
         "sensors": sorted(sensor.name for sensor in definitions.sensors or []),
         "schedules": sorted(
             f"{schedule.name} {schedule.cron_schedule} {schedule.execution_timezone}"
-            for schedule in definitions.schedules or []
+            for schedule in (definitions.resolve_schedule_def(s.name) for s in definitions.schedules or [])
         ),
-        "resources": sorted(definitions.resources),
+        "resources": sorted(definitions.resources or {}),
     }
 
 
@@ -60,8 +60,13 @@ def test_definitions_match_the_snapshot(definitions):
 
 def test_the_reference_example_names_are_kept(definitions):
     shape = describe(definitions)
-    for asset in ("process_webhook_data", "extract_source_data", "load_to_storage", "poll_kafka_events",
-                  "process_kafka_events"):
+    for asset in (
+        "process_webhook_data",
+        "extract_source_data",
+        "load_to_storage",
+        "poll_kafka_events",
+        "process_kafka_events",
+    ):
         assert asset in shape["assets"]
     assert "extract_source_data:validate_extracted_data" in shape["asset_checks"]
     assert {"webhook_pending_sensor", "kafka_polling_sensor"} <= set(shape["sensors"])

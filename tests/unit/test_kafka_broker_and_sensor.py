@@ -61,8 +61,11 @@ def test_resource_builds_sasl_and_tls_client_settings(tmp_path):
     plain = KafkaResource(bootstrap_servers="k:9092").client_kwargs()
     assert plain == {"bootstrap_servers": "k:9092", "client_id": "ingestion-patterns", "security_protocol": "PLAINTEXT"}
     sasl = KafkaResource(
-        bootstrap_servers="k:9092", security_protocol="sasl_plaintext", sasl_mechanism="scram-sha-512",
-        sasl_username="u", sasl_password="p",
+        bootstrap_servers="k:9092",
+        security_protocol="sasl_plaintext",
+        sasl_mechanism="scram-sha-512",
+        sasl_username="u",
+        sasl_password="p",
     ).client_kwargs("other:9092")
     assert sasl["bootstrap_servers"] == "other:9092"
     assert (sasl["security_protocol"], sasl["sasl_mechanism"]) == ("SASL_PLAINTEXT", "SCRAM-SHA-512")
@@ -84,9 +87,16 @@ def test_the_poll_job_has_its_failed_runs_retried_by_the_daemon():
 
 def test_a_failed_run_the_daemon_will_retry_keeps_the_key_and_one_it_gave_up_on_changes_it():
     with dg.instance_for_test() as instance:
+
         def failed(status=dg.DagsterRunStatus.FAILURE, offsets="at-10", **tags):
-            instance.add_run(dg.DagsterRun(job_name=kafka_poll_job.name, run_id=str(uuid.uuid4()), status=status,
-                                           tags={"kafka/offsets": offsets, **tags}))
+            instance.add_run(
+                dg.DagsterRun(
+                    job_name=kafka_poll_job.name,
+                    run_id=str(uuid.uuid4()),
+                    status=status,
+                    tags={"kafka/offsets": offsets, **tags},
+                )
+            )
 
         failed(**{"dagster/will_retry": "true"})  # its retry is on the way: no sensor run beside it
         failed(offsets="at-13")  # other offsets

@@ -12,8 +12,13 @@ from ingestion_patterns.poll import landing as wk
 from ingestion_patterns.poll.consume import cap_ranges
 
 VALID = {
-    "transaction_id": "txn-1", "account_id": "acct-1", "amount": 12.5, "currency": "EUR",
-    "timestamp": "2026-11-26T07:00:00+00:00", "merchant": "bakery", "channel": "card",
+    "transaction_id": "txn-1",
+    "account_id": "acct-1",
+    "amount": 12.5,
+    "currency": "EUR",
+    "timestamp": "2026-11-26T07:00:00+00:00",
+    "merchant": "bakery",
+    "channel": "card",
 }
 
 
@@ -35,8 +40,10 @@ CASES = [
     (json.dumps({**VALID, "amount": -0.01}).encode(), "negative amount"),
     (json.dumps({**VALID, "amount": -3}).encode(), "negative amount"),
     (json.dumps(_without("currency")).encode(), "missing field(s): currency"),
-    (json.dumps({k: v for k, v in VALID.items() if k not in ("account_id", "timestamp")}).encode(),
-     "missing field(s): account_id, timestamp"),
+    (
+        json.dumps({k: v for k, v in VALID.items() if k not in ("account_id", "timestamp")}).encode(),
+        "missing field(s): account_id, timestamp",
+    ),
     (json.dumps({**VALID, "transaction_id": None}).encode(), "missing field(s): transaction_id"),
     (json.dumps({**VALID, "account_id": 42}).encode(), "not a string: account_id"),
     (json.dumps({**VALID, "amount": "12.50"}).encode(), "amount is not a number"),
@@ -69,9 +76,11 @@ def _batch(values, *, start=0, partition=0, keys=None, headers=None):
 
 def test_every_message_gets_the_verdict_of_its_defect(conn):
     wk.land_batch(conn, "t", _batch([value for value, _ in CASES]))
-    verdicts = dict(conn.execute(
-        'SELECT "offset", NULL FROM ingestion.kafka_events UNION ALL SELECT "offset", reason FROM ingestion.kafka_rejects'
-    ).fetchall())
+    verdicts = dict(
+        conn.execute(
+            'SELECT "offset", NULL FROM ingestion.kafka_events UNION ALL SELECT "offset", reason FROM ingestion.kafka_rejects'
+        ).fetchall()
+    )
     assert [verdicts[offset] for offset in range(len(CASES))] == [reason for _, reason in CASES]
 
 
@@ -136,7 +145,8 @@ def test_the_cap_is_shared_fairly_and_a_short_partition_leaves_its_share_to_the_
 def _created_columns(conn, table):
     return conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'ingestion' AND table_name = ? ORDER BY ordinal_position", [table]
+        "WHERE table_schema = 'ingestion' AND table_name = ? ORDER BY ordinal_position",
+        [table],
     ).fetchall()
 
 

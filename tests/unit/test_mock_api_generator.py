@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
@@ -23,11 +23,19 @@ def reference_record(ds: Dataset, record_id: int, version: int, created: int, up
     h = mix64(s ^ (record_id << 20) ^ (version + 1))
 
     def iso(us: int) -> str:
-        return datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
+        return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
 
-    return {"id": record_id, "name": f"{first} {last}", "email": f"{first.lower()}.{last.lower()}{record_id}@example.com",
-            "amount": (h % 10_000_000) / 100, "status": STATUSES[(h >> 24) & 3], "category": CATEGORIES[(h >> 28) & 7],
-            "version": version, "created_at": iso(created), "updated_at": iso(updated)}
+    return {
+        "id": record_id,
+        "name": f"{first} {last}",
+        "email": f"{first.lower()}.{last.lower()}{record_id}@example.com",
+        "amount": (h % 10_000_000) / 100,
+        "status": STATUSES[(h >> 24) & 3],
+        "category": CATEGORIES[(h >> 28) & 7],
+        "version": version,
+        "created_at": iso(created),
+        "updated_at": iso(updated),
+    }
 
 
 def reference_times(ds: Dataset, record_id: int) -> tuple[int, int]:
@@ -47,10 +55,10 @@ def test_base_timestamps_follow_the_formula_and_end_before_the_anchor(records):
     ds = Dataset(seed=7, records=records, anchor_us=ANCHOR, span_us=SPAN)
     sample = sorted(random.Random(1).sample(range(1, records + 1), min(records, 200)))
     created, updated = ds.base_columns(pa.array(sample, pa.int64()))
-    assert list(zip(created.to_pylist(), updated.to_pylist())) == [reference_times(ds, i) for i in sample]
+    assert list(zip(created.to_pylist(), updated.to_pylist(), strict=True)) == [reference_times(ds, i) for i in sample]
     assert updated.to_pylist() == [ds.base_updated_us(i) for i in sample]
     assert updated.to_pylist() == sorted(updated.to_pylist())
-    assert all(c <= u < ANCHOR for c, u in zip(created.to_pylist(), updated.to_pylist()))
+    assert all(c <= u < ANCHOR for c, u in zip(created.to_pylist(), updated.to_pylist(), strict=True))
 
 
 def test_rendered_records_match_the_reference_definition():
@@ -61,7 +69,7 @@ def test_rendered_records_match_the_reference_definition():
     created = [rng.randrange(0, ANCHOR) for _ in ids]
     updated = [c + rng.randrange(0, SPAN) for c in created]
     rendered = _render(ds, ids, versions, created, updated)
-    assert rendered == [reference_record(ds, *row) for row in zip(ids, versions, created, updated)]
+    assert rendered == [reference_record(ds, *row) for row in zip(ids, versions, created, updated, strict=True)]
 
 
 def test_the_same_seed_gives_the_same_records_and_another_seed_other_records():
@@ -81,7 +89,9 @@ def test_schema_modes_rename_or_retype_the_amount():
     [retyped] = _render(ds, *args, mode="retyped")
     assert "amount" not in renamed and renamed["amount_cents"] == round(normal["amount"] * 100)
     assert retyped["amount"] == f"{normal['amount']:.2f}"
-    assert {k: v for k, v in renamed.items() if k != "amount_cents"} == {k: v for k, v in normal.items() if k != "amount"}
+    assert {k: v for k, v in renamed.items() if k != "amount_cents"} == {
+        k: v for k, v in normal.items() if k != "amount"
+    }
 
 
 def test_rendering_nothing_gives_an_empty_body():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -15,9 +16,14 @@ ANCHOR = 1_795_677_794_424_430
 START = (-(1 << 62), 0)
 
 
-def make_view(records: int, overlay: list[tuple[int, int, int, int]] = (), created: int = 0) -> SourceView:
-    return SourceView(Dataset(seed=5, records=records, anchor_us=ANCHOR, span_us=86_400_000_000), list(overlay),
-                      records + created, "normal", 1)
+def make_view(records: int, overlay: Sequence[tuple[int, int, int, int]] = (), created: int = 0) -> SourceView:
+    return SourceView(
+        Dataset(seed=5, records=records, anchor_us=ANCHOR, span_us=86_400_000_000),
+        list(overlay),
+        records + created,
+        "normal",
+        1,
+    )
 
 
 def walk(view: SourceView, limit: int, before_us: int | None = None) -> list[tuple[int, int, int]]:
@@ -26,7 +32,7 @@ def walk(view: SourceView, limit: int, before_us: int | None = None) -> list[tup
     while True:
         batch = view.page(after, before_us, limit + 1)
         page = batch.slice(0, limit)
-        seen += list(zip(page.updated_us.to_pylist(), page.ids.to_pylist(), page.versions.to_pylist()))
+        seen += list(zip(page.updated_us.to_pylist(), page.ids.to_pylist(), page.versions.to_pylist(), strict=True))
         if len(batch) <= limit:
             return seen
         after = (page.updated_us[-1].as_py(), page.ids[-1].as_py())
@@ -64,7 +70,7 @@ def test_export_lists_every_current_record_once():
     batches = list(view.export_batches(chunk=64))
     ids = sorted(i for b in batches for i in b.ids.to_pylist())
     assert ids == list(range(1, 302))
-    versions = {i: v for b in batches for i, v in zip(b.ids.to_pylist(), b.versions.to_pylist())}
+    versions = {i: v for b in batches for i, v in zip(b.ids.to_pylist(), b.versions.to_pylist(), strict=True)}
     assert versions[5] == 2
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -11,7 +11,7 @@ from ingestion_patterns.pull.assets import parse_window_bound
 from ingestion_patterns.pull.client import parse_envelope, parse_ndjson, parse_retry_after
 from ingestion_patterns.pull.validate import assess_extract
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def summary(**overrides) -> dict:
@@ -25,19 +25,28 @@ def test_a_clean_fresh_extract_passes():
 
 def test_contract_breaks_are_errors_and_staleness_a_warning():
     errors, warnings = assess_extract(
-        summary(schema_issues=["column 'amount' is missing"], nulls={"email": 3}, duplicate_versions=2,
-                newest_updated_at=NOW - timedelta(days=3)),
-        now=NOW, max_age=timedelta(hours=48))
-    assert errors == ["schema: column 'amount' is missing", "3 null value(s) in required column 'email'",
-                      "2 duplicate record(s): same id and updated_at more than once"]
+        summary(
+            schema_issues=["column 'amount' is missing"],
+            nulls={"email": 3},
+            duplicate_versions=2,
+            newest_updated_at=NOW - timedelta(days=3),
+        ),
+        now=NOW,
+        max_age=timedelta(hours=48),
+    )
+    assert errors == [
+        "schema: column 'amount' is missing",
+        "3 null value(s) in required column 'email'",
+        "2 duplicate record(s): same id and updated_at more than once",
+    ]
     assert len(warnings) == 1 and warnings[0].startswith("stale: newest updated_at 2026-05-29")
 
 
 def test_window_bounds_parse_dates_and_datetimes_as_utc():
-    assert parse_window_bound("2026-03-01") == datetime(2026, 3, 1, tzinfo=timezone.utc)
-    assert parse_window_bound("2026-03-01", end=True) == datetime(2026, 3, 2, tzinfo=timezone.utc)
-    assert parse_window_bound("2026-03-01T05:00:00") == datetime(2026, 3, 1, 5, tzinfo=timezone.utc)
-    assert parse_window_bound("2026-03-01T05:00:00+02:00") == datetime(2026, 3, 1, 3, tzinfo=timezone.utc)
+    assert parse_window_bound("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
+    assert parse_window_bound("2026-03-01", end=True) == datetime(2026, 3, 2, tzinfo=UTC)
+    assert parse_window_bound("2026-03-01T05:00:00") == datetime(2026, 3, 1, 5, tzinfo=UTC)
+    assert parse_window_bound("2026-03-01T05:00:00+02:00") == datetime(2026, 3, 1, 3, tzinfo=UTC)
     assert parse_window_bound(None) is None
     with pytest.raises(dg.Failure, match="not an ISO 8601"):
         parse_window_bound("yesterday")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -12,7 +12,7 @@ from ingestion_patterns import warehouse
 from ingestion_patterns.pull import landing as pull
 from ingestion_patterns.pull import validate
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -27,17 +27,35 @@ def page(ids, *, minutes=None, version=0, **overrides) -> pa.Table:
     """A page as the API sends it (timestamps as ISO strings), then conformed."""
     minutes = minutes if minutes is not None else ids
     stamps = [(T0 + timedelta(minutes=m)).isoformat().replace("+00:00", "Z") for m in minutes]
-    columns = {"id": ids, "name": [f"n{i}" for i in ids], "email": [f"e{i}@x" for i in ids],
-               "amount": [float(i) for i in ids], "status": ["active"] * len(ids), "category": ["books"] * len(ids),
-               "version": [version] * len(ids), "created_at": stamps, "updated_at": stamps, **overrides}
+    columns = {
+        "id": ids,
+        "name": [f"n{i}" for i in ids],
+        "email": [f"e{i}@x" for i in ids],
+        "amount": [float(i) for i in ids],
+        "status": ["active"] * len(ids),
+        "category": ["books"] * len(ids),
+        "version": [version] * len(ids),
+        "created_at": stamps,
+        "updated_at": stamps,
+        **overrides,
+    }
     table, issues = validate.conform(pa.table(columns))
     assert issues == []
     return table
 
 
 def land(conn, table, *, advance=True, run="run-1", number=1):
-    return pull.land_page(conn, run_id=run, page_no=number, page_cursor=None, next_cursor=None, records=table,
-                          schema_issues=[], advance_cursor=advance, extracted_at=T0)
+    return pull.land_page(
+        conn,
+        run_id=run,
+        page_no=number,
+        page_cursor=None,
+        next_cursor=None,
+        records=table,
+        schema_issues=[],
+        advance_cursor=advance,
+        extracted_at=T0,
+    )
 
 
 def test_conform_accepts_the_contract_and_widens_integers():
@@ -48,12 +66,25 @@ def test_conform_accepts_the_contract_and_widens_integers():
 
 
 def test_conform_reports_missing_and_mistyped_columns():
-    raw = pa.table({"id": [1], "name": ["a"], "email": ["e"], "amount_cents": [100], "status": ["x"],
-                    "category": ["c"], "version": [0], "created_at": ["2026-01-01T00:00:00Z"],
-                    "updated_at": ["not a time"]})
+    raw = pa.table(
+        {
+            "id": [1],
+            "name": ["a"],
+            "email": ["e"],
+            "amount_cents": [100],
+            "status": ["x"],
+            "category": ["c"],
+            "version": [0],
+            "created_at": ["2026-01-01T00:00:00Z"],
+            "updated_at": ["not a time"],
+        }
+    )
     table, issues = validate.conform(raw)
-    assert issues == ["column 'amount' is missing", "column 'updated_at' has type string, expected timestamp[us, tz=UTC]",
-                      "unexpected columns: amount_cents"]
+    assert issues == [
+        "column 'amount' is missing",
+        "column 'updated_at' has type string, expected timestamp[us, tz=UTC]",
+        "unexpected columns: amount_cents",
+    ]
     assert table.schema == pull.CONTRACT
     assert table.column("amount").null_count == 1
     _, issues = validate.conform(raw.drop_columns(["amount_cents"]).append_column("amount", pa.array(["1.5"])))
@@ -110,8 +141,16 @@ def test_pending_summary_reports_nulls_duplicates_and_schema_issues(conn):
     pull.upsert_final(conn)
     table = page([5, 5, 6], minutes=[7, 7, 8])
     table = table.set_column(1, "name", pa.array([None, "x", "y"], pa.string()))
-    pull.land_page(conn, run_id="r", page_no=1, page_cursor="c", next_cursor=None, records=table,
-                   schema_issues=["column 'name' is missing"], extracted_at=T0)
+    pull.land_page(
+        conn,
+        run_id="r",
+        page_no=1,
+        page_cursor="c",
+        next_cursor=None,
+        records=table,
+        schema_issues=["column 'name' is missing"],
+        extracted_at=T0,
+    )
     summary = pull.pending_summary(conn)
     assert summary["rows"] == 3 and summary["pages"] == 1
     assert summary["nulls"] == {"name": 1}
@@ -133,11 +172,14 @@ def test_each_asset_declares_its_table_with_the_columns_the_ddl_creates(conn):
     for asset, table in ((extract_source_data, "raw_extract"), (load_to_storage, "final_data")):
         metadata = asset.specs_by_key[asset.key].metadata
         assert metadata["dagster/table_name"] == f"ingestion.{table}"
-        declared = [(c.name, conn.execute(f"SELECT typeof(CAST(NULL AS {c.type}))").fetchone()[0])
-                    for c in metadata["dagster/column_schema"].columns]
+        declared = [
+            (c.name, conn.execute(f"SELECT typeof(CAST(NULL AS {c.type}))").fetchone()[0])
+            for c in metadata["dagster/column_schema"].columns
+        ]
         created = conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'ingestion' AND table_name = ? ORDER BY ordinal_position", [table]
+            "WHERE table_schema = 'ingestion' AND table_name = ? ORDER BY ordinal_position",
+            [table],
         ).fetchall()
         assert declared == created
         assert set(pull.CONTRACT.names) <= {name for name, _ in declared}  # the contract lands whole

@@ -17,11 +17,15 @@ def test_defaults_are_the_documented_ones():
 
 
 def test_settings_come_from_the_environment():
-    config = ReceiverConfig.from_env({
-        "WEBHOOK_INBOX_URL": "postgresql://u@h/db", "WEBHOOK_MAX_BODY_BYTES": "2048",
-        "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": "60", "WEBHOOK_RETRY_AFTER_SECONDS": "9",
-        "WEBHOOK_INBOX_TIMEOUT_SECONDS": "2.5",
-    })
+    config = ReceiverConfig.from_env(
+        {
+            "WEBHOOK_INBOX_URL": "postgresql://u@h/db",
+            "WEBHOOK_MAX_BODY_BYTES": "2048",
+            "WEBHOOK_SIGNATURE_TOLERANCE_SECONDS": "60",
+            "WEBHOOK_RETRY_AFTER_SECONDS": "9",
+            "WEBHOOK_INBOX_TIMEOUT_SECONDS": "2.5",
+        }
+    )
     assert config.inbox_url == "postgresql://u@h/db"
     assert (config.max_body_bytes, config.signature_tolerance_seconds) == (2048, 60)
     assert (config.retry_after_seconds, config.inbox_timeout_seconds) == (9, 2.5)
@@ -56,10 +60,15 @@ def test_a_missing_secrets_file_fails_at_start(tmp_path):
         ReceiverConfig.from_env({"WEBHOOK_SECRETS_FILE": str(tmp_path / "absent.json")})
 
 
-@pytest.mark.parametrize("name, value", [
-    ("WEBHOOK_MAX_BODY_BYTES", "lots"), ("WEBHOOK_MAX_BODY_BYTES", "0"),
-    ("WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", "-1"), ("WEBHOOK_INBOX_TIMEOUT_SECONDS", "soon"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("WEBHOOK_MAX_BODY_BYTES", "lots"),
+        ("WEBHOOK_MAX_BODY_BYTES", "0"),
+        ("WEBHOOK_SIGNATURE_TOLERANCE_SECONDS", "-1"),
+        ("WEBHOOK_INBOX_TIMEOUT_SECONDS", "soon"),
+    ],
+)
 def test_unusable_numbers_are_refused_with_the_setting_name(name, value):
     with pytest.raises(ConfigError, match=name):
         ReceiverConfig.from_env({name: value})

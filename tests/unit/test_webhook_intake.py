@@ -1,7 +1,7 @@
 """Request checks of the receiver: media type, JSON object, event id, kept headers, in-batch dedup."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from multidict import CIMultiDict
@@ -18,8 +18,9 @@ from ingestion_patterns.push.receiver.intake import (
 )
 
 
-@pytest.mark.parametrize("value", ["application/json", "application/json; charset=utf-8",
-                                   "Application/JSON", "application/vnd.github+json"])
+@pytest.mark.parametrize(
+    "value", ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.github+json"]
+)
 def test_json_media_types_pass(value):
     check_content_type(value)
 
@@ -43,15 +44,18 @@ def test_invalid_source_ids_are_400(source):
     assert error.value.status == 400 and "source_id must match" in error.value.reason
 
 
-@pytest.mark.parametrize("body, code, reason", [
-    (b"", "malformed_json", "empty"),
-    (b"{not json", "malformed_json", "malformed JSON"),
-    (b"\xff\xfe{}", "malformed_json", "UTF-8"),
-    (b"[1, 2]", "not_an_object", "got list"),
-    (b'"text"', "not_an_object", "got str"),
-    (b"null", "not_an_object", "got NoneType"),
-    (b"[" * 100000, "malformed_json", "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "body, code, reason",
+    [
+        (b"", "malformed_json", "empty"),
+        (b"{not json", "malformed_json", "malformed JSON"),
+        (b"\xff\xfe{}", "malformed_json", "UTF-8"),
+        (b"[1, 2]", "not_an_object", "got list"),
+        (b'"text"', "not_an_object", "got str"),
+        (b"null", "not_an_object", "got NoneType"),
+        (b"[" * 100000, "malformed_json", "malformed JSON"),
+    ],
+)
 def test_bad_bodies_are_400_with_a_reason(body, code, reason):
     with pytest.raises(Rejection) as error:
         parse_json_object(body)
@@ -85,27 +89,44 @@ def test_overlong_event_ids_are_400():
 
 
 def test_kept_headers_are_the_useful_ones_lower_cased():
-    headers = CIMultiDict({"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/1",
-                           "X-GitHub-Event": "push", "Authorization": "Bearer secret", "Cookie": "c=1"})
-    assert kept_headers(headers) == {"content-type": "application/json", "user-agent": "GitHub-Hookshot/1",
-                                     "x-github-event": "push"}
+    headers = CIMultiDict(
+        {
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/1",
+            "X-GitHub-Event": "push",
+            "Authorization": "Bearer secret",
+            "Cookie": "c=1",
+        }
+    )
+    assert kept_headers(headers) == {
+        "content-type": "application/json",
+        "user-agent": "GitHub-Hookshot/1",
+        "x-github-event": "push",
+    }
 
 
 def test_in_batch_repeats_are_marked_after_the_first():
-    at = datetime.now(timezone.utc)
-    items = [NewWebhook("a", "1", b"{}", {}, at), NewWebhook("a", "1", b"{}", {}, at),
-             NewWebhook("b", "1", b"{}", {}, at), NewWebhook("a", "2", b"{}", {}, at)]
+    at = datetime.now(UTC)
+    items = [
+        NewWebhook("a", "1", b"{}", {}, at),
+        NewWebhook("a", "1", b"{}", {}, at),
+        NewWebhook("b", "1", b"{}", {}, at),
+        NewWebhook("a", "2", b"{}", {}, at),
+    ]
     unique, repeats = first_occurrences(items)
     assert [(i.source_id, i.event_id) for i in unique] == [("a", "1"), ("b", "1"), ("a", "2")]
     assert repeats == {1}
 
 
-@pytest.mark.parametrize("url, kind, detail", [
-    ("sqlite:///data/inbox.sqlite3", "SQLiteInbox", "data/inbox.sqlite3"),
-    ("sqlite:////var/lib/inbox.sqlite3", "SQLiteInbox", "/var/lib/inbox.sqlite3"),
-    ("postgresql://u:p@h:5432/db", "PostgresInbox", None),
-    ("noop://", "NoopInbox", None),
-])
+@pytest.mark.parametrize(
+    "url, kind, detail",
+    [
+        ("sqlite:///data/inbox.sqlite3", "SQLiteInbox", "data/inbox.sqlite3"),
+        ("sqlite:////var/lib/inbox.sqlite3", "SQLiteInbox", "/var/lib/inbox.sqlite3"),
+        ("postgresql://u:p@h:5432/db", "PostgresInbox", None),
+        ("noop://", "NoopInbox", None),
+    ],
+)
 def test_open_inbox_picks_the_backend_from_the_url(url, kind, detail):
     inbox = open_inbox(url)
     assert type(inbox).__name__ == kind

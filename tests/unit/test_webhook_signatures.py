@@ -4,7 +4,7 @@ import base64
 import hashlib
 import hmac
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks import Webhook
@@ -22,7 +22,7 @@ BODY = b'{"id": "evt-1", "data": {"amount": 10}}'
 
 def library_signed(body: bytes = BODY, msg_id: str = "msg_1", at: float | None = None, secret: str = SECRET) -> dict:
     """Headers as a Standard Webhooks sender produces them, signed by the reference library."""
-    moment = datetime.fromtimestamp(int(time.time() if at is None else at), timezone.utc)
+    moment = datetime.fromtimestamp(int(time.time() if at is None else at), UTC)
     signature = Webhook(secret).sign(msg_id, moment, body.decode())
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(moment.timestamp())), "webhook-signature": signature}
 
@@ -55,11 +55,14 @@ def test_our_signer_produces_what_the_library_verifies():
     assert Webhook(SECRET).verify(BODY, headers) == {"id": "evt-1", "data": {"amount": 10}}
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda h, b: (h, b.replace(b"10", b"99")),  # body changed
-    lambda h, b: ({**h, "webhook-id": "msg_other"}, b),  # id changed
-    lambda h, b: ({**h, "webhook-timestamp": str(int(h["webhook-timestamp"]) - 1)}, b),  # timestamp changed
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda h, b: (h, b.replace(b"10", b"99")),  # body changed
+        lambda h, b: ({**h, "webhook-id": "msg_other"}, b),  # id changed
+        lambda h, b: ({**h, "webhook-timestamp": str(int(h["webhook-timestamp"]) - 1)}, b),  # timestamp changed
+    ],
+)
 def test_tampering_is_refused(tamper):
     headers, body = tamper(library_signed(), BODY)
     with pytest.raises(SignatureError, match="does not match"):
@@ -87,24 +90,36 @@ def test_the_window_is_configurable():
     assert verify(library_signed(at=time.time() - 1000), tolerance=3600) == "standard-webhooks"
 
 
-@pytest.mark.parametrize("headers, reason", [
-    ({}, "missing signature"),
-    ({"webhook-id": "m", "webhook-timestamp": "1"}, "missing Standard Webhooks header.*webhook-signature"),
-    ({"webhook-id": "m", "webhook-timestamp": "soon", "webhook-signature": "v1,AAAA"}, "malformed webhook-timestamp"),
-    ({"webhook-id": "m", "webhook-timestamp": "NOW", "webhook-signature": "v1,AAAA"}, "malformed webhook-timestamp"),
-    ({"X-Hub-Signature-256": "sha1=abc"}, "malformed X-Hub-Signature-256"),
-    ({"X-Hub-Signature-256": "sha256=abc"}, "malformed X-Hub-Signature-256"),
-])
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({}, "missing signature"),
+        ({"webhook-id": "m", "webhook-timestamp": "1"}, "missing Standard Webhooks header.*webhook-signature"),
+        (
+            {"webhook-id": "m", "webhook-timestamp": "soon", "webhook-signature": "v1,AAAA"},
+            "malformed webhook-timestamp",
+        ),
+        (
+            {"webhook-id": "m", "webhook-timestamp": "NOW", "webhook-signature": "v1,AAAA"},
+            "malformed webhook-timestamp",
+        ),
+        ({"X-Hub-Signature-256": "sha1=abc"}, "malformed X-Hub-Signature-256"),
+        ({"X-Hub-Signature-256": "sha256=abc"}, "malformed X-Hub-Signature-256"),
+    ],
+)
 def test_missing_and_malformed_headers_are_named(headers, reason):
     with pytest.raises(SignatureError, match=reason):
         verify(headers)
 
 
-@pytest.mark.parametrize("signature, reason", [
-    ("garbage", "malformed webhook-signature"),
-    ("v1,not*base64", "not base64"),
-    ("v2,Zm9v", "no v1 signature"),
-])
+@pytest.mark.parametrize(
+    "signature, reason",
+    [
+        ("garbage", "malformed webhook-signature"),
+        ("v1,not*base64", "not base64"),
+        ("v2,Zm9v", "no v1 signature"),
+    ],
+)
 def test_malformed_signature_values_are_named(signature, reason):
     headers = {**library_signed(), "webhook-signature": signature}
     with pytest.raises(SignatureError, match=reason):

@@ -42,13 +42,23 @@ def metrics_dir() -> Iterator[str]:
 @click.command("webhook-receiver")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5050, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="gunicorn worker processes.")
-@click.option("--inbox", "inbox_url", default=None, metavar="URL",
-              help="sqlite:///path or postgresql://… [default: env WEBHOOK_INBOX_URL]")
-@click.option("--keepalive", default=75, show_default=True, type=click.IntRange(1), envvar="WEBHOOK_KEEPALIVE_SECONDS",
-              help="Seconds an idle connection stays open; keep it above the proxy's idle timeout "
-                   "[env WEBHOOK_KEEPALIVE_SECONDS].")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="gunicorn worker processes.")
+@click.option(
+    "--inbox",
+    "inbox_url",
+    default=None,
+    metavar="URL",
+    help="sqlite:///path or postgresql://… [default: env WEBHOOK_INBOX_URL]",
+)
+@click.option(
+    "--keepalive",
+    default=75,
+    show_default=True,
+    type=click.IntRange(1),
+    envvar="WEBHOOK_KEEPALIVE_SECONDS",
+    help="Seconds an idle connection stays open; keep it above the proxy's idle timeout "
+    "[env WEBHOOK_KEEPALIVE_SECONDS].",
+)
 def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None, keepalive: int) -> None:
     """Run the webhook receiver under gunicorn (POST /webhook/{source_id})."""
     from ..push.inbox import describe_inbox_url, open_inbox
@@ -64,12 +74,21 @@ def webhook_receiver(host: str, port: int, workers: int, inbox_url: str | None, 
     except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
-    click.echo(f"webhook receiver on http://{host}:{port} ({workers} worker(s)), "
-               f"inbox {describe_inbox_url(config.inbox_url)}", err=True)
+    click.echo(
+        f"webhook receiver on http://{host}:{port} ({workers} worker(s)), inbox {describe_inbox_url(config.inbox_url)}",
+        err=True,
+    )
 
     with metrics_dir() as metrics:
         from ..push.receiver.app import app_factory
         from ..serving import serve
 
-        serve(app_factory(config), host=host, port=port, workers=workers, keepalive=keepalive,
-              proc_name="webhook-receiver", env={METRICS_DIR_ENV: metrics})
+        serve(
+            app_factory(config),
+            host=host,
+            port=port,
+            workers=workers,
+            keepalive=keepalive,
+            proc_name="webhook-receiver",
+            env={METRICS_DIR_ENV: metrics},
+        )

@@ -38,8 +38,12 @@ class Column:
 
     def ddl(self) -> str:
         # Quoted: "partition" and "offset" are SQL keywords.
-        parts = [f'"{self.name}"', self.sql_type, "NOT NULL" if self.not_null else "",
-                 f"DEFAULT {self.default}" if self.default else ""]
+        parts = [
+            f'"{self.name}"',
+            self.sql_type,
+            "NOT NULL" if self.not_null else "",
+            f"DEFAULT {self.default}" if self.default else "",
+        ]
         return " ".join(part for part in parts if part)
 
 

@@ -7,7 +7,6 @@ import signal
 import sys
 import time
 from contextlib import ExitStack
-
 from typing import TYPE_CHECKING
 
 import click
@@ -202,7 +201,8 @@ def dev(port: int, receiver_port: int, api_port: int, kafka_port: int, records: 
         ui = ManagedProcess(
             "dagster",
             [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
-            env={**settings.env(), "DAGSTER_HOME": str(home)}, log_path=log_dir(settings) / "dagster.log",
+            env={**settings.env(), "DAGSTER_HOME": str(home)},
+            log_path=log_dir(settings) / "dagster.log",
         ).start()
         stack.callback(ui.stop)
         ui.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=180)

@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -54,10 +54,12 @@ def _parse_time(name: str, value: str | None) -> int | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be an ISO 8601 timestamp, got {value!r}"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name} must be an ISO 8601 timestamp, got {value!r}"}),
+            content_type="application/json",
+        ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
 
 
@@ -69,7 +71,8 @@ def _parse_limit(request: web.Request) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= cfg.max_page_size:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": f"limit must be an integer between 1 and {cfg.max_page_size}, got {raw!r}"}),
-            content_type="application/json")
+            content_type="application/json",
+        )
     return int(raw)
 
 
@@ -118,7 +121,10 @@ async def list_records(request: web.Request) -> web.StreamResponse:
     else:
         records = view.render(batch, terminator=",")[:-1]
         body = b'{"data":[%s],"next_cursor":%s,"has_more":%s}' % (
-            records, json.dumps(next_cursor).encode(), b"true" if has_more else b"false")
+            records,
+            json.dumps(next_cursor).encode(),
+            b"true" if has_more else b"false",
+        )
         content_type = "application/json"
     if fault == "truncate":
         return await _truncated(request, body, content_type, headers)
@@ -149,11 +155,13 @@ async def _json_body(request: web.Request) -> dict:
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        )
     return body
 
 
@@ -199,8 +207,12 @@ def create_app(config: MockApiConfig) -> web.Application:
     app = web.Application(middlewares=[auth_middleware])
     app[CONFIG] = config
     app[BUCKET] = TokenBucket(config.rate_limit, config.rate_burst)
-    app[FAULTS] = FaultPlan(error_ratio=config.fault_5xx_ratio, timeout_ratio=config.fault_timeout_ratio,
-                            truncate_ratio=config.fault_truncate_ratio, rng=random.Random(config.fault_seed))
+    app[FAULTS] = FaultPlan(
+        error_ratio=config.fault_5xx_ratio,
+        timeout_ratio=config.fault_timeout_ratio,
+        truncate_ratio=config.fault_truncate_ratio,
+        rng=random.Random(config.fault_seed),
+    )
 
     async def open_store(app: web.Application):
         app[STORE] = SourceStore(config)

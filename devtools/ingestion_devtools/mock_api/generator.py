@@ -26,10 +26,42 @@ import pyarrow.compute as pc
 
 _MASK64 = (1 << 64) - 1
 
-FIRST_NAMES = ("Ada", "Alan", "Barbara", "Claude", "Donald", "Edsger", "Frances", "Grace", "Hedy",
-               "Ivan", "John", "Katherine", "Linus", "Margaret", "Niklaus", "Radia")
-LAST_NAMES = ("Lovelace", "Turing", "Liskov", "Shannon", "Knuth", "Dijkstra", "Allen", "Hopper",
-              "Lamarr", "Sutherland", "Backus", "Johnson", "Torvalds", "Hamilton", "Wirth", "Perlman")
+FIRST_NAMES = (
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Claude",
+    "Donald",
+    "Edsger",
+    "Frances",
+    "Grace",
+    "Hedy",
+    "Ivan",
+    "John",
+    "Katherine",
+    "Linus",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+)
+LAST_NAMES = (
+    "Lovelace",
+    "Turing",
+    "Liskov",
+    "Shannon",
+    "Knuth",
+    "Dijkstra",
+    "Allen",
+    "Hopper",
+    "Lamarr",
+    "Sutherland",
+    "Backus",
+    "Johnson",
+    "Torvalds",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+)
 STATUSES = ("active", "pending", "suspended", "closed")
 CATEGORIES = ("books", "electronics", "garden", "grocery", "music", "sports", "toys", "travel")
 
@@ -135,15 +167,23 @@ class Dataset:
     def base_columns(self, ids: pa.Array) -> tuple[pa.Array, pa.Array]:
         """(created_us, updated_us) of base records ``ids`` (int64)."""
         i = pc.subtract(ids, 1)
-        updated = pc.add(pc.add(pc.multiply(i, self._q), pc.divide(pc.multiply(i, self._r), max(self.records, 1))),
-                         self.start_us)
+        updated = pc.add(
+            pc.add(pc.multiply(i, self._q), pc.divide(pc.multiply(i, self._r), max(self.records, 1))), self.start_us
+        )
         h = mix64_array(pc.bit_wise_xor(ids.cast(pa.uint64()), _u64(self._seed_mix)))
         back = _mod(pc.shift_right(h, _u64(1)), self.span_us // 4 + 1).cast(pa.int64())
         created = pc.if_else(pc.equal(_bits(h, 0, 1), _u64(1)), updated, pc.subtract(updated, back))
         return created, updated
 
-    def render(self, ids: pa.Array, versions: pa.Array, created_us: pa.Array, updated_us: pa.Array,
-               schema_mode: str, terminator: str = "\n") -> bytes:
+    def render(
+        self,
+        ids: pa.Array,
+        versions: pa.Array,
+        created_us: pa.Array,
+        updated_us: pa.Array,
+        schema_mode: str,
+        terminator: str = "\n",
+    ) -> bytes:
         """The records as JSON objects, each followed by ``terminator``, in one buffer. No escaping
         is needed: every string comes from the fixed lists above."""
         if len(ids) == 0:
@@ -152,8 +192,9 @@ class Dataset:
         seed = _u64(self._seed_mix)
         who = mix64_array(pc.bit_wise_xor(pc.shift_left(uid, _u64(1)), seed))
         first_i, last_i = _bits(who, 0, 15), _bits(who, 4, 15)
-        h = mix64_array(pc.bit_wise_xor(pc.bit_wise_xor(pc.shift_left(uid, _u64(20)), seed),
-                                        pc.add(versions, 1).cast(pa.uint64())))
+        h = mix64_array(
+            pc.bit_wise_xor(pc.bit_wise_xor(pc.shift_left(uid, _u64(20)), seed), pc.add(versions, 1).cast(pa.uint64()))
+        )
         cents = _mod(h, 10_000_000)
         units = _text(pc.divide(cents, _u64(100)))
         hundredths = pc.utf8_lpad(_text(_mod(cents, 100)), 2, "0")
@@ -165,14 +206,31 @@ class Dataset:
             amount = ['"amount":', units, ".", hundredths]
         id_text = _text(ids)
         parts = [
-            '{"id":', id_text,
-            ',"name":"', pc.take(_FIRST, first_i), " ", pc.take(_LAST, last_i),
-            '","email":"', pc.take(_FIRST_LOWER, first_i), ".", pc.take(_LAST_LOWER, last_i), id_text,
-            '@example.com",', *amount,
-            ',"status":"', pc.take(_STATUS, _bits(h, 24, 3)),
-            '","category":"', pc.take(_CATEGORY, _bits(h, 28, 7)),
-            '","version":', _text(versions),
-            ',"created_at":"', *_iso(created_us), '","updated_at":"', *_iso(updated_us), '"}', terminator,
+            '{"id":',
+            id_text,
+            ',"name":"',
+            pc.take(_FIRST, first_i),
+            " ",
+            pc.take(_LAST, last_i),
+            '","email":"',
+            pc.take(_FIRST_LOWER, first_i),
+            ".",
+            pc.take(_LAST_LOWER, last_i),
+            id_text,
+            '@example.com",',
+            *amount,
+            ',"status":"',
+            pc.take(_STATUS, _bits(h, 24, 3)),
+            '","category":"',
+            pc.take(_CATEGORY, _bits(h, 28, 7)),
+            '","version":',
+            _text(versions),
+            ',"created_at":"',
+            *_iso(created_us),
+            '","updated_at":"',
+            *_iso(updated_us),
+            '"}',
+            terminator,
         ]
         lines = pc.binary_join_element_wise(*parts, "")
         # The joined strings sit back to back in the array's data buffer: that buffer IS the body.

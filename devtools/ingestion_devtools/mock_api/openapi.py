@@ -23,59 +23,126 @@ _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
 
 
 def _err(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def openapi_document(config: MockApiConfig) -> dict:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "ingestion-patterns mock source API", "version": "1.0.0",
-                 "description": "Records created and updated over time; keyset cursor pagination."},
+        "info": {
+            "title": "ingestion-patterns mock source API",
+            "version": "1.0.0",
+            "description": "Records created and updated over time; keyset cursor pagination.",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Record": _RECORD, "Error": _ERROR},
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/v1/records": {"get": {
-                "summary": "Records ordered by (updated_at, id), one page at a time",
-                "description": "Send `Accept: application/x-ndjson` for JSON lines with the paging in "
-                               "the `X-Next-Cursor` header; otherwise a JSON envelope.",
-                "parameters": [
-                    {"name": "updated_since", "in": "query", "schema": {"type": "string", "format": "date-time"},
-                     "description": "inclusive lower bound on updated_at (first page only)"},
-                    {"name": "updated_before", "in": "query", "schema": {"type": "string", "format": "date-time"},
-                     "description": "exclusive upper bound on updated_at (first page only)"},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"},
-                     "description": "the next_cursor of the previous page (opaque)"},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": config.max_page_size,
-                                "default": config.default_page_size}},
-                ],
-                "responses": {
-                    "200": {"description": "a page", "content": {
-                        "application/json": {"schema": {"type": "object", "properties": {
-                            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
-                            "next_cursor": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}}},
-                        "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Record"}}}},
-                    "400": _err("bad parameter"), "401": _err("missing or invalid token"),
-                    "429": _err("rate limited; see Retry-After"), "503": _err("transient failure; retry"),
-                },
-            }},
-            "/admin/mutate": {"post": {
-                "summary": "Create and update records now",
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "create": {"type": "integer", "minimum": 0}, "update": {"type": "integer", "minimum": 0}}}}}},
-                "responses": {"200": {"description": "what changed"}, "400": _err("bad body")},
-            }},
-            "/admin/schema": {"post": {
-                "summary": "Make the served schema drift",
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "mode": {"type": "string", "enum": list(SCHEMA_MODES)}}}}}},
-                "responses": {"200": {"description": "the new mode"}, "400": _err("bad mode")},
-            }},
-            "/admin/export": {"get": {"summary": "Every current record by id (JSON lines)",
-                                      "responses": {"200": {"description": "the whole source"}}}},
+            "/v1/records": {
+                "get": {
+                    "summary": "Records ordered by (updated_at, id), one page at a time",
+                    "description": "Send `Accept: application/x-ndjson` for JSON lines with the paging in "
+                    "the `X-Next-Cursor` header; otherwise a JSON envelope.",
+                    "parameters": [
+                        {
+                            "name": "updated_since",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                            "description": "inclusive lower bound on updated_at (first page only)",
+                        },
+                        {
+                            "name": "updated_before",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                            "description": "exclusive upper bound on updated_at (first page only)",
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "the next_cursor of the previous page (opaque)",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": config.max_page_size,
+                                "default": config.default_page_size,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "a page",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+                                            "next_cursor": {"type": ["string", "null"]},
+                                            "has_more": {"type": "boolean"},
+                                        },
+                                    }
+                                },
+                                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Record"}},
+                            },
+                        },
+                        "400": _err("bad parameter"),
+                        "401": _err("missing or invalid token"),
+                        "429": _err("rate limited; see Retry-After"),
+                        "503": _err("transient failure; retry"),
+                    },
+                }
+            },
+            "/admin/mutate": {
+                "post": {
+                    "summary": "Create and update records now",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "create": {"type": "integer", "minimum": 0},
+                                        "update": {"type": "integer", "minimum": 0},
+                                    },
+                                }
+                            }
+                        }
+                    },
+                    "responses": {"200": {"description": "what changed"}, "400": _err("bad body")},
+                }
+            },
+            "/admin/schema": {
+                "post": {
+                    "summary": "Make the served schema drift",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"mode": {"type": "string", "enum": list(SCHEMA_MODES)}},
+                                }
+                            }
+                        }
+                    },
+                    "responses": {"200": {"description": "the new mode"}, "400": _err("bad mode")},
+                }
+            },
+            "/admin/export": {
+                "get": {
+                    "summary": "Every current record by id (JSON lines)",
+                    "responses": {"200": {"description": "the whole source"}},
+                }
+            },
             "/health": {"get": {"security": [], "summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
         },
     }

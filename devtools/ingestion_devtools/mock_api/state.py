@@ -45,14 +45,14 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def slice(self, offset: int, length: int | None = None) -> "Batch":
+    def slice(self, offset: int, length: int | None = None) -> Batch:
         return Batch(*(a.slice(offset, length) for a in (self.ids, self.versions, self.created_us, self.updated_us)))
 
     @staticmethod
-    def concat(batches: list["Batch"]) -> "Batch":
+    def concat(batches: list[Batch]) -> Batch:
         if len(batches) == 1:
             return batches[0]
-        columns = zip(*((b.ids, b.versions, b.created_us, b.updated_us) for b in batches))
+        columns = zip(*((b.ids, b.versions, b.created_us, b.updated_us) for b in batches), strict=True)
         return Batch(*(pa.concat_arrays(list(c)) if c else pa.array([], pa.int64()) for c in columns))
 
 
@@ -63,8 +63,9 @@ def now_us() -> int:
 class SourceView:
     """An immutable snapshot of the source: base dataset + overlay, ordered by (updated_at, id)."""
 
-    def __init__(self, dataset: Dataset, overlay: list[tuple[int, int, int, int]], total: int, schema_mode: str,
-                 generation: int):
+    def __init__(
+        self, dataset: Dataset, overlay: list[tuple[int, int, int, int]], total: int, schema_mode: str, generation: int
+    ):
         """``overlay``: (id, version, created_us, updated_us) of every mutated or created record."""
         self.dataset = dataset
         self.total = total
@@ -74,7 +75,7 @@ class SourceView:
         # base records (minus the overridden ids) followed by the overlay sorted by key.
         rows = sorted(overlay, key=lambda r: (r[3], r[0]))
         self._overlay_keys = [(r[3], r[0]) for r in rows]
-        self._overlay = Batch(*(pa.array(list(c), pa.int64()) for c in zip(*rows))) if rows else _EMPTY
+        self._overlay = Batch(*(pa.array(list(c), pa.int64()) for c in zip(*rows, strict=True))) if rows else _EMPTY
         self._by_id = {r[0]: r for r in rows}
         self._overridden = sorted(r[0] for r in rows if r[0] <= dataset.records)
 
@@ -84,7 +85,7 @@ class SourceView:
         base = [rid for rid in record_ids if rid not in found]
         if base:
             created, _ = self.dataset.base_columns(pa.array(base, pa.int64()))
-            found.update({rid: (0, c) for rid, c in zip(base, created.to_pylist())})
+            found.update({rid: (0, c) for rid, c in zip(base, created.to_pylist(), strict=True)})
         return found
 
     def _base_ids(self, first: int, end: int, need: int | None = None) -> pa.Array:
@@ -141,8 +142,9 @@ class SourceView:
             yield self._overlay.slice(offset, chunk)
 
     def render(self, batch: Batch, terminator: str = "\n") -> bytes:
-        return self.dataset.render(batch.ids, batch.versions, batch.created_us, batch.updated_us,
-                                   self.schema_mode, terminator)
+        return self.dataset.render(
+            batch.ids, batch.versions, batch.created_us, batch.updated_us, self.schema_mode, terminator
+        )
 
 
 _EMPTY = Batch(*(pa.array([], pa.int64()) for _ in range(4)))
@@ -180,9 +182,15 @@ class SourceStore:
             self._db.execute("DELETE FROM mutations")
             self._db.execute("DELETE FROM overlay")
             # The anchor is fixed once per state file: a restart serves the same timestamps.
-            values = {"seed": cfg.seed, "records": cfg.records, "anchor_us": now_us(),
-                      "span_us": int(cfg.span_days * 86_400_000_000), "created_total": 0,
-                      "schema_mode": cfg.schema_mode, "generation": 1}
+            values = {
+                "seed": cfg.seed,
+                "records": cfg.records,
+                "anchor_us": now_us(),
+                "span_us": int(cfg.span_days * 86_400_000_000),
+                "created_total": 0,
+                "schema_mode": cfg.schema_mode,
+                "generation": 1,
+            }
             self._db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
 
     def _transaction(self):
@@ -202,11 +210,20 @@ class SourceStore:
         generation = int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
         if self._view is None or self._view.generation != generation:
             meta = self._meta()
-            dataset = Dataset(seed=int(meta["seed"]), records=int(meta["records"]),
-                              anchor_us=int(meta["anchor_us"]), span_us=int(meta["span_us"]))
+            dataset = Dataset(
+                seed=int(meta["seed"]),
+                records=int(meta["records"]),
+                anchor_us=int(meta["anchor_us"]),
+                span_us=int(meta["span_us"]),
+            )
             overlay = self._db.execute("SELECT id, version, created_us, updated_us FROM overlay").fetchall()
-            self._view = SourceView(dataset, overlay, dataset.records + int(meta["created_total"]),
-                                    meta["schema_mode"], int(meta["generation"]))
+            self._view = SourceView(
+                dataset,
+                overlay,
+                dataset.records + int(meta["created_total"]),
+                meta["schema_mode"],
+                int(meta["generation"]),
+            )
         return self._view
 
     def mutate(self, *, create: int, update: int) -> dict:
@@ -227,8 +244,13 @@ class SourceStore:
             self._db.executemany("INSERT OR REPLACE INTO overlay VALUES (?, ?, ?, ?)", rows)
             self._db.execute("INSERT INTO mutations VALUES (?, ?, ?, ?)", (seq, at_us, create, update))
             self._set(created_total=int(meta["created_total"]) + create, generation=int(meta["generation"]) + 1)
-        return {"seq": seq, "updated_at_us": at_us, "created_ids": [total + 1, total + create] if create else [],
-                "updated_ids": updated_ids, "total": total + create}
+        return {
+            "seq": seq,
+            "updated_at_us": at_us,
+            "created_ids": [total + 1, total + create] if create else [],
+            "updated_ids": updated_ids,
+            "total": total + create,
+        }
 
     def set_schema_mode(self, mode: str) -> None:
         if mode not in SCHEMA_MODES:

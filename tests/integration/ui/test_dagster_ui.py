@@ -18,15 +18,24 @@ CHROMIUM = shutil.which("chromium")
 DOCS_IMAGES = Path(__file__).resolve().parents[3] / "docs" / "images"
 # Chromium on a closed network: no background traffic, no first-run, no sandbox as root.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
 def _local_env(tmp_path: Path) -> dict[str, str]:
-    return {"INGEST_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster"),
-            "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-            "WEBHOOK_INBOX_URL": f"sqlite:///{tmp_path / 'inbox.sqlite3'}"}
+    return {
+        "INGEST_DATA_DIR": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "WEBHOOK_INBOX_URL": f"sqlite:///{tmp_path / 'inbox.sqlite3'}",
+    }
 
 
 def _start_dev_ui(tmp_path: Path, *extra: str) -> tuple[str, ManagedProcess]:
@@ -34,9 +43,19 @@ def _start_dev_ui(tmp_path: Path, *extra: str) -> tuple[str, ManagedProcess]:
         pytest.fail("Chromium is not installed: run `bash .ci/install-deps` (Debian's chromium package)")
     port = free_port()
     process = ManagedProcess.ingest(
-        "ingest-dev", "dev", "--port", str(port), *extra,
-        "--receiver-port", str(free_port()), "--api-port", str(free_port()), "--records", "100",
-        env=_local_env(tmp_path), log_path=tmp_path / "ingest-dev.log",
+        "ingest-dev",
+        "dev",
+        "--port",
+        str(port),
+        *extra,
+        "--receiver-port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+        "--records",
+        "100",
+        env=_local_env(tmp_path),
+        log_path=tmp_path / "ingest-dev.log",
     ).start()
     process.wait_http(f"http://127.0.0.1:{port}/server_info", timeout=240)
     return f"http://127.0.0.1:{port}", process
@@ -74,8 +93,11 @@ def test_dev_ui_shows_the_push_assets_and_one_ctrl_c_stops_everything(dev_ui, tm
 
     os.kill(process.proc.pid, signal.SIGINT)
     process.proc.wait(timeout=60)
-    leftovers = [line for line in os.popen("ps -eo pid,args").read().splitlines()
-                 if str(tmp_path) in line and "ps -eo" not in line]
+    leftovers = [
+        line
+        for line in os.popen("ps -eo pid,args").read().splitlines()
+        if str(tmp_path) in line and "ps -eo" not in line
+    ]
     assert not leftovers, f"processes left running: {leftovers}"
 
 
@@ -86,8 +108,16 @@ def test_after_the_demo_the_asset_graph_shows_every_pattern_materialized(tmp_pat
     from playwright.sync_api import sync_playwright
 
     demo = ManagedProcess.ingest(
-        "ingest-demo", "demo", "--webhooks", "50", "--records", "500", "--events", "200",
-        env=_local_env(tmp_path), log_path=tmp_path / "ingest-demo.log",
+        "ingest-demo",
+        "demo",
+        "--webhooks",
+        "50",
+        "--records",
+        "500",
+        "--events",
+        "200",
+        env=_local_env(tmp_path),
+        log_path=tmp_path / "ingest-demo.log",
     ).start()
     assert demo.started.wait(timeout=600) == 0, demo.log_tail()
     # The demo's runs are in the instance the UI reads (same DAGSTER_HOME); the UI starts no runs.

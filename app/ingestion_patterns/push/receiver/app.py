@@ -45,8 +45,9 @@ MAX_PEEK = 100
 def create_app(config: ReceiverConfig) -> web.Application:
     """A receiver for ``config``; its inbox is opened on startup and closed on cleanup."""
     # client_max_size is a safety net; the handler enforces the limit itself, with a JSON 413.
-    limiter = ClientRateLimiter(config.rate_limit_per_second, config.rate_limit_burst,
-                                trusted_proxies=config.trusted_proxies)
+    limiter = ClientRateLimiter(
+        config.rate_limit_per_second, config.rate_limit_burst, trusted_proxies=config.trusted_proxies
+    )
     # The rate limit wraps only the public route, and only when set: the hot path pays nothing otherwise.
     middlewares = [json_errors, rate_limited] if limiter.enabled else [json_errors]
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes + 1)
@@ -82,13 +83,18 @@ async def inbox_context(app: web.Application) -> AsyncIterator[None]:
 
 # -- errors ----------------------------------------------------------------------------------------
 
+
 def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"status": "error", "reason": reason}, status=status, headers=headers)
 
 
 def unavailable(config: ReceiverConfig, error: BaseException | str) -> Rejection:
-    return Rejection(503, "inbox_unavailable", f"inbox unavailable, retry later: {error}",
-                     {"Retry-After": str(config.retry_after_seconds)})
+    return Rejection(
+        503,
+        "inbox_unavailable",
+        f"inbox unavailable, retry later: {error}",
+        {"Retry-After": str(config.retry_after_seconds)},
+    )
 
 
 @web.middleware
@@ -120,12 +126,16 @@ async def rate_limited(request: web.Request, handler) -> web.StreamResponse:
         client = limiter.client(request.remote, request.headers.get("X-Forwarded-For"))
         if wait := limiter.take(client):
             request.app[METRICS].rejected.labels("rate_limited").inc()
-            return error_response(429, f"rate limit of {limiter.rate:g} requests/s per client exceeded",
-                                  {"Retry-After": retry_after_header(wait)})
+            return error_response(
+                429,
+                f"rate limit of {limiter.rate:g} requests/s per client exceeded",
+                {"Retry-After": retry_after_header(wait)},
+            )
     return await handler(request)
 
 
 # -- POST /webhook/{source_id} -----------------------------------------------------------------------
+
 
 async def receive_webhook(request: web.Request) -> web.Response:
     started = time.perf_counter()
@@ -186,6 +196,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 # -- reads ---------------------------------------------------------------------------------------------
 
+
 async def pending(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     source_id = check_source_id(request.match_info["source_id"])
@@ -198,8 +209,11 @@ async def pending(request: web.Request) -> web.Response:
         records = await inbox.peek(source_id, peek) if peek else None  # a look: leases nothing
     except InboxUnavailable as error:
         raise unavailable(config, error) from None
-    document = {"source_id": source_id, "pending": summary.count,
-                "oldest_age_seconds": _round(summary.oldest_age_seconds())}
+    document = {
+        "source_id": source_id,
+        "pending": summary.count,
+        "oldest_age_seconds": _round(summary.oldest_age_seconds()),
+    }
     if records is not None:
         document["payloads"] = [_peeked(record) for record in records]
     return web.json_response(document)
@@ -212,8 +226,12 @@ def check_admin(config: ReceiverConfig, authorization: str | None) -> None:
         raise Rejection(403, "peek_disabled", "peek is disabled: set WEBHOOK_ADMIN_TOKEN to allow it")
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.admin_token.encode()):
-        raise Rejection(401, "not_admin", "peek needs Authorization: Bearer <WEBHOOK_ADMIN_TOKEN>",
-                        {"WWW-Authenticate": 'Bearer realm="webhook-receiver"'})
+        raise Rejection(
+            401,
+            "not_admin",
+            "peek needs Authorization: Bearer <WEBHOOK_ADMIN_TOKEN>",
+            {"WWW-Authenticate": 'Bearer realm="webhook-receiver"'},
+        )
 
 
 def _peek_param(value: str | None) -> int:
@@ -229,8 +247,13 @@ def _peeked(record) -> dict:
         payload = json.loads(record.body)
     except ValueError:  # stored bodies are JSON objects; stay readable if one is not
         payload = record.body.decode("utf-8", "replace")
-    return {"seq": record.seq, "event_id": record.event_id, "received_at": record.received_at.isoformat(),
-            "headers": record.headers, "payload": payload}
+    return {
+        "seq": record.seq,
+        "event_id": record.event_id,
+        "received_at": record.received_at.isoformat(),
+        "headers": record.headers,
+        "payload": payload,
+    }
 
 
 def _round(value: float | None) -> float | None:

@@ -30,8 +30,7 @@ class Rejection(Exception):
 
 def check_source_id(source_id: str) -> str:
     if not SOURCE_ID_PATTERN.match(source_id):
-        raise Rejection(400, "bad_source_id",
-                        f"source_id must match [A-Za-z0-9_-]{{1,64}}, got {source_id[:80]!r}")
+        raise Rejection(400, "bad_source_id", f"source_id must match [A-Za-z0-9_-]{{1,64}}, got {source_id[:80]!r}")
     return source_id
 
 

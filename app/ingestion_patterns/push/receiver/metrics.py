@@ -10,7 +10,7 @@ inbox is shared by all workers, so any worker reports the same, current figure.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -30,15 +30,25 @@ class ReceiverMetrics:
         self.multiprocess_dir = os.environ.get(MULTIPROC_DIR_ENV) or None
         # In multiprocess mode values go to the shared files, not to a registry.
         self.registry = None if self.multiprocess_dir else CollectorRegistry()
-        self.accepted = Counter("webhook_accepted", "Webhooks committed to the inbox (202).",
-                                ["source_id"], registry=self.registry)
-        self.duplicates = Counter("webhook_duplicates", "Webhooks whose event id the inbox already held (200).",
-                                  ["source_id"], registry=self.registry)
-        self.rejected = Counter("webhook_rejected", "Webhooks refused, by reason (4xx/503).",
-                                ["reason"], registry=self.registry)
-        self.latency = Histogram("webhook_request_duration_seconds",
-                                 "Time to answer POST /webhook/{source_id}, by outcome.",
-                                 ["outcome"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.accepted = Counter(
+            "webhook_accepted", "Webhooks committed to the inbox (202).", ["source_id"], registry=self.registry
+        )
+        self.duplicates = Counter(
+            "webhook_duplicates",
+            "Webhooks whose event id the inbox already held (200).",
+            ["source_id"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "webhook_rejected", "Webhooks refused, by reason (4xx/503).", ["reason"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "webhook_request_duration_seconds",
+            "Time to answer POST /webhook/{source_id}, by outcome.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
     def render(self, pending: list[PendingSummary] | None) -> tuple[bytes, str]:
         """The exposition text: request metrics (all workers) plus the inbox's pending gauges.
@@ -65,11 +75,13 @@ class _InboxSnapshot:
         up = GaugeMetricFamily("webhook_inbox_up", "1 when the inbox answered this scrape.")
         up.add_metric([], 0 if self._pending is None else 1)
         yield up
-        count = GaugeMetricFamily("webhook_inbox_pending", "Webhooks in the inbox not yet processed.",
-                                  labels=["source_id"])
-        age = GaugeMetricFamily("webhook_inbox_oldest_pending_age_seconds",
-                                "Age of the oldest pending webhook.", labels=["source_id"])
-        now = datetime.now(timezone.utc)
+        count = GaugeMetricFamily(
+            "webhook_inbox_pending", "Webhooks in the inbox not yet processed.", labels=["source_id"]
+        )
+        age = GaugeMetricFamily(
+            "webhook_inbox_oldest_pending_age_seconds", "Age of the oldest pending webhook.", labels=["source_id"]
+        )
+        now = datetime.now(UTC)
         for summary in self._pending or []:
             count.add_metric([summary.source_id], summary.count)
             age.add_metric([summary.source_id], summary.oldest_age_seconds(now) or 0.0)

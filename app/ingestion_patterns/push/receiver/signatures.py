@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
@@ -34,8 +34,9 @@ class SignatureError(Exception):
         self.missing = missing
 
 
-def verify_signature(secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_seconds: int,
-                     now: float | None = None) -> str:
+def verify_signature(
+    secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_seconds: int, now: float | None = None
+) -> str:
     """Check ``body`` against the signature headers; return the scheme that verified it.
 
     Raises SignatureError when no signature is present, it is malformed or wrong, or (Standard
@@ -50,7 +51,9 @@ def verify_signature(secret: str, body: bytes, headers: Mapping[str, str], *, to
         return "github"
     raise SignatureError(
         "missing signature: this source requires webhook-id/webhook-timestamp/webhook-signature "
-        "(Standard Webhooks) or X-Hub-Signature-256", missing=True)
+        "(Standard Webhooks) or X-Hub-Signature-256",
+        missing=True,
+    )
 
 
 @lru_cache(maxsize=256)
@@ -58,8 +61,9 @@ def _standard_webhook(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-def verify_standard(secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_seconds: int,
-                    now: float | None = None) -> None:
+def verify_standard(
+    secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_seconds: int, now: float | None = None
+) -> None:
     """Verify a Standard Webhooks signature; ``headers`` must have lower-case names."""
     missing = [name for name in STANDARD_HEADERS if not headers.get(name)]
     if missing:
@@ -72,7 +76,8 @@ def verify_standard(secret: str, body: bytes, headers: Mapping[str, str], *, tol
     if abs(skew) > tolerance_seconds:
         raise SignatureError(
             f"webhook-timestamp is {abs(skew):.0f} s {'old' if skew > 0 else 'in the future'}, outside the "
-            f"{tolerance_seconds} s tolerance (replayed, or the sender's clock is off)")
+            f"{tolerance_seconds} s tolerance (replayed, or the sender's clock is off)"
+        )
     passed = _parse_standard_signatures(signature_header)
     try:
         text = body.decode("utf-8")
@@ -81,8 +86,9 @@ def verify_standard(secret: str, body: bytes, headers: Mapping[str, str], *, tol
         raise SignatureError("body is not UTF-8, so it cannot match a Standard Webhooks signature") from None
     except (ValueError, RuntimeError, EmptyWebhookSecretError) as error:  # not base64, or empty
         raise SignatureError(
-            f"this source's secret is not a Standard Webhooks secret (whsec_<base64>): {error}") from None
-    expected = webhook.sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), text)
+            f"this source's secret is not a Standard Webhooks secret (whsec_<base64>): {error}"
+        ) from None
+    expected = webhook.sign(msg_id, datetime.fromtimestamp(timestamp, UTC), text)
     expected_bytes = base64.b64decode(expected.split(",", 1)[1])
     if not any(hmac.compare_digest(expected_bytes, candidate) for candidate in passed):
         raise SignatureError("webhook-signature does not match the body (tampered, or signed with another secret)")
@@ -118,9 +124,10 @@ def verify_github(secret: str, body: bytes, header: str) -> None:
 
 # -- signing (for the simulator; tests sign with the libraries directly) ---------------------------
 
+
 def standard_signature_headers(secret: str, msg_id: str, body: bytes, timestamp: float | None = None) -> dict[str, str]:
     """webhook-id/-timestamp/-signature headers for ``body``, signed by the standardwebhooks library."""
-    moment = datetime.fromtimestamp(int(time.time() if timestamp is None else timestamp), timezone.utc)
+    moment = datetime.fromtimestamp(int(time.time() if timestamp is None else timestamp), UTC)
     signature = _standard_webhook(secret).sign(msg_id, moment, body.decode("utf-8"))
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(moment.timestamp())), "webhook-signature": signature}
 
