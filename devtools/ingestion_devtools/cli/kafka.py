@@ -28,20 +28,43 @@ def kafka_group() -> None:
 @_data_dir_option
 @click.option("--heap", default="512m", show_default=True, help="JVM heap (-Xms/-Xmx).")
 @click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait until it answers.")
-def up(port: int, data_dir: Path, heap: str, timeout: float) -> None:
+@click.option("--sasl-ssl-port", type=int, default=None,
+              help="Also a SASL_SSL listener (SCRAM-SHA-512, a keytool-made CA, ACLs enforced) on this port; "
+                   "the PLAINTEXT one stays for admin tooling (super user). Users belong to a new data folder.")
+@click.option("--scram-user", "scram_users", multiple=True, metavar="NAME[=PASSWORD]",
+              help="A SCRAM-SHA-512 user of the SASL_SSL listener (repeatable; a password is generated when "
+                   "omitted), granted Describe, DescribeConfigs, Read and Write on every topic and Read on every "
+                   "group.")
+def up(port: int, data_dir: Path, heap: str, timeout: float, sasl_ssl_port: int | None,
+       scram_users: tuple[str, ...]) -> None:
     """Start the broker in the background (idempotent: a running one is left as it is)."""
+    import secrets
+
     from .. import kafka_broker as broker
 
     if running := broker.read_pid_file(data_dir):
         click.echo(f"Kafka already running at {running.bootstrap_servers} (pid {running.pid}, data {running.data_dir})")
         return
+    sasl = None
+    if sasl_ssl_port is not None:
+        users = dict(u.split("=", 1) if "=" in u else (u, secrets.token_urlsafe(18)) for u in scram_users or ("app",))
+        sasl = broker.SaslSsl(port=sasl_ssl_port, users=users)
+    elif scram_users:
+        raise click.UsageError("--scram-user needs --sasl-ssl-port")
     click.echo(f"starting Kafka {broker.KAFKA_VERSION} on 127.0.0.1:{port} (first start downloads its jars) ...", err=True)
     try:
-        started = broker.start_broker(port, data_dir, heap=heap, timeout=timeout)
+        started = broker.start_broker(port, data_dir, heap=heap, timeout=timeout, sasl_ssl=sasl)
+        for user in (sasl.users if sasl else ()):
+            started.grant(user, topics=("*",), groups=("*",))
     except (broker.BrokerError, TimeoutError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Kafka up at {started.bootstrap_servers} (pid {started.pid}); data {started.data_dir}, log {started.log_path}")
     click.echo(f"  export KAFKA_BOOTSTRAP_SERVERS={started.bootstrap_servers}")
+    if sasl is not None:
+        for user in sasl.users:
+            click.echo(f"  SASL_SSL as {user}:")
+            for name, value in started.client_settings(user).items():
+                click.echo(f"    export {name}={value}")
 
 
 @kafka_group.command("down")
