@@ -66,11 +66,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 
 def event_id_for(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:
-    """The sender's id for this event: webhook-id, else X-GitHub-Delivery, else payload "id", else new.
+    """The sender's id for this event: webhook-id, else X-GitHub-Delivery, else X-Shopify-Webhook-Id,
+    else payload "id" (Stripe's and Slack's event ids are there), else new.
 
     ``headers`` must look names up case-insensitively (aiohttp's request headers do).
     """
-    for name in ("webhook-id", "X-GitHub-Delivery"):
+    for name in ("webhook-id", "X-GitHub-Delivery", "X-Shopify-Webhook-Id"):
         if value := headers.get(name, "").strip():
             return _checked(value, name)
     payload_id = payload.get("id")

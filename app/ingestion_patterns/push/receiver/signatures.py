@@ -1,4 +1,15 @@
-"""Webhook signature verification: Standard Webhooks and GitHub's ``X-Hub-Signature-256``.
+"""Webhook signature verification: Standard Webhooks, GitHub, Stripe, Shopify and Slack.
+
+Each scheme follows its provider's documented algorithm; which one a delivery uses is told by the
+headers it carries (a source's declared scheme will pin it):
+- Standard Webhooks (Svix and others): HMAC-SHA256 of ``{id}.{timestamp}.{body}``, base64, timestamped;
+- GitHub ``X-Hub-Signature-256``: ``sha256=`` hex HMAC-SHA256 of the body (no timestamp);
+- Stripe ``Stripe-Signature: t=…,v1=…``: hex HMAC-SHA256 of ``{t}.{body}``, timestamped;
+- Shopify ``X-Shopify-Hmac-Sha256``: base64 HMAC-SHA256 of the body (no timestamp; the
+  ``X-Shopify-Webhook-Id`` makes a replay a duplicate);
+- Slack ``X-Slack-Signature: v0=…`` with ``X-Slack-Request-Timestamp``: hex HMAC-SHA256 of
+  ``v0:{timestamp}:{body}``, timestamped.
+Comparisons are constant-time; a timestamped scheme refuses a delivery outside the tolerance.
 
 Standard Webhooks signs ``{webhook-id}.{webhook-timestamp}.{body}`` with HMAC-SHA256; the
 ``standardwebhooks`` library computes that signature here. We do not call its ``verify`` because its
@@ -23,6 +34,9 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 GITHUB_HEADER = "x-hub-signature-256"
+STRIPE_HEADER = "stripe-signature"
+SHOPIFY_HEADER = "x-shopify-hmac-sha256"
+SLACK_HEADERS = ("x-slack-signature", "x-slack-request-timestamp")
 
 
 class SignatureError(Exception):
@@ -49,11 +63,39 @@ def verify_signature(
     if GITHUB_HEADER in lowered:
         verify_github(secret, body, lowered[GITHUB_HEADER])
         return "github"
+    if STRIPE_HEADER in lowered:
+        verify_stripe(secret, body, lowered[STRIPE_HEADER], tolerance_seconds=tolerance_seconds, now=now)
+        return "stripe"
+    if SHOPIFY_HEADER in lowered:
+        verify_shopify(secret, body, lowered[SHOPIFY_HEADER])
+        return "shopify"
+    if any(name in lowered for name in SLACK_HEADERS):
+        verify_slack(secret, body, lowered, tolerance_seconds=tolerance_seconds, now=now)
+        return "slack"
     raise SignatureError(
         "missing signature: this source requires webhook-id/webhook-timestamp/webhook-signature "
-        "(Standard Webhooks) or X-Hub-Signature-256",
+        "(Standard Webhooks), X-Hub-Signature-256 (GitHub), Stripe-Signature, X-Shopify-Hmac-Sha256 or "
+        "X-Slack-Signature",
         missing=True,
     )
+
+
+def check_timestamp(timestamp_text: str, header: str, *, tolerance_seconds: int, now: float | None) -> int:
+    """The timestamp of a timestamped scheme, refused when malformed or outside the tolerance."""
+    if not timestamp_text.isdigit():
+        raise SignatureError(f"malformed {header}: expected integer unix seconds")
+    timestamp = int(timestamp_text)
+    skew = (time.time() if now is None else now) - timestamp
+    if abs(skew) > tolerance_seconds:
+        raise SignatureError(
+            f"{header} is {abs(skew):.0f} s {'old' if skew > 0 else 'in the future'}, outside the "
+            f"{tolerance_seconds} s tolerance (replayed, or the sender's clock is off)"
+        )
+    return timestamp
+
+
+def _hmac_sha256(secret: str, message: bytes) -> bytes:
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
 
 
 @lru_cache(maxsize=256)
@@ -69,15 +111,7 @@ def verify_standard(
     if missing:
         raise SignatureError(f"missing Standard Webhooks header(s): {', '.join(missing)}", missing=True)
     msg_id, timestamp_text, signature_header = (headers[name] for name in STANDARD_HEADERS)
-    if not timestamp_text.isdigit():
-        raise SignatureError("malformed webhook-timestamp: expected integer unix seconds")
-    timestamp = int(timestamp_text)
-    skew = (time.time() if now is None else now) - timestamp
-    if abs(skew) > tolerance_seconds:
-        raise SignatureError(
-            f"webhook-timestamp is {abs(skew):.0f} s {'old' if skew > 0 else 'in the future'}, outside the "
-            f"{tolerance_seconds} s tolerance (replayed, or the sender's clock is off)"
-        )
+    timestamp = check_timestamp(timestamp_text, "webhook-timestamp", tolerance_seconds=tolerance_seconds, now=now)
     passed = _parse_standard_signatures(signature_header)
     try:
         text = body.decode("utf-8")
@@ -117,9 +151,53 @@ def verify_github(secret: str, body: bytes, header: str) -> None:
     prefix, sep, digest = header.strip().partition("=")
     if prefix != "sha256" or not sep or len(digest) != 64:
         raise SignatureError("malformed X-Hub-Signature-256: expected sha256=<64 hex digits>")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    expected = _hmac_sha256(secret, body).hex()
     if not hmac.compare_digest(expected, digest.lower()):
         raise SignatureError("X-Hub-Signature-256 does not match the body (tampered, or signed with another secret)")
+
+
+def verify_stripe(secret: str, body: bytes, header: str, *, tolerance_seconds: int, now: float | None = None) -> None:
+    """Verify ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]`` (Stripe's documented scheme: the
+    endpoint secret ``whsec_…`` is the HMAC key as it is; other schemes such as v0 are ignored)."""
+    items = [part.strip().partition("=") for part in header.split(",")]
+    timestamps = [value for key, sep, value in items if key == "t" and sep]
+    signatures = [value.lower() for key, sep, value in items if key == "v1" and sep]
+    if len(timestamps) != 1 or not signatures:
+        raise SignatureError("malformed Stripe-Signature: expected t=<unix seconds>,v1=<hex>")
+    timestamp = check_timestamp(timestamps[0], "Stripe-Signature t", tolerance_seconds=tolerance_seconds, now=now)
+    expected = _hmac_sha256(secret, f"{timestamp}.".encode() + body).hex()
+    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        raise SignatureError("Stripe-Signature does not match the body (tampered, or signed with another secret)")
+
+
+def verify_shopify(secret: str, body: bytes, header: str) -> None:
+    """Verify ``X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256 of the body>`` (the app's client secret)."""
+    try:
+        passed = base64.b64decode(header.strip(), validate=True)
+    except binascii.Error:
+        raise SignatureError("malformed X-Shopify-Hmac-Sha256: not base64") from None
+    if not hmac.compare_digest(_hmac_sha256(secret, body), passed):
+        raise SignatureError("X-Shopify-Hmac-Sha256 does not match the body (tampered, or signed with another secret)")
+
+
+def verify_slack(
+    secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_seconds: int, now: float | None = None
+) -> None:
+    """Verify Slack's ``X-Slack-Signature: v0=<hex>`` of ``v0:{X-Slack-Request-Timestamp}:{body}``;
+    ``headers`` must have lower-case names."""
+    missing = [name for name in SLACK_HEADERS if not headers.get(name)]
+    if missing:
+        raise SignatureError(f"missing Slack header(s): {', '.join(missing)}", missing=True)
+    signature, timestamp_text = (headers[name] for name in SLACK_HEADERS)
+    timestamp = check_timestamp(
+        timestamp_text, "X-Slack-Request-Timestamp", tolerance_seconds=tolerance_seconds, now=now
+    )
+    version, sep, digest = signature.strip().partition("=")
+    if version != "v0" or not sep:
+        raise SignatureError("malformed X-Slack-Signature: expected v0=<hex>")
+    expected = _hmac_sha256(secret, f"v0:{timestamp}:".encode() + body).hex()
+    if not hmac.compare_digest(expected, digest.lower()):
+        raise SignatureError("X-Slack-Signature does not match the body (tampered, or signed with another secret)")
 
 
 # -- signing (for the simulator; tests sign with the libraries directly) ---------------------------
@@ -133,4 +211,4 @@ def standard_signature_headers(secret: str, msg_id: str, body: bytes, timestamp:
 
 
 def github_signature_header(secret: str, body: bytes) -> dict[str, str]:
-    return {"X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+    return {"X-Hub-Signature-256": "sha256=" + _hmac_sha256(secret, body).hex()}
