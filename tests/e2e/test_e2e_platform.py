@@ -18,6 +18,38 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 RUN_TIMEOUT = 900  # sensor tick + queue + pod start + run, on a small kind node
 
+# COUNT messages, the first BAD of them bad (half malformed JSON, half a negative amount), sent with the code
+# location's KafkaResource (its KAFKA_* settings: SASL_SSL on the secured cluster) and its topic.
+PRODUCE = """
+import asyncio, datetime, json, sys
+from ingestion_patterns.settings import load_settings
+from ingestion_patterns.poll.client import kafka_resource
+count, bad, run = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+settings = load_settings()
+kafka = kafka_resource(settings)
+
+def value(i):
+    if i < bad // 2:
+        return b'{"transaction_id": "broken'
+    event = {"transaction_id": f"txn-e2e-{run}-{i:06d}", "account_id": f"acct-{i % 17:06d}",
+             "amount": -5.0 if i < bad else 10.0 + i, "currency": "EUR", "merchant": "grocer", "channel": "card",
+             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    return json.dumps(event).encode()
+
+async def main():
+    producer = kafka.producer(acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for i in range(count):
+            await producer.send(settings.kafka_topic, value(i), key=f"acct-{i % 17}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    print(json.dumps({"sent": count, "protocol": kafka.security_protocol}))
+
+asyncio.run(main())
+"""
+
 # What each test landed, for the last test's check of the whole DuckDB file: rows added to an append-only
 # table, or (final_data) rows it must hold.
 LANDED: dict[str, int] = {}
@@ -89,10 +121,16 @@ def test_kafka_messages_land_in_kafka_events(cluster: Cluster, counts_before: di
         return sum(counts.get(t, 0) - before.get(t, 0) for t in ("kafka_events", "kafka_rejects"))
 
     jobs_before = {j["metadata"]["name"] for j in cluster.run_jobs("kafka_poll_job")}
-    # Produced from inside the cluster to the bootstrap service the code location uses; a fifth are bad
+    # Produced from inside the cluster, with the code location's own Kafka settings and client (the runtime
+    # image has no `ingest produce`: devtools stay out of it), to the bootstrap service it uses; a fifth are bad
     # messages, which must land as rejects with their reason, not vanish.
-    cluster.kubectl("exec", f"deploy/{cluster.name('user-code')}", "--", "ingest", "produce", "--count", str(count),
-                    "--interval", "0", "--bad-ratio", "0.2", "--seed", str(random.randrange(1 << 30)), timeout=300)
+    sent = json.loads(cluster.kubectl(
+        "exec", f"deploy/{cluster.name('user-code')}", "--", "python", "-c", PRODUCE, str(count), str(count // 5),
+        str(random.randrange(1 << 30)), timeout=300).strip().splitlines()[-1])
+    assert sent["sent"] == count
+    print(f"\ne2e: {count} messages produced over {sent['protocol']}", file=sys.stderr)
+    if kafka_mode() == "standalone":  # deploy.sh installs it secured, as production is
+        assert sent["protocol"] == "SASL_SSL"
     cluster.wait_for_succeeded_run_job("kafka_poll_job", after=jobs_before, timeout=RUN_TIMEOUT)
     deadline = time.monotonic() + RUN_TIMEOUT
     while True:  # the sensor requests runs until the lag is zero

@@ -11,7 +11,7 @@ base=$!
 log "TIMING kubernetes binaries: $((SECONDS - s))s"
 t=$SECONDS
 "$LC_DIR/scripts/build-tools.sh"
-log "TIMING etcd, CoreDNS, Traefik, local-path-provisioner, pause: $((SECONDS - t))s"
+log "TIMING etcd, CoreDNS, Traefik, local-path-provisioner, pause, kube-network-policies, kubectl: $((SECONDS - t))s"
 t=$SECONDS
 wait $base || die "the Python base image failed: $LC_LOG/images-base.log"
 log "TIMING Python base image (waited after the Go builds): $((SECONDS - t))s"

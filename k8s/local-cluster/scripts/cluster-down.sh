@@ -11,7 +11,7 @@ stop() {
   pid="$(cat "$f")"
   if kill -0 "$pid" 2>/dev/null; then
     log "stopping $1 (pid $pid)"
-    kill "$pid" 2>/dev/null || true
+    kill -"${STOP_SIGNAL:-TERM}" "$pid" 2>/dev/null || true
     for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
@@ -29,6 +29,8 @@ if [ -S "$CONTAINERD_SOCK" ] && [ -z "${KEEP_STATE:-}" ]; then
     done
   fi
 fi
+# kube-network-policies removes its nftables table when interrupted (SIGINT; SIGTERM would leave it behind).
+STOP_SIGNAL=INT stop kube-network-policies
 for c in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do stop $c; done
 # containerd-shim processes of this containerd (they outlive it): found by its state directory in their args.
 for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" || true); do
@@ -43,6 +45,8 @@ if [ -d "$LC_STATE" ]; then
 fi
 # Network: the pod bridge, and the NAT / Service rules kube-proxy and the CNI plugins added.
 ip link del lcbr0 2>/dev/null || true
+# kube-network-policies' table, if it was killed before it removed it (needs Debian's nftables for `nft`).
+if command -v nft >/dev/null; then nft delete table inet kube-network-policies 2>/dev/null || true; fi
 if [ -x "$KUBE_BIN/kube-proxy" ]; then "$KUBE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
 iptables-save 2>/dev/null | grep -q 'CNI-' && {
   for chain in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/ {print $2}'); do

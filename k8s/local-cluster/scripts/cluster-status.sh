@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Which components run, and the node and pods as the API server sees them. Exit 0 when the node is Ready.
 source "$(dirname "$0")/lib.sh"
-for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy kube-network-policies; do
   f="$LC_RUN/$c.pid"
   if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then printf '%-24s running (pid %s)\n' "$c" "$(cat "$f")"
   else printf '%-24s stopped\n' "$c"; fi

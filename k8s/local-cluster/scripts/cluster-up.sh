@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up a single-node Kubernetes on this machine without Docker: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, containerd (Debian), kubelet and kube-proxy as host processes,
-# pods on a CNI bridge (Debian's plugins). Idempotent: a component already running is left alone.
+# kube-controller-manager, kube-scheduler, containerd (Debian), kubelet, kube-proxy and kube-network-policies
+# (NetworkPolicy enforcement, as kind has it) as host processes, pods on a CNI bridge (Debian's plugins).
+# Idempotent: a component already running is left alone. NETPOL=0 leaves the policies unenforced.
 # Then the add-ons: CoreDNS, Traefik (ingress), local-path-provisioner (default StorageClass); ADDONS=0 skips
 # them, LC_TOOLS="etcd pause" builds only those tools.
 source "$(dirname "$0")/lib.sh"
@@ -108,6 +109,18 @@ start kubelet kubelet --config "$LC_CONF/kubelet.yaml" --kubeconfig "$LC_CONF/ku
 sed -e "s|@CONF@|$LC_CONF|g" -e "s|@NODE@|$NODE_NAME|g" -e "s|@POD_CIDR@|$POD_CIDR|g" \
   "$LC_DIR/config/kube-proxy.yaml" | install_if_changed "$LC_CONF/kube-proxy.yaml"
 start kube-proxy kube-proxy --config "$LC_CONF/kube-proxy.yaml"
+# NetworkPolicies: kube-network-policies (kind's enforcer) sends the first packet of each connection of a
+# policed pod to user space (NFQUEUE 98) and drops what the policies do not allow. A host process with its
+# own client certificate (the DaemonSet form needs a privileged container, refused here); nft_compat's
+# xtables NFQUEUE instead of nft_queue, which this kernel lacks (tools-build/kube-network-policies/patch.sh).
+# Its kernel is 6.12+, so the DNS race workaround (netfilter bug 1766) stays off; no NRI in containerd 1.6.
+if [ "${NETPOL:-1}" != 0 ]; then
+  K apply --server-side --force-conflicts -f "$LC_DIR/addons/kube-network-policies-rbac.yaml" >/dev/null
+  KUBECONFIG="$LC_CONF/kube-network-policies.kubeconfig" start kube-network-policies kube-network-policies \
+    --hostname-override "$NODE_NAME" --nfqueue-id 98 --netfilter-bug-1766-fix=false --disable-nri \
+    --metrics-bind-address 127.0.0.1:9080 --v=2
+  wait_for kube-network-policies 60 curl -fsS http://127.0.0.1:9080/metrics
+fi
 wait_for "node $NODE_NAME" 180 K wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
 
 # --- add-ons --------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 # (never pulled) and PostgreSQL from the local Debian-based image. Prints the time until every pod is Ready.
 # KAFKA=standalone (default): charts/kafka's standalone mode (a KRaft StatefulSet) on the Kafka image images.sh
 # built from Maven Central's jars, because the Strimzi operator's image cannot be had here; KAFKA=off leaves
-# Kafka out (kafka.enabled=false).
+# Kafka out (kafka.enabled=false). Kafka is installed as production has it: only the TLS listener with
+# SCRAM-SHA-512 and ACLs (no plaintext listener, no node port); the code location and its run pods log in as
+# the chart's application user over SASL_SSL (user-code's kafka.security: Strimzi's Secret names), and may
+# also produce (Write), which the e2e tier does from the code-location pod with `ingest produce`.
 source "$(dirname "$0")/lib.sh"
 NAMESPACE="${NAMESPACE:-ingestion}" RELEASE="${RELEASE:-ingestion}"
 HELM="${HELM:-$(command -v helm || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ingestion-patterns/bin/helm")}"
@@ -28,7 +31,19 @@ case "${KAFKA:-standalone}" in
   off) args+=(--set kafka.enabled=false) ;;
   standalone)
     args+=(--set kafka.mode=standalone --set "kafka.standalone.image.repository=${KAFKA_IMAGE%:*}"
-           --set "kafka.standalone.image.tag=${KAFKA_IMAGE##*:}" --set kafka.standalone.image.pullPolicy=Never) ;;
+           --set "kafka.standalone.image.tag=${KAFKA_IMAGE##*:}" --set kafka.standalone.image.pullPolicy=Never
+           --set "kafka.standalone.kubectlImage.repository=${KUBECTL_IMAGE%:*}"
+           --set "kafka.standalone.kubectlImage.tag=${KUBECTL_IMAGE##*:}" --set kafka.standalone.kubectlImage.pullPolicy=Never
+           --set kafka.listeners.internal.enabled=false --set kafka.listeners.nodePort.enabled=false
+           --set kafka.listeners.tls.enabled=true --set kafka.authorization.enabled=true
+           --set 'kafka.user.topicOperations={Describe,DescribeConfigs,Read,Write}'
+           --set "user-code.env.KAFKA_BOOTSTRAP_SERVERS=$RELEASE-kafka-kafka-bootstrap:9093"
+           --set user-code.kafka.security.protocol=SASL_SSL --set user-code.kafka.security.saslMechanism=SCRAM-SHA-512
+           --set "user-code.kafka.security.username=$RELEASE-kafka-app"
+           --set "user-code.kafka.security.passwordSecret.name=$RELEASE-kafka-app"
+           --set user-code.kafka.security.passwordSecret.key=password
+           --set "user-code.kafka.security.caSecret.name=$RELEASE-kafka-cluster-ca-cert"
+           --set user-code.kafka.security.caSecret.key=ca.crt) ;;
   *) die "KAFKA must be standalone or off here (the Strimzi operator's image cannot be had)" ;;
 esac
 s=$SECONDS

@@ -5,7 +5,8 @@
 #   images.sh system     pause, CoreDNS, Traefik, local-path-provisioner (+ the Debian base for its helper pod)
 #   images.sh platform   Python base (debootstrap), the project's three images (docker/Dockerfile's targets)
 #                        (BASE_IMAGE=the local base), PostgreSQL (Debian's package), Kafka (Apache Kafka's
-#                        jars from Maven Central on Debian's Java, for charts/kafka's standalone mode)
+#                        jars from Maven Central on Debian's Java, for charts/kafka's standalone mode, and
+#                        kubectl FROM scratch for its certificates Job)
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$IMAGES_DIR"
 CTR=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
@@ -47,6 +48,8 @@ pause_image() { scratch "$1" pause 65535:65535; }
 coredns_image() { scratch "$1" coredns 65532:65532; }
 traefik_image() { scratch "$1" traefik 65532:65532; }
 local_path_image() { scratch "$1" local-path-provisioner 65532:65532; }
+# kubectl alone: the certificates Job of charts/kafka's standalone mode writes its Secrets with it.
+kubectl_image() { scratch "$1" kubectl 65532:65532; }
 # Debian's static busybox with its applets as symlinks: the shell of local-path-provisioner's helper pod.
 busybox_image() {
   local c d; c=$(buildah from scratch); d=$(mktemp -d)
@@ -160,6 +163,7 @@ case "${1:-system}" in
       KAFKA_LIBS="$(cd "$REPO" && uv run --frozen python -c \
         'from ingestion_devtools.kafka_broker import ensure_jars; print(ensure_jars())')"
       import kafka "$(kafka_key)" "$KAFKA_IMAGE" kafka_image
+      import kubectl "$(binkey kubectl)" "$KUBECTL_IMAGE" kubectl_image
     fi
     ;;
   *) die "usage: images.sh system|base|platform" ;;

@@ -38,6 +38,7 @@ SUITE=bookworm
 IMAGE_TAG="${IMAGE_TAG:-local}"
 POSTGRES_IMAGE="localhost/ingestion-patterns/postgres:15-$SUITE"
 KAFKA_IMAGE="localhost/ingestion-patterns/kafka:${INGEST_KAFKA_VERSION:-4.4.0}-$SUITE"
+KUBECTL_IMAGE="localhost/local-cluster/kubectl:$KUBE_VERSION"
 
 CONTAINERD_ROOT="$LC_STATE/containerd"
 CONTAINERD_SOCK="$LC_STATE/containerd/containerd.sock"

@@ -35,6 +35,7 @@ cert admin "/O=system:masters/CN=kubernetes-admin" "$client"
 cert controller-manager "/CN=system:kube-controller-manager" "$client"
 cert scheduler "/CN=system:kube-scheduler" "$client"
 cert kube-proxy "/CN=system:kube-proxy" "$client"
+cert kube-network-policies "/CN=kube-network-policies" "$client"
 cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client"
 cert kubelet-serving "/CN=$NODE_NAME" "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$IP"
 
@@ -49,6 +50,6 @@ kubeconfig() {
   "${k[@]}" use-context local >/dev/null
   chmod 600 "$file"
 }
-for n in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig $n; done
+for n in admin controller-manager scheduler kube-proxy kube-network-policies kubelet; do kubeconfig $n; done
 ln -sf "$LC_CONF/admin.kubeconfig" "$KUBECONFIG_ADMIN"
 log "pki and kubeconfigs in $LC_PKI, $LC_CONF"
