@@ -17,7 +17,7 @@ pytestmark = pytest.mark.charts
 # The Kubernetes version whose schemas the objects must satisfy (the newest kubernetes-validate bundles).
 K8S_VERSION = kubernetes_validate.latest_version()
 # Custom resources: checked against their CRD schemas or field by field in test_chart_strimzi.py and below.
-CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "Middleware", "HTTPRoute"}
+CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Middleware", "HTTPRoute"}
 
 
 @pytest.mark.parametrize("chart", CHARTS)
