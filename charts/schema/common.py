@@ -37,6 +37,8 @@ Workers = Annotated[int, Field(ge=1, le=64)]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Environment variable names as the services read them.
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+# An image digest.
+Digest = Annotated[str, Field(pattern=r"^$|^sha256:[a-f0-9]{64}$")]
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
@@ -52,6 +54,9 @@ class Image(ClosedObject):
 
     repository: NonEmptyStr
     tag: str | None = None
+    digest: Digest | None = Field(
+        None, description="sha256:<hex>: the image by digest (repository@digest), the tag ignored."
+    )
     pullPolicy: PullPolicy | None = None
 
 
@@ -95,6 +100,14 @@ class ChartValues(ClosedObject):
         alias="ingestion-common",
         description="Helm's own: the values of the ingestion-common library chart, which has none (helm puts "
         "the globals there).",
+    )
+
+
+class Global(OpenObject):
+    """Helm's global values, shared with every subchart."""
+
+    imagePullSecrets: list[LocalObjectReference] | None = Field(
+        None, description="Added to every pod of the platform's charts (and run pods)."
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 from .common import (
     Array,
     ClosedObject,
+    Global,
     Image,
     LocalObjectReference,
     NonEmptyStr,
@@ -57,6 +58,7 @@ class NetworkPolicy(ClosedObject):
 
 
 class Values(SubchartValues):
+    global_: Global | None = Field(None, alias="global")
     nameOverride: str | None = None
     fullnameOverride: str | None = None
     replicaCount: Annotated[int, Field(ge=0, le=1)] | None = Field(

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .common import (
+    Array,
     ChartValues,
     ClosedObject,
+    Digest,
+    Global,
     LocalObjectReference,
     NonEmptyStr,
     NonNegativeInt,
@@ -35,18 +38,73 @@ class DagsterImage(ClosedObject):
 
     repository: str | None = None
     tag: str | None = None
+    digest: Digest | None = Field(None, description="sha256:<hex>: by digest instead of the tag.")
     pullPolicy: PullPolicy | None = None
 
 
-class Webserver(ClosedObject):
+class ServiceAccount(ClosedObject):
+    annotations: dict[str, str] | None = None
+
+
+class EnvEntry(OpenObject):
+    """A container env entry (name plus value or valueFrom)."""
+
+    name: NonEmptyStr
+
+
+class Auth(ClosedObject):
+    basicAuthSecret: str | None = Field(
+        None, description="htpasswd Secret: key users (Traefik basicAuth Middleware) or auth (ingress-nginx)."
+    )
+    traefikMiddlewares: list[NonEmptyStr] | None = Field(
+        None, description="Traefik Middlewares that authenticate, as <namespace>-<name>@kubernetescrd."
+    )
+    annotations: dict[str, str] | None = Field(None, description="Another controller's authentication annotations.")
+    unauthenticated: bool | None = Field(
+        None, description="Expose the UI with no authentication at the ingress (only behind another gate)."
+    )
+
+
+class CertManager(ClosedObject):
+    issuer: str | None = Field(None, description="cert-manager.io/issuer (a namespaced Issuer).")
+    clusterIssuer: str | None = Field(None, description="cert-manager.io/cluster-issuer.")
+
+
+class WebserverIngress(ClosedObject):
+    enabled: bool | None = None
+    className: str | None = None
+    annotations: dict[str, str] | None = None
+    host: str | None = None
+    path: Annotated[str, Field(pattern=r"^/")] | None = None
+    pathType: Literal["Prefix", "Exact", "ImplementationSpecific"] | None = None
+    tls: list[Object] | None = None
+    certManager: CertManager | None = None
+    auth: Auth | None = None
+
+
+class Component(ClosedObject):
+    """What the webserver and the daemon share, as the official chart's dagsterWebserver/dagsterDaemon."""
+
+    resources: Resources | None = None
+    annotations: dict[str, str] | None = Field(None, description="Pod annotations.")
+    nodeSelector: dict[str, str] | None = None
+    affinity: Object | None = None
+    tolerations: Array | None = None
+    env: list[EnvEntry] | None = Field(None, description="Extra container env entries (templated).")
+    envSecrets: list[LocalObjectReference] | None = Field(
+        None, description="Secrets whose keys all become env vars (envFrom; names templated)."
+    )
+
+
+class Webserver(Component):
     replicaCount: NonNegativeInt | None = None
     port: Port | None = None
+    readOnly: bool | None = Field(None, description="dagster-webserver --read-only.")
     service: Service | None = None
-    resources: Resources | None = None
+    ingress: WebserverIngress | None = None
 
 
-class Daemon(ClosedObject):
-    resources: Resources | None = None
+class Daemon(Component):
     sensorWorkers: PositiveInt | None = None
 
 
@@ -75,6 +133,17 @@ class Concurrency(ClosedObject):
     pools: Pools
 
 
+class RunK8sConfig(ClosedObject):
+    """The K8sRunLauncher's run_k8s_config (keys camelCase or snake_case)."""
+
+    containerConfig: Object | None = None
+    podSpecConfig: Object | None = None
+    podTemplateSpecMetadata: Object | None = None
+    jobConfig: Object | None = None
+    jobMetadata: Object | None = None
+    jobSpecConfig: Object | None = None
+
+
 class RunLauncher(ClosedObject):
     jobNamespace: str | None = None
     imagePullPolicy: PullPolicy | None = None
@@ -83,6 +152,12 @@ class RunLauncher(ClosedObject):
     failPodOnRunFailure: bool | None = None
     resources: Resources | None = None
     labels: dict[str, str] | None = None
+    activeDeadlineSeconds: PositiveInt = Field(description="The run Job's activeDeadlineSeconds.")
+    envSecrets: Annotated[list[NonEmptyStr], Field(json_schema_extra={"uniqueItems": True})] | None = Field(
+        None, description="More Secrets (names, templated) loaded whole into every run pod."
+    )
+    serviceAccount: ServiceAccount | None = None
+    runK8sConfig: RunK8sConfig | None = None
 
 
 class RunMonitoring(ClosedObject):
@@ -103,9 +178,98 @@ class Telemetry(ClosedObject):
     enabled: bool | None = None
 
 
+class S3Logs(ClosedObject):
+    bucket: str | None = None
+    prefix: str | None = None
+    region: str | None = None
+    endpointUrl: str | None = None
+    useSsl: bool | None = None
+    verify: bool | None = None
+    skipEmptyFiles: bool | None = None
+    showUrlOnly: bool | None = None
+    uploadExtraArgs: Object | None = None
+
+
+class GcsLogs(ClosedObject):
+    bucket: str | None = None
+    prefix: str | None = None
+    jsonCredentialsEnvvar: Annotated[str, Field(pattern=r"^$|^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    showUrlOnly: bool | None = None
+
+
+class AzureLogs(ClosedObject):
+    storageAccount: str | None = None
+    container: str | None = None
+    prefix: str | None = None
+    accessKeyOrSasTokenEnv: Annotated[str, Field(pattern=r"^$|^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="An env var with the account key or a SAS token; empty: DefaultAzureCredential."
+    )
+    endpointSuffix: str | None = None
+    showUrlOnly: bool | None = None
+
+
+def _requires(kind: str, where: str, keys: list[str]) -> dict:
+    return {
+        "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+        "then": {
+            "properties": {where: {"properties": {k: {"minLength": 1} for k in keys}, "required": keys}},
+            "required": [where],
+        },
+    }
+
+
+class ComputeLogManager(ClosedObject):
+    # The chosen store's required settings.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                _requires("s3", "s3", ["bucket"]),
+                _requires("gcs", "gcs", ["bucket"]),
+                _requires("azure", "azure", ["storageAccount", "container"]),
+            ]
+        }
+    )
+
+    type: Literal["none", "s3", "gcs", "azure"] = Field(
+        description="none, or the object store each step's stdout/stderr is uploaded to (needs dagster-aws, "
+        "dagster-gcp or dagster-azure in the images)."
+    )
+    localDir: Annotated[str, Field(pattern=r"^/")] | None = None
+    uploadIntervalSeconds: NonNegativeInt | None = None
+    s3: S3Logs | None = None
+    gcs: GcsLogs | None = None
+    azure: AzureLogs | None = None
+
+
+Days = Annotated[int, Field(ge=-1)]
+
+
+class TickDays(ClosedObject):
+    skipped: Days | None = None
+    failure: Days | None = None
+    success: Days | None = None
+    started: Days | None = None
+
+
+class TickRetention(ClosedObject):
+    purgeAfterDays: Days | TickDays = Field(description="Days to keep ticks (-1: forever), or per tick status.")
+
+
+class Retention(ClosedObject):
+    enabled: bool | None = None
+    schedule: TickRetention | None = None
+    sensor: TickRetention | None = None
+    auto_materialize: TickRetention | None = Field(None, alias="autoMaterialize")
+
+
+class Migrate(ClosedObject):
+    enabled: bool | None = Field(None, description="dagster instance migrate as a pre-upgrade hook Job.")
+
+
 class Dagster(ClosedObject):
     image: DagsterImage | None = None
     imagePullSecrets: list[LocalObjectReference] | None = None
+    serviceAccount: ServiceAccount | None = None
     webserver: Webserver | None = None
     daemon: Daemon | None = None
     runCoordinator: RunCoordinator | None = None
@@ -114,11 +278,15 @@ class Dagster(ClosedObject):
     runMonitoring: RunMonitoring
     runRetries: RunRetries | None = None
     telemetry: Telemetry | None = None
+    computeLogManager: ComputeLogManager
+    retention: Retention | None = None
+    migrate: Migrate | None = None
 
 
 class PostgresImage(ClosedObject):
     repository: NonEmptyStr | None = None
     tag: NonEmptyStr | None = None
+    digest: Digest | None = None
     pullPolicy: PullPolicy | None = None
 
 
@@ -126,6 +294,9 @@ class PostgresAuth(ClosedObject):
     username: SqlName
     database: SqlName
     inboxDatabase: SqlName
+    inboxUsername: SqlName = Field(
+        description="The inbox's own role (not the superuser: the chart refuses username), owner of its schema."
+    )
     existingSecret: str | None = None
 
 
@@ -142,6 +313,7 @@ class ExternalPostgres(ClosedObject):
 class Postgresql(ClosedObject):
     enabled: bool | None = None
     image: PostgresImage | None = None
+    imagePullSecrets: list[LocalObjectReference] | None = None
     auth: PostgresAuth | None = None
     persistence: PostgresPersistence | None = None
     resources: Resources | None = None
@@ -161,6 +333,7 @@ class Subchart(OpenObject):
 
 
 class Values(ChartValues):
+    global_: Global | None = Field(None, alias="global")
     nameOverride: str | None = None
     fullnameOverride: Annotated[str, Field(max_length=40)] | None = None
     dagster: Dagster

@@ -9,6 +9,7 @@ from pydantic import Field
 from .common import (
     Array,
     ClosedObject,
+    Global,
     Image,
     LocalObjectReference,
     NonEmptyStr,
@@ -46,18 +47,44 @@ class Signing(ClosedObject):
     sources: Annotated[list[SourceName], Unique] | None = None
 
 
-class IngressPath(OpenObject):
-    path: Annotated[str, Field(pattern=r"^/")]
-    pathType: Literal["Prefix", "Exact", "ImplementationSpecific"]
+class RateLimit(ClosedObject):
+    perSecond: Annotated[float, Field(ge=0)] = Field(
+        description="WEBHOOK_RATE_LIMIT_PER_SECOND: requests per second from one client address; 0 = off."
+    )
+    burst: NonNegativeInt = Field(description="WEBHOOK_RATE_LIMIT_BURST; 0 = the per-second rate.")
 
 
-class IngressHost(OpenObject):
+class Admin(ClosedObject):
+    existingSecret: str | None = Field(
+        None, description="A Secret with the admin token (templated); else generated."
+    )
+    existingSecretKey: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+
+
+class PublicPaths(ClosedObject):
+    match: Literal["exact", "regex"] = Field(
+        description="exact: an Exact path per source; regex: /webhook/[A-Za-z0-9_-]{1,64}$ (not with Traefik's Ingress)."
+    )
+    sources: Annotated[list[SourceName], Unique] | None = Field(None, description="Empty: signing.sources.")
+
+
+class IngressHost(ClosedObject):
+    """The paths are the chart's (publicPaths), never a host's own."""
+
     host: str | None = None
-    paths: list[IngressPath] | None = None
 
 
 class Traefik(ClosedObject):
     bodySizeMiddleware: bool | None = None
+
+
+class Nginx(ClosedObject):
+    bodySizeAnnotation: bool | None = None
+
+
+class CertManager(ClosedObject):
+    issuer: str | None = None
+    clusterIssuer: str | None = None
 
 
 class Ingress(ClosedObject):
@@ -66,7 +93,9 @@ class Ingress(ClosedObject):
     annotations: Object | None = None
     hosts: list[IngressHost] | None = None
     tls: list[Object] | None = None
+    certManager: CertManager | None = None
     traefik: Traefik | None = None
+    nginx: Nginx | None = None
 
 
 class HttpRoute(ClosedObject):
@@ -74,6 +103,10 @@ class HttpRoute(ClosedObject):
     parentRefs: list[Object] | None = None
     hostnames: list[str] | None = None
     annotations: Object | None = None
+    traefikBodySizeMiddleware: bool | None = Field(
+        None, description="Traefik's Gateway provider: the buffering Middleware as an ExtensionRef filter."
+    )
+    filters: list[Object] | None = None
 
 
 class Autoscaling(ClosedObject):
@@ -88,9 +121,15 @@ class PodDisruptionBudget(ClosedObject):
     minAvailable: int | str | None = None
 
 
+class IngressController(ClosedObject):
+    namespaceSelector: Object = Field(description="The ingress controller's namespaces (a LabelSelector).")
+    podSelector: Object | None = Field(None, description="Its pods there (a LabelSelector; empty: all).")
+
+
 class NetworkPolicy(ClosedObject):
     enabled: bool | None = None
-    ingressFrom: list[Object] | None = None
+    ingressController: IngressController | None = None
+    extraIngressFrom: list[Object] | None = None
     postgresPort: Port | None = None
 
 
@@ -99,6 +138,7 @@ class Metrics(ClosedObject):
 
 
 class Values(SubchartValues):
+    global_: Global | None = Field(None, alias="global")
     nameOverride: str | None = None
     fullnameOverride: str | None = None
     replicaCount: NonNegativeInt | None = None
@@ -111,8 +151,11 @@ class Values(SubchartValues):
     maxBodyBytes: PositiveInt
     signatureToleranceSeconds: PositiveInt | None = None
     extraEnv: list[EnvVar] | None = None
+    rateLimit: RateLimit
+    admin: Admin
     inbox: Inbox
     signing: Signing
+    publicPaths: PublicPaths
     serviceAccount: ServiceAccount | None = None
     podAnnotations: Object | None = None
     podLabels: Object | None = None

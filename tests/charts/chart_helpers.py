@@ -92,3 +92,36 @@ def instance_config(objects: list[dict]) -> dict:
     """The parsed dagster.yaml of the platform's instance ConfigMap."""
     cm = one(objects, "ConfigMap", f"{RELEASE}-dagster-instance")
     return yaml.safe_load(cm["data"]["dagster.yaml"])
+
+
+def construct_run_job(objects: list[dict], tmp_path: Path, image: str = "ingestion-patterns/user-code:test") -> dict:
+    """The run Job that dagster-k8s's own code builds from a rendering's run_launcher config (as the daemon would),
+    as a plain dict. Outside a cluster: a throw-away kubeconfig stands in for the in-cluster one (nothing is
+    called)."""
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster_k8s import K8sRunLauncher
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import construct_dagster_k8s_job
+    from kubernetes.client import ApiClient
+
+    launcher_config = dict(instance_config(objects)["run_launcher"]["config"])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}]}))
+    launcher_config.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
+    launcher = K8sRunLauncher(**launcher_config)
+    run = DagsterRun(job_name="process_webhook_data", run_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+    context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=True)
+    job = construct_dagster_k8s_job(
+        job_config=context.get_k8s_job_config(job_image=image, run_launcher=launcher),
+        args=["dagster", "api", "execute_run", "{}"],
+        job_name="dagster-run-0f1e2d3c",
+        pod_name="dagster-run-0f1e2d3c",
+        component="run_worker",
+        user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
+    )
+    return ApiClient().sanitize_for_serialization(job)

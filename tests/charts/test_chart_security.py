@@ -8,13 +8,16 @@ import json
 import re
 
 import pytest
-from chart_helpers import CASES, RELEASE, Renderer, by_kind, one, pod_spec
+from chart_helpers import CASES, NAMESPACE, RELEASE, Renderer, by_kind, one, pod_spec
+from fake_kube_api import FakeKubeApi, job_spec, run_secret_init, secret_init_jobs
 
 pytestmark = pytest.mark.charts
 
 LONG_RUNNING = {"Deployment", "StatefulSet"}
-# Secrets a production install expects to exist already (created by the operator's secret manager).
-PRODUCTION_EXISTING_SECRETS = {"webhook-inbox", "webhook-signing-secrets", "source-api-token", "ingestion-postgresql"}
+# Secrets a production install expects to exist already (created by the operator's secret manager), and the
+# Kafka user's, which Strimzi's User Operator writes (charts/kafka's KafkaUser <cluster>-app).
+PRODUCTION_EXISTING_SECRETS = {"webhook-inbox", "webhook-signing-secrets", "source-api-token", "ingestion-postgresql",
+                               "webhook-admin-token", f"{RELEASE}-kafka-app"}
 RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
                            "projected", "secret"}
 SECRET_ENV_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|INBOX_URL", re.I)
@@ -107,10 +110,32 @@ def test_secret_values_appear_only_in_secrets(render: Renderer, chart: str, prof
                     assert part not in others, f"value of {where} is inlined outside its Secret"
 
 
+def generated_secret_names(objects: list[dict]) -> set[str]:
+    """The Secrets the charts' secret-init hook Jobs create (rendered as a spec, never as values)."""
+    return {spec["name"] for job in secret_init_jobs(objects) for spec in job_spec(job)}
+
+
+@pytest.fixture
+def generate(tmp_path):
+    """generate(objects) -> {secret name: {key: value}}: every secret-init Job of a rendering run against a fake
+    Kubernetes API, as the hooks would run on install."""
+    api = FakeKubeApi()
+
+    def run(objects: list[dict]) -> dict[str, dict[str, str]]:
+        for job in secret_init_jobs(objects):
+            result = run_secret_init(job, api, tmp_path, NAMESPACE)
+            assert result.returncode == 0, result.stdout + result.stderr
+        return {name: api.values(ns, name) for ns, name in api.secrets}
+
+    yield run
+    api.close()
+
+
 @pytest.mark.parametrize(("chart", "profile"), CASES)
 def test_credentials_come_from_secrets(render: Renderer, chart: str, profile: str) -> None:
     objects = render(chart, profile)
     rendered = {s["metadata"]["name"] for s in by_kind(objects, "Secret")}
+    rendered |= generated_secret_names(objects)
     for obj, spec in workloads(objects):
         for container in containers(spec):
             where = label(obj, container)
@@ -130,13 +155,24 @@ def test_credentials_come_from_secrets(render: Renderer, chart: str, profile: st
             assert not missing, f"{where} references Secrets that are neither rendered nor documented: {missing}"
 
 
-def test_platform_wires_one_set_of_credentials(render: Renderer) -> None:
-    """The receiver, the code server and the mock API use the platform's generated Secrets, which agree."""
+def test_platform_wires_one_set_of_credentials(render: Renderer, generate) -> None:
+    """The receiver, the code server and the mock API use the platform's generated Secrets, which agree. The inbox
+    has its own role and password (never the superuser's): PostgreSQL's inbox-role sidecar sets the very password
+    that the inbox URL carries."""
     objects = render("platform", "kind")
-    secrets = rendered_secret_values(objects)
-    password = secrets[f"{RELEASE}-postgresql/postgresql-password"]
-    inbox_url = secrets[f"{RELEASE}-inbox/WEBHOOK_INBOX_URL"]
-    assert inbox_url == f"postgresql://dagster:{password}@{RELEASE}-postgresql:5432/webhook_inbox"
+    secrets = generate(objects)
+    password = secrets[f"{RELEASE}-postgresql"]["postgresql-password"]
+    inbox_password = secrets[f"{RELEASE}-inbox"]["WEBHOOK_INBOX_PASSWORD"]
+    inbox_url = secrets[f"{RELEASE}-inbox"]["WEBHOOK_INBOX_URL"]
+    assert inbox_url == f"postgresql://webhook_inbox:{inbox_password}@{RELEASE}-postgresql:5432/webhook_inbox"
+    assert inbox_password != password and len(inbox_password) >= 32
+    assert secrets[f"{RELEASE}-source-api"]["SOURCE_API_TOKEN"]
+    postgres = one(objects, "StatefulSet", f"{RELEASE}-postgresql")["spec"]["template"]["spec"]
+    sidecar = {c["name"]: c for c in postgres["initContainers"]}["inbox-role"]
+    sidecar_env = {e["name"]: e for e in sidecar["env"]}
+    assert sidecar_env["INBOX_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-inbox", "key": "WEBHOOK_INBOX_PASSWORD"}
+    assert sidecar_env["INBOX_ROLE"]["value"] == "webhook_inbox"
     receiver = one(objects, "Deployment", f"{RELEASE}-webhook-receiver")["spec"]["template"]["spec"]["containers"][0]
     inbox_ref = {e["name"]: e for e in receiver["env"]}["WEBHOOK_INBOX_URL"]["valueFrom"]["secretKeyRef"]
     assert inbox_ref == {"name": f"{RELEASE}-inbox", "key": "WEBHOOK_INBOX_URL"}
@@ -150,11 +186,11 @@ def test_platform_wires_one_set_of_credentials(render: Renderer) -> None:
     assert pg_ref == {"name": f"{RELEASE}-postgresql", "key": "postgresql-password"}
 
 
-def test_signing_secrets_are_generated_per_source(render: Renderer) -> None:
+def test_signing_secrets_are_generated_per_source(render: Renderer, generate) -> None:
     objects = render("webhook-receiver", "default", "--set", "signing.sources={shop,crm-eu}")
-    secret = rendered_secret_values(objects)
-    shop = secret[f"{RELEASE}-webhook-receiver-signing/WEBHOOK_SECRET_SHOP"]
-    crm = secret[f"{RELEASE}-webhook-receiver-signing/WEBHOOK_SECRET_CRM_EU"]
+    secret = generate(objects)[f"{RELEASE}-webhook-receiver-signing"]
+    shop = secret["WEBHOOK_SECRET_SHOP"]
+    crm = secret["WEBHOOK_SECRET_CRM_EU"]
     assert shop.startswith("whsec_") and crm.startswith("whsec_") and shop != crm
     # Standard Webhooks secrets are base64 after the prefix.
     assert len(base64.b64decode(shop.removeprefix("whsec_"))) >= 24

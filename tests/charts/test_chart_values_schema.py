@@ -33,6 +33,9 @@ REFUSED = [
     ("platform", ["--set", "ingestion-common.x=1"], "at '/ingestion-common': additional properties 'x' not allowed"),
     # The umbrella hands its subcharts' values to their own schemas.
     ("platform", ["--set", "user-code.env.bad-name=1"], "invalid propertyName 'bad-name'"),
+    # Helm's globals: imagePullSecrets is typed, the rest stays open.
+    ("platform", ["--set", "global.imagePullSecrets[0]=regcred"], "at '/global/imagePullSecrets/0': got string"),
+    ("webhook-receiver", ["--set", "global.imagePullSecrets=regcred"], "at '/global/imagePullSecrets': got string"),
 ]
 
 

@@ -112,7 +112,8 @@ def test_ingress_routes_webhooks_with_a_body_limit(render: Renderer, profile: st
     ingress = one(objects, "Ingress", f"{RELEASE}-webhook-receiver")
     assert ingress["spec"]["ingressClassName"] == "traefik"
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
-    assert [(p["path"], p["pathType"]) for p in paths] == [("/webhook", "Prefix")]
+    # Only POST /webhook/<source> is public: one Exact path per source (publicPaths), no /webhook prefix.
+    assert [(p["path"], p["pathType"]) for p in paths] == [("/webhook/demo", "Exact")]
     assert paths[0]["backend"]["service"]["name"] == f"{RELEASE}-webhook-receiver"
     middleware = one(objects, "Middleware", f"{RELEASE}-webhook-receiver-body-size")
     assert middleware["apiVersion"] == "traefik.io/v1alpha1"
@@ -139,7 +140,7 @@ def test_optional_httproute(render: Renderer) -> None:
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert route["spec"]["parentRefs"] == [{"name": "eg"}]
     rule = route["spec"]["rules"][0]
-    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/webhook"}}]
+    assert rule["matches"] == [{"path": {"type": "Exact", "value": "/webhook/demo"}, "method": "POST"}]
     assert rule["backendRefs"] == [{"name": f"{RELEASE}-webhook-receiver", "port": 80}]
 
 

@@ -28,9 +28,30 @@ app.kubernetes.io/component: {{ .component }}
 dagster-k8s and dagster-postgres installed). */}}
 {{- define "platform.dagsterImage" -}}
 {{- $uc := index .Values "user-code" "image" }}
-{{- $repo := default $uc.repository .Values.dagster.image.repository }}
-{{- $tag := default (default .Chart.AppVersion $uc.tag) .Values.dagster.image.tag }}
-{{- printf "%s:%s" $repo $tag }}
+{{- $d := .Values.dagster.image }}
+{{- $tag := default (default .Chart.AppVersion $uc.tag) $d.tag }}
+{{- if $d.repository }}
+{{- include "ingestion-common.imageRef" (dict "repository" $d.repository "tag" $tag "digest" $d.digest) }}
+{{- else }}
+{{- include "ingestion-common.imageRef" (dict "repository" $uc.repository "tag" $tag "digest" (default $uc.digest $d.digest)) }}
+{{- end }}
+{{- end }}
+
+{{/* PostgreSQL's image (tag or digest). */}}
+{{- define "platform.postgresql.image" -}}
+{{- $i := .Values.postgresql.image }}
+{{- include "ingestion-common.imageRef" (dict "repository" $i.repository "tag" $i.tag "digest" $i.digest) }}
+{{- end }}
+
+{{/* imagePullSecrets (JSON list) of the Dagster pods and the run pods: dagster.imagePullSecrets and the
+globals; run pods add the code location's (they run its image). */}}
+{{- define "platform.dagster.pullSecrets" -}}
+{{- include "ingestion-common.imagePullSecretList" (dict "root" . "secrets" .Values.dagster.imagePullSecrets) }}
+{{- end }}
+
+{{- define "platform.run.pullSecrets" -}}
+{{- $uc := index .Values "user-code" }}
+{{- include "ingestion-common.imagePullSecretList" (dict "root" . "secrets" (concat (.Values.dagster.imagePullSecrets | default list) ($uc.imagePullSecrets | default list))) }}
 {{- end }}
 
 {{- define "platform.postgresql.fullname" -}}
@@ -151,4 +172,102 @@ dagster-k8s and dagster-postgres installed). */}}
     secretKeyRef:
       name: {{ include "platform.postgresql.secretName" . }}
       key: postgresql-password
+{{- end }}
+
+{{/* The env of a Dagster component's containers: the chart's own, then the component's env entries, then
+envFrom its envSecrets. Pass (dict "root" $ "component" .Values.dagster.webserver). */}}
+{{- define "platform.dagster.containerEnv" -}}
+env:
+  {{- include "platform.dagster.env" .root | nindent 2 }}
+  {{- with .component.env }}
+  {{- tpl (toYaml .) $.root | nindent 2 }}
+  {{- end }}
+{{- with .component.envSecrets }}
+envFrom:
+  {{- range . }}
+  - secretRef:
+      name: {{ tpl .name $.root }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Scheduling fields of a Dagster component's pod: nodeSelector, affinity, tolerations. */}}
+{{- define "platform.dagster.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The user-code chart's pinning argument (ingestion-common's _placement.tpl), for run pods: their own
+affinity is runK8sConfig.podSpecConfig.affinity. */}}
+{{- define "platform.run.placement" -}}
+{{- $uc := index .Values "user-code" }}
+{{- $pod := .Values.dagster.runLauncher.runK8sConfig.podSpecConfig | default dict }}
+{{- toJson (dict "persistence" $uc.persistence "claimName" (include "platform.userCode.claimName" .) "affinity" (get $pod "affinity" | default dict)) }}
+{{- end }}
+
+{{/*
+The secret-init hook's spec (ingestion-common's _secret_init.tpl): the Secrets this chart generates, each only
+when no existingSecret names one.
+*/}}
+{{- define "platform.generatedSecrets" -}}
+{{- $auth := .Values.postgresql.auth }}
+{{- if eq $auth.inboxUsername $auth.username }}
+{{- fail "postgresql.auth.inboxUsername must not be postgresql.auth.username: the inbox has its own role, never the superuser" }}
+{{- end }}
+{{- $spec := list }}
+{{- if not .Values.postgresql.enabled }}
+{{- if not (and $auth.existingSecret .Values.inbox.existingSecret) }}
+{{- fail "postgresql.enabled=false: set postgresql.auth.existingSecret and inbox.existingSecret (the external server's credentials; see docs/kubernetes.md for the inbox role)" }}
+{{- end }}
+{{- end }}
+{{- if not $auth.existingSecret }}
+{{- $spec = append $spec (dict "name" (include "platform.postgresql.secretName" .) "keys" (dict "postgresql-password" (dict "random" 32))) }}
+{{- end }}
+{{- if not .Values.inbox.existingSecret }}
+{{- $url := dict "user" $auth.inboxUsername "passwordKey" "WEBHOOK_INBOX_PASSWORD" "host" (include "platform.postgresql.host" .) "port" (include "platform.postgresql.port" .) "database" $auth.inboxDatabase }}
+{{- $spec = append $spec (dict "name" (include "platform.inbox.secretName" .) "keys" (dict "WEBHOOK_INBOX_PASSWORD" (dict "random" 32) "WEBHOOK_INBOX_URL" (dict "postgresUrl" $url))) }}
+{{- end }}
+{{- if not .Values.sourceApi.existingSecret }}
+{{- $spec = append $spec (dict "name" (include "platform.sourceApi.secretName" .) "keys" (dict "SOURCE_API_TOKEN" (dict "random" 32))) }}
+{{- end }}
+{{- toJson $spec }}
+{{- end }}
+
+{{/*
+The inbox's own role (postgresql.auth.inboxUsername), run by psql as the superuser with -v role=<role>
+-v inbox_db=<database> -v owner=<superuser> and the password in the environment (INBOX_PASSWORD). Idempotent.
+The role logs in and owns the schema of its name in the inbox database, where the receiver and the code
+location create and alter the inbox table (CREATE TABLE IF NOT EXISTS, ALTER TABLE ADD COLUMN IF NOT EXISTS);
+it is no superuser, creates no databases or roles, and may connect to no other database (CONNECT is revoked
+from PUBLIC on them). A table made before the role existed (by the superuser, in public) moves into its schema.
+*/}}
+{{- define "platform.inboxRoleSql" -}}
+\getenv password INBOX_PASSWORD
+SET client_min_messages = warning;
+SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'inbox_db', :'owner')
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'inbox_db') \gexec
+SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', datname) FROM pg_database WHERE datallowconn \gexec
+GRANT CONNECT ON DATABASE :"inbox_db" TO :"role";
+\connect :"inbox_db"
+SET client_min_messages = warning;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+CREATE SCHEMA IF NOT EXISTS :"role" AUTHORIZATION :"role";
+ALTER SCHEMA :"role" OWNER TO :"role";
+ALTER ROLE :"role" IN DATABASE :"inbox_db" SET search_path TO :"role";
+SELECT format('ALTER TABLE public.webhook_inbox SET SCHEMA %I', :'role')
+  WHERE to_regclass('public.webhook_inbox') IS NOT NULL AND to_regclass(format('%I.webhook_inbox', :'role')) IS NULL \gexec
+SELECT format('ALTER TABLE %I.webhook_inbox OWNER TO %I', :'role', :'role')
+  WHERE to_regclass(format('%I.webhook_inbox', :'role')) IS NOT NULL \gexec
 {{- end }}

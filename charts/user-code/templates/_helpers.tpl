@@ -27,3 +27,8 @@
 {{- define "user-code.claimName" -}}
 {{ include "ingestion-common.existingOrOwnName" (dict "root" . "existing" .Values.persistence.existingClaim "suffix" "duckdb") }}
 {{- end }}
+
+{{/* The pinning helpers' argument (ingestion-common's _placement.tpl) for this chart's pods. */}}
+{{- define "user-code.placement" -}}
+{{- toJson (dict "persistence" .Values.persistence "claimName" (include "user-code.claimName" .) "affinity" .Values.affinity) }}
+{{- end }}

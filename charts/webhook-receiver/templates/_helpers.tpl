@@ -19,3 +19,62 @@
 {{- define "webhook-receiver.secretEnvName" -}}
 {{- printf "WEBHOOK_SECRET_%s" (. | upper | replace "-" "_") }}
 {{- end }}
+
+{{/* Secret holding WEBHOOK_ADMIN_TOKEN: existingSecret (templated) or the generated one. */}}
+{{- define "webhook-receiver.adminSecretName" -}}
+{{ include "ingestion-common.existingOrOwnName" (dict "root" . "existing" .Values.admin.existingSecret "suffix" "admin") }}
+{{- end }}
+
+{{/* The secret-init hook's spec (JSON list): the signing secrets and the admin token, unless existing. */}}
+{{- define "webhook-receiver.generatedSecrets" -}}
+{{- $spec := list }}
+{{- if not .Values.signing.existingSecret }}
+{{- $keys := dict }}
+{{- range .Values.signing.sources }}{{ $_ := set $keys (include "webhook-receiver.secretEnvName" .) (dict "whsec" 32) }}{{ end }}
+{{- if $keys }}
+{{- $spec = append $spec (dict "name" (include "webhook-receiver.signingSecretName" .) "keys" $keys) }}
+{{- end }}
+{{- end }}
+{{- if not .Values.admin.existingSecret }}
+{{- $spec = append $spec (dict "name" (include "webhook-receiver.adminSecretName" .) "keys" (dict .Values.admin.existingSecretKey (dict "random" 40))) }}
+{{- end }}
+{{- toJson $spec }}
+{{- end }}
+
+{{/* The sources the public edge exposes (JSON list): publicPaths.sources, else signing.sources. */}}
+{{- define "webhook-receiver.publicSources" -}}
+{{- toJson (.Values.publicPaths.sources | default .Values.signing.sources | default list) }}
+{{- end }}
+
+{{/* The one pattern of publicPaths.match=regex: a source name as the receiver accepts it, nothing after it. */}}
+{{- define "webhook-receiver.publicRegex" -}}
+/webhook/[A-Za-z0-9_-]{1,64}$
+{{- end }}
+
+{{/* The Ingress paths (JSON list of {path, pathType}). */}}
+{{- define "webhook-receiver.ingressPaths" -}}
+{{- $paths := list }}
+{{- if eq .Values.publicPaths.match "regex" }}
+{{- if eq .Values.ingress.className "traefik" }}
+{{- fail "publicPaths.match=regex: Traefik's Ingress provider has no regular-expression paths (an ImplementationSpecific path is a literal prefix there); use exact, or the HTTPRoute" }}
+{{- end }}
+{{- $paths = append $paths (dict "path" (include "webhook-receiver.publicRegex" .) "pathType" "ImplementationSpecific") }}
+{{- else }}
+{{- range include "webhook-receiver.publicSources" . | fromJsonArray }}
+{{- $paths = append $paths (dict "path" (printf "/webhook/%s" .) "pathType" "Exact") }}
+{{- end }}
+{{- end }}
+{{- if not $paths }}
+{{- fail "publicPaths: no source to expose (set signing.sources or publicPaths.sources)" }}
+{{- end }}
+{{- toJson $paths }}
+{{- end }}
+
+{{/* The Traefik buffering Middleware's name, and whether it is rendered (for the Ingress or the HTTPRoute). */}}
+{{- define "webhook-receiver.bodySizeMiddleware" -}}
+{{- printf "%s-body-size" (include "ingestion-common.fullname" .) }}
+{{- end }}
+
+{{- define "webhook-receiver.traefikIngress" -}}
+{{- if and .Values.ingress.enabled (eq .Values.ingress.className "traefik") .Values.ingress.traefik.bodySizeMiddleware }}true{{ end }}
+{{- end }}
