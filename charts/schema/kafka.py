@@ -82,13 +82,24 @@ class Listeners(ClosedObject):
 
 
 class Authorization(ClosedObject):
-    enabled: bool | None = Field(None, description="Kafka's simple ACL authorizer (Strimzi `simple`, standalone StandardAuthorizer).")
+    enabled: bool | None = Field(
+        None, description="Kafka's simple ACL authorizer (Strimzi `simple`, standalone StandardAuthorizer)."
+    )
     superUsers: list[Annotated[str, Field(pattern=r"^User:.+$")]] | None = None
 
 
 TopicOperation = Literal[
-    "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "AlterConfigs", "DescribeConfigs",
-    "IdempotentWrite", "All",
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "AlterConfigs",
+    "DescribeConfigs",
+    "IdempotentWrite",
+    "All",
 ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -96,7 +97,9 @@ def keytool_executable() -> str | None:
     return shutil.which("keytool")
 
 
-def make_certificates(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 30) -> dict[str, Path]:
+def make_certificates(
+    folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 30
+) -> dict[str, Path]:
     """A CA and a broker key store signed by it, with keytool (as charts/kafka's certificates Job does):
     ``ca.crt`` (PEM, what clients trust), ``broker.p12`` and its password in ``broker.password``."""
     keytool = keytool_executable()
@@ -108,22 +111,111 @@ def make_certificates(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.
     san = ",".join(f"ip:{h}" if h.replace(".", "").isdigit() else f"dns:{h}" for h in hosts)
     store = ["-storetype", "PKCS12", "-storepass", password]
     steps = [
-        ["-genkeypair", "-alias", "ca", "-dname", "CN=local-kafka-ca", "-keyalg", "RSA", "-keysize", "2048",
-         "-validity", str(days), "-ext", "bc:c=ca:true", "-ext", "KU:c=keyCertSign,cRLSign",
-         "-keystore", str(folder / "ca.p12"), *store],
-        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", str(folder / "ca.p12"), "-storepass", password,
-         "-file", str(folder / "ca.crt")],
-        ["-genkeypair", "-alias", "broker", "-dname", "CN=local-kafka", "-keyalg", "RSA", "-keysize", "2048",
-         "-validity", str(days), "-keystore", str(folder / "broker.p12"), *store],
-        ["-certreq", "-alias", "broker", "-keystore", str(folder / "broker.p12"), "-storepass", password,
-         "-file", str(folder / "broker.csr")],
-        ["-gencert", "-alias", "ca", "-keystore", str(folder / "ca.p12"), "-storepass", password, "-rfc",
-         "-infile", str(folder / "broker.csr"), "-outfile", str(folder / "broker.crt"), "-validity", str(days),
-         "-ext", "KU:c=digitalSignature,keyEncipherment", "-ext", "EKU=serverAuth", "-ext", f"SAN={san}"],
-        ["-importcert", "-noprompt", "-alias", "ca", "-file", str(folder / "ca.crt"),
-         "-keystore", str(folder / "broker.p12"), "-storepass", password],
-        ["-importcert", "-noprompt", "-alias", "broker", "-file", str(folder / "broker.crt"),
-         "-keystore", str(folder / "broker.p12"), "-storepass", password],
+        [
+            "-genkeypair",
+            "-alias",
+            "ca",
+            "-dname",
+            "CN=local-kafka-ca",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-validity",
+            str(days),
+            "-ext",
+            "bc:c=ca:true",
+            "-ext",
+            "KU:c=keyCertSign,cRLSign",
+            "-keystore",
+            str(folder / "ca.p12"),
+            *store,
+        ],
+        [
+            "-exportcert",
+            "-rfc",
+            "-alias",
+            "ca",
+            "-keystore",
+            str(folder / "ca.p12"),
+            "-storepass",
+            password,
+            "-file",
+            str(folder / "ca.crt"),
+        ],
+        [
+            "-genkeypair",
+            "-alias",
+            "broker",
+            "-dname",
+            "CN=local-kafka",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-validity",
+            str(days),
+            "-keystore",
+            str(folder / "broker.p12"),
+            *store,
+        ],
+        [
+            "-certreq",
+            "-alias",
+            "broker",
+            "-keystore",
+            str(folder / "broker.p12"),
+            "-storepass",
+            password,
+            "-file",
+            str(folder / "broker.csr"),
+        ],
+        [
+            "-gencert",
+            "-alias",
+            "ca",
+            "-keystore",
+            str(folder / "ca.p12"),
+            "-storepass",
+            password,
+            "-rfc",
+            "-infile",
+            str(folder / "broker.csr"),
+            "-outfile",
+            str(folder / "broker.crt"),
+            "-validity",
+            str(days),
+            "-ext",
+            "KU:c=digitalSignature,keyEncipherment",
+            "-ext",
+            "EKU=serverAuth",
+            "-ext",
+            f"SAN={san}",
+        ],
+        [
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            str(folder / "ca.crt"),
+            "-keystore",
+            str(folder / "broker.p12"),
+            "-storepass",
+            password,
+        ],
+        [
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "broker",
+            "-file",
+            str(folder / "broker.crt"),
+            "-keystore",
+            str(folder / "broker.p12"),
+            "-storepass",
+            password,
+        ],
     ]
     for step in steps:
         result = subprocess.run([keytool, *step], capture_output=True, text=True)
@@ -156,7 +248,9 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise BrokerError("Apache Maven (`mvn`) is needed once to fetch Kafka's jars; install it (apt-get install maven)")
+        raise BrokerError(
+            "Apache Maven (`mvn`) is needed once to fetch Kafka's jars; install it (apt-get install maven)"
+        )
     root.mkdir(parents=True, exist_ok=True)
     # One download at a time per version, across processes (parallel test sessions, CI steps).
     with open(root / ".lock", "w") as lock:
@@ -168,12 +262,15 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
             (work_path / "pom.xml").write_text(pom)
             out = work_path / "libs"
             result = subprocess.run(
-                [mvn, "-B", "-q", "dependency:copy-dependencies", f"-DoutputDirectory={out}",
-                 "-DincludeScope=runtime"],
-                cwd=work_path, capture_output=True, text=True,
+                [mvn, "-B", "-q", "dependency:copy-dependencies", f"-DoutputDirectory={out}", "-DincludeScope=runtime"],
+                cwd=work_path,
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0 or not any(out.glob("kafka_2.13-*.jar")):
-                raise BrokerError(f"mvn could not fetch Kafka {version}'s jars:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+                raise BrokerError(
+                    f"mvn could not fetch Kafka {version}'s jars:\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
+                )
             shutil.rmtree(libs, ignore_errors=True)
             out.rename(libs)
         done.write_text(digest + "\n")
@@ -196,8 +293,15 @@ def _cluster_id() -> str:
             return text
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path, host: str = "127.0.0.1",
-                      sasl_ssl: SaslSsl | None = None, tls: dict[str, Path] | None = None) -> str:
+def server_properties(
+    *,
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    sasl_ssl: SaslSsl | None = None,
+    tls: dict[str, Path] | None = None,
+) -> str:
     """A single-node KRaft configuration: broker and controller in one process (and with ``sasl_ssl``, a
     SASL_SSL listener with SCRAM, TLS from ``tls`` (make_certificates) and ACLs)."""
     settings = {
@@ -227,24 +331,25 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path, host: 
         if tls is None:
             raise BrokerError("a SASL_SSL listener needs certificates (make_certificates)")
         mechanism = sasl_ssl.mechanism.lower()
-        settings.update({
-            "listeners": f"{settings['listeners']},SASL_SSL://{host}:{sasl_ssl.port}",
-            "advertised.listeners": f"{settings['advertised.listeners']},SASL_SSL://{host}:{sasl_ssl.port}",
-            "listener.security.protocol.map": f"{settings['listener.security.protocol.map']},SASL_SSL:SASL_SSL",
-            "listener.name.sasl_ssl.sasl.enabled.mechanisms": sasl_ssl.mechanism,
-            f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config":
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": str(tls["keystore"]),
-            "ssl.keystore.password": tls["password"].read_text(),
-            "ssl.key.password": tls["password"].read_text(),
-            # ACLs: the application's users get what they are granted (Broker.grant); the PLAINTEXT loopback
-            # listeners (this broker itself, the controller, admin tooling) are the super user.
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users": "User:ANONYMOUS",
-            "allow.everyone.if.no.acl.found": "false",
-            "auto.create.topics.enable": "false",
-        })
+        settings.update(
+            {
+                "listeners": f"{settings['listeners']},SASL_SSL://{host}:{sasl_ssl.port}",
+                "advertised.listeners": f"{settings['advertised.listeners']},SASL_SSL://{host}:{sasl_ssl.port}",
+                "listener.security.protocol.map": f"{settings['listener.security.protocol.map']},SASL_SSL:SASL_SSL",
+                "listener.name.sasl_ssl.sasl.enabled.mechanisms": sasl_ssl.mechanism,
+                f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "ssl.keystore.type": "PKCS12",
+                "ssl.keystore.location": str(tls["keystore"]),
+                "ssl.keystore.password": tls["password"].read_text(),
+                "ssl.key.password": tls["password"].read_text(),
+                # ACLs: the application's users get what they are granted (Broker.grant); the PLAINTEXT loopback
+                # listeners (this broker itself, the controller, admin tooling) are the super user.
+                "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users": "User:ANONYMOUS",
+                "allow.everyone.if.no.acl.found": "false",
+                "auto.create.topics.enable": "false",
+            }
+        )
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -284,9 +389,16 @@ class Broker:
             "KAFKA_SSL_CAFILE": str(self.ca_file),
         }
 
-    def grant(self, user: str, *, topics: tuple[str, ...] = (), groups: tuple[str, ...] = (),
-              operations: tuple[str, ...] = ("Describe", "DescribeConfigs", "Read", "Write"),
-              prefixed: bool = False, version: str = KAFKA_VERSION) -> None:
+    def grant(
+        self,
+        user: str,
+        *,
+        topics: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
+        operations: tuple[str, ...] = ("Describe", "DescribeConfigs", "Read", "Write"),
+        prefixed: bool = False,
+        version: str = KAFKA_VERSION,
+    ) -> None:
         """Allow ``user`` ``operations`` on ``topics`` and Read on consumer ``groups`` (names, or name
         prefixes with ``prefixed``), with Kafka's own kafka-acls tool as the super user."""
         java = java_executable()
@@ -295,15 +407,31 @@ class Broker:
         pattern = ["--resource-pattern-type", "prefixed" if prefixed else "literal"]
         calls = []
         if topics:
-            calls.append([*[a for t in topics for a in ("--topic", t)], *[a for o in operations for a in ("--operation", o)]])
+            calls.append(
+                [*[a for t in topics for a in ("--topic", t)], *[a for o in operations for a in ("--operation", o)]]
+            )
         if groups:
             calls.append([*[a for g in groups for a in ("--group", g)], "--operation", "Read"])
         for resources in calls:
             result = subprocess.run(
-                [java, "-Xmx256m", "-cp", f"{ensure_jars(version)}/*", f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.xml'}",
-                 "org.apache.kafka.tools.AclCommand", "--bootstrap-server", self.bootstrap_servers, "--add",
-                 "--allow-principal", f"User:{user}", *pattern, *resources],
-                capture_output=True, text=True, timeout=120,
+                [
+                    java,
+                    "-Xmx256m",
+                    "-cp",
+                    f"{ensure_jars(version)}/*",
+                    f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.xml'}",
+                    "org.apache.kafka.tools.AclCommand",
+                    "--bootstrap-server",
+                    self.bootstrap_servers,
+                    "--add",
+                    "--allow-principal",
+                    f"User:{user}",
+                    *pattern,
+                    *resources,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             if result.returncode != 0:
                 raise BrokerError(f"kafka-acls failed:\n{result.stdout}{result.stderr}")
@@ -314,12 +442,14 @@ class Broker:
             return self.process.running
         return _is_broker_pid(self.pid)
 
-    def wait_ready(self, timeout: float = 90) -> "Broker":
+    def wait_ready(self, timeout: float = 90) -> Broker:
         """Wait until the broker logged its start and answers Kafka metadata requests."""
 
         def ready() -> bool:
             if not self.running:
-                raise BrokerError(f"the Kafka broker exited during start-up; log {self.log_path}:\n{_tail(self.log_path)}")
+                raise BrokerError(
+                    f"the Kafka broker exited during start-up; log {self.log_path}:\n{_tail(self.log_path)}"
+                )
             return _READY_LINE in _read(self.log_path) and metadata_ok(self.bootstrap_servers)
 
         wait_until(ready, timeout=timeout, what=f"Kafka broker at {self.bootstrap_servers}", interval=0.25)
@@ -345,7 +475,7 @@ class Broker:
             _signal_group(self.pid, signal.SIGKILL)
         _remove_pid_file(self.data_dir, self.pid)
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> Broker:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -389,34 +519,70 @@ def start_broker(
     if sasl_ssl is not None:
         tls_dir = data_dir / "tls"
         if (tls_dir / "broker.p12").exists():
-            tls = {"ca": tls_dir / "ca.crt", "keystore": tls_dir / "broker.p12", "password": tls_dir / "broker.password"}
+            tls = {
+                "ca": tls_dir / "ca.crt",
+                "keystore": tls_dir / "broker.p12",
+                "password": tls_dir / "broker.password",
+            }
         else:
             tls = make_certificates(tls_dir)
-    config.write_text(server_properties(port=port, controller_port=controller_port, data_dir=data_dir,
-                                        sasl_ssl=sasl_ssl, tls=tls))
+    config.write_text(
+        server_properties(port=port, controller_port=controller_port, data_dir=data_dir, sasl_ssl=sasl_ssl, tls=tls)
+    )
     (data_dir / "log4j2.xml").write_text(_LOG4J2_XML)
     classpath = f"{libs}/*"
     if not (data_dir / "logs" / "meta.properties").exists():
-        scram = [a for user, password in (sasl_ssl.users.items() if sasl_ssl else ())
-                 for a in ("--add-scram", f"{sasl_ssl.mechanism}=[name={user},password={password}]")]
+        scram = []
+        if sasl_ssl is not None:
+            for user, password in sasl_ssl.users.items():
+                scram += ["--add-scram", f"{sasl_ssl.mechanism}=[name={user},password={password}]"]
         fmt = subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-             "-t", _cluster_id(), "-c", str(config), *scram],
-            capture_output=True, text=True,
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(config),
+                *scram,
+            ],
+            capture_output=True,
+            text=True,
         )
         if fmt.returncode != 0:
             raise BrokerError(f"formatting Kafka storage in {data_dir} failed:\n{fmt.stdout}{fmt.stderr}")
     log_path.write_text("")  # the ready check reads this start's log only
     process = ManagedProcess(
         "kafka",
-        [java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-         f"-Dlog4j2.configurationFile={data_dir / 'log4j2.xml'}", f"-Dkafka.logs.dir={data_dir}",
-         "-cp", classpath, "kafka.Kafka", str(config)],
+        [
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={data_dir / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={data_dir}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(config),
+        ],
         log_path=log_path,
     ).start()
     (data_dir / PID_FILE).write_text(f"{process.started.pid} {port}\n")
-    broker = Broker(pid=process.started.pid, port=port, data_dir=data_dir, log_path=log_path, process=process,
-                    sasl_ssl=sasl_ssl, ca_file=tls["ca"] if tls else None)
+    broker = Broker(
+        pid=process.started.pid,
+        port=port,
+        data_dir=data_dir,
+        log_path=log_path,
+        process=process,
+        sasl_ssl=sasl_ssl,
+        ca_file=tls["ca"] if tls else None,
+    )
     if wait:
         try:
             broker.wait_ready(timeout)
@@ -495,10 +661,8 @@ def _is_broker_pid(pid: int) -> bool:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _remove_pid_file(data_dir: Path, pid: int) -> None:
@@ -522,7 +686,9 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingestion_patterns.kafka.broker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ingestion_patterns.kafka.broker", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download (and cache) the broker's jars only")
     run = sub.add_parser("run", help="run a broker in the foreground until Ctrl-C")
@@ -532,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fetch":
         started = time.monotonic()
         libs = ensure_jars()
-        print(f"Kafka {KAFKA_VERSION}: {len(list(libs.glob('*.jar')))} jars in {libs} ({time.monotonic() - started:.1f}s)")
+        print(
+            f"Kafka {KAFKA_VERSION}: {len(list(libs.glob('*.jar')))} jars in {libs} ({time.monotonic() - started:.1f}s)"
+        )
         return 0
     broker = start_broker(args.port, args.data_dir)
     print(f"Kafka {KAFKA_VERSION} answering at {broker.bootstrap_servers} (pid {broker.pid}, log {broker.log_path})")

@@ -53,6 +53,7 @@ def selects(service_or_set: dict, pod_labels: dict) -> bool:
 
 # --- rendering ---------------------------------------------------------------------------------------------
 
+
 def test_strimzi_is_the_default_and_standalone_objects_stay_out(render: Renderer) -> None:
     default = render("kafka")
     assert {o["kind"] for o in default} >= STRIMZI_KINDS
@@ -85,15 +86,24 @@ def test_one_kraft_node_behind_the_strimzi_service_names(render: Renderer) -> No
     # The bootstrap address clients are given is the Service's; the node advertises the same.
     props = properties(objects)
     assert props["advertised.listeners"].split(",") == [
-        f"PLAIN://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092", f"TLS://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093",
-        f"REPLICATION://{CLUSTER}-kafka-0.{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091"]
+        f"PLAIN://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092",
+        f"TLS://{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093",
+        f"REPLICATION://{CLUSTER}-kafka-0.{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091",
+    ]
     assert props["process.roles"] == "broker,controller"
     assert props["controller.quorum.voters"] == "0@localhost:9090"
 
 
 def test_the_node_pool_values_size_the_node(render: Renderer) -> None:
-    objects = standalone(render, "--set", "nodePool.storage.class=fast", "--set", "nodePool.storage.size=7Gi",
-                         "--set", "nodePool.storage.deleteClaim=true")
+    objects = standalone(
+        render,
+        "--set",
+        "nodePool.storage.class=fast",
+        "--set",
+        "nodePool.storage.size=7Gi",
+        "--set",
+        "nodePool.storage.deleteClaim=true",
+    )
     statefulset = one(objects, "StatefulSet", f"{CLUSTER}-kafka")
     claim = statefulset["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "fast" and claim["resources"]["requests"]["storage"] == "7Gi"
@@ -110,8 +120,17 @@ def test_the_node_pool_values_size_the_node(render: Renderer) -> None:
 
 
 def test_broker_config_merges_kafka_config_under_the_kraft_settings(render: Renderer) -> None:
-    props = properties(standalone(render, "--set", "kafka.config.num\\.io\\.threads=4",
-                                  "--set", "kafka.config.node\\.id=7", "--set", "kafka.config.log\\.retention\\.hours=1"))
+    props = properties(
+        standalone(
+            render,
+            "--set",
+            "kafka.config.num\\.io\\.threads=4",
+            "--set",
+            "kafka.config.node\\.id=7",
+            "--set",
+            "kafka.config.log\\.retention\\.hours=1",
+        )
+    )
     assert props["num.io.threads"] == "4" and props["log.retention.hours"] == "1"
     assert props["auto.create.topics.enable"] == "false", "kafka.config from values.yaml"
     assert props["node.id"] == "0", "the KRaft single-node settings are the chart's"
@@ -125,8 +144,15 @@ def test_the_image_defaults_to_apache_kafka_at_the_kafka_version(render: Rendere
     test_pod = one(objects, "Pod", f"{RELEASE}-kafka-test")
     for workload in (one(objects, "StatefulSet", f"{CLUSTER}-kafka"), job, test_pod):
         assert container(workload)["image"] == image
-    local = standalone(render, "--set", "standalone.image.repository=localhost/ingestion-patterns/kafka",
-                       "--set", "standalone.image.tag=4.4.0-bookworm", "--set", "standalone.image.pullPolicy=Never")
+    local = standalone(
+        render,
+        "--set",
+        "standalone.image.repository=localhost/ingestion-patterns/kafka",
+        "--set",
+        "standalone.image.tag=4.4.0-bookworm",
+        "--set",
+        "standalone.image.pullPolicy=Never",
+    )
     for workload in (one(local, "StatefulSet", f"{CLUSTER}-kafka"), one(local, "Pod", f"{RELEASE}-kafka-test")):
         assert container(workload)["image"] == "localhost/ingestion-patterns/kafka:4.4.0-bookworm"
         assert container(workload)["imagePullPolicy"] == "Never"
@@ -159,8 +185,9 @@ def test_pods_that_only_call_out_admit_no_traffic(render: Renderer, mode: str) -
         labels = obj["metadata"]["labels"] if obj["kind"] == "Pod" else obj["spec"]["template"]["metadata"]["labels"]
         assert selects({"spec": {"selector": policy["spec"]["podSelector"]}}, labels), obj["metadata"]["name"]
     for workload in by_kind(objects, "StatefulSet"):
-        assert not selects({"spec": {"selector": policy["spec"]["podSelector"]}},
-                           workload["spec"]["template"]["metadata"]["labels"])
+        assert not selects(
+            {"spec": {"selector": policy["spec"]["podSelector"]}}, workload["spec"]["template"]["metadata"]["labels"]
+        )
 
 
 def test_platform_clients_point_at_the_standalone_bootstrap_service(render: Renderer) -> None:
@@ -170,8 +197,11 @@ def test_platform_clients_point_at_the_standalone_bootstrap_service(render: Rend
     bootstrap = one(objects, "Service", f"{CLUSTER}-kafka-bootstrap")
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{bootstrap['metadata']['name']}:{bootstrap['spec']['ports'][0]['port']}"
     assert selects(bootstrap, statefulset["spec"]["template"]["metadata"]["labels"])
-    ui = one(render("platform", "kind+standalone", "--set", "kafka.kafkaUi.enabled=true"), "Deployment",
-             f"{RELEASE}-kafka-ui")
+    ui = one(
+        render("platform", "kind+standalone", "--set", "kafka.kafkaUi.enabled=true"),
+        "Deployment",
+        f"{RELEASE}-kafka-ui",
+    )
     ui_env = {e["name"]: e["value"] for e in container(ui)["env"]}
     assert ui_env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == env["KAFKA_BOOTSTRAP_SERVERS"]
 
@@ -201,12 +231,17 @@ def test_schema_and_template_refuse_what_standalone_cannot_do(helm: str, charts_
     three = template("mode=standalone", "nodePool.replicas=3")
     assert three.returncode != 0 and "/nodePool/replicas" in three.stderr and "must be 1" in three.stderr
     assert template("nodePool.replicas=3").returncode == 0, "Strimzi mode scales the node pool"
-    no_node_zero = template("mode=standalone", "listeners.nodePort.enabled=true",
-                            "listeners.nodePort.brokers[0].broker=2", "listeners.nodePort.brokers[0].nodePort=30095")
+    no_node_zero = template(
+        "mode=standalone",
+        "listeners.nodePort.enabled=true",
+        "listeners.nodePort.brokers[0].broker=2",
+        "listeners.nodePort.brokers[0].nodePort=30095",
+    )
     assert no_node_zero.returncode != 0 and "brokers entry for broker 0" in no_node_zero.stderr
 
 
 # --- the real run ------------------------------------------------------------------------------------------
+
 
 def rewrite(text: str, replacements: dict[str, str]) -> str:
     """Each rendered path/address replaced by its local stand-in; a missing one means the chart changed."""
@@ -234,8 +269,9 @@ async def produce_and_consume(bootstrap: str, topic: str, count: int) -> tuple[i
 async def consume(bootstrap: str, topic: str, count: int) -> list[str]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     seen: list[str] = []
     try:
@@ -249,8 +285,11 @@ async def consume(bootstrap: str, topic: str, count: int) -> list[str]:
 
 
 def cluster_id(log_dir: Path) -> str:
-    meta = dict(line.split("=", 1) for line in (log_dir / "meta.properties").read_text().splitlines()
-                if "=" in line and not line.startswith("#"))
+    meta = dict(
+        line.split("=", 1)
+        for line in (log_dir / "meta.properties").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     return meta["cluster.id"]
 
 
@@ -278,20 +317,31 @@ def test_rendered_standalone_node_runs_for_real(render: Renderer, tmp_path: Path
         folder.mkdir()
     bootstrap = f"127.0.0.1:{port}"
     # Where the pod has its mounts, the service DNS name and the fixed ports, this machine has these.
-    paths = {"/opt/kafka/bin/": f"{IMAGE_SCRIPTS}/", "/etc/kafka/server": str(config_dir),
-             "/var/lib/kafka/data": str(data_dir)}
-    (config_dir / "server.properties").write_text(rewrite(
-        one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")["data"]["server.properties"],
-        {"PLAIN://:9092": f"PLAIN://127.0.0.1:{port}", "CONTROLLER://:9090": f"CONTROLLER://127.0.0.1:{controller_port}",
-         "0@localhost:9090": f"0@127.0.0.1:{controller_port}",
-         f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092": bootstrap, "/var/lib/kafka/data": str(data_dir)}))
+    paths = {
+        "/opt/kafka/bin/": f"{IMAGE_SCRIPTS}/",
+        "/etc/kafka/server": str(config_dir),
+        "/var/lib/kafka/data": str(data_dir),
+    }
+    (config_dir / "server.properties").write_text(
+        rewrite(
+            one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")["data"]["server.properties"],
+            {
+                "PLAIN://:9092": f"PLAIN://127.0.0.1:{port}",
+                "CONTROLLER://:9090": f"CONTROLLER://127.0.0.1:{controller_port}",
+                "0@localhost:9090": f"0@127.0.0.1:{controller_port}",
+                f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092": bootstrap,
+                "/var/lib/kafka/data": str(data_dir),
+            },
+        )
+    )
     node_script = rewrite(node["command"][2], paths)
     env = {e["name"]: e["value"].replace("/tmp", str(scratch)) for e in node["env"]}
     env["KAFKA_LIBS"] = str(libs)
 
     def start_node(log: str) -> ManagedProcess:
-        process = ManagedProcess("kafka-standalone", ["/bin/sh", "-ec", node_script], env=env,
-                                 log_path=tmp_path / log).start()
+        process = ManagedProcess(
+            "kafka-standalone", ["/bin/sh", "-ec", node_script], env=env, log_path=tmp_path / log
+        ).start()
 
         def answering() -> bool:
             if not process.running:
@@ -302,9 +352,14 @@ def test_rendered_standalone_node_runs_for_real(render: Renderer, tmp_path: Path
         return process
 
     def run_tool(command: list[str]) -> subprocess.CompletedProcess[str]:
-        tool_env = {**os.environ, **{e["name"]: e["value"].replace("/tmp", str(scratch)) for e in job["env"]},
-                    "KAFKA_LIBS": str(libs)}
-        command = rewrite("\0".join(command), {BOOTSTRAP_DNS: bootstrap, "/opt/kafka/bin/": f"{IMAGE_SCRIPTS}/"}).split("\0")
+        tool_env = {
+            **os.environ,
+            **{e["name"]: e["value"].replace("/tmp", str(scratch)) for e in job["env"]},
+            "KAFKA_LIBS": str(libs),
+        }
+        command = rewrite("\0".join(command), {BOOTSTRAP_DNS: bootstrap, "/opt/kafka/bin/": f"{IMAGE_SCRIPTS}/"}).split(
+            "\0"
+        )
         result = subprocess.run(command, env=tool_env, capture_output=True, text=True, timeout=150)
         assert result.returncode == 0, f"{command[-1]}\nfailed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         return result
@@ -329,7 +384,9 @@ def test_rendered_standalone_node_runs_for_real(render: Renderer, tmp_path: Path
     node_process = start_node("restart.log")
     try:
         assert cluster_id(data_dir / "kafka-log0") == first_id
-        assert "Formatting metadata directory" not in (tmp_path / "restart.log").read_text(), "the restart formatted the volume again"
+        assert "Formatting metadata directory" not in (tmp_path / "restart.log").read_text(), (
+            "the restart formatted the volume again"
+        )
         assert sorted(asyncio.run(consume(bootstrap, "transactions", 40))) == sorted(f"v{i}" for i in range(40))
     finally:
         node_process.stop(timeout=60)
@@ -337,8 +394,10 @@ def test_rendered_standalone_node_runs_for_real(render: Renderer, tmp_path: Path
 
 # --- the real run, secured: TLS + SCRAM-SHA-512 + ACLs --------------------------------------------------------
 
-def run_certificates_job(objects: list[dict], root: Path, existing: dict[str, dict[str, bytes]] | None = None
-                         ) -> dict[str, dict[str, bytes]]:
+
+def run_certificates_job(
+    objects: list[dict], root: Path, existing: dict[str, dict[str, bytes]] | None = None
+) -> dict[str, dict[str, bytes]]:
     """The certificates hook Job's init container, run here with this machine's keytool; returns the Secrets
     it would write (name -> key -> bytes). ``existing`` are Secrets already there (mounted, optional)."""
     job = one(objects, "Job", f"{RELEASE}-kafka-certificates")
@@ -369,7 +428,12 @@ def test_certificates_job_keeps_what_exists(render: Renderer, tmp_path: Path) ->
     a missing one is made again, signed by the kept CA."""
     objects = standalone(render)
     first = run_certificates_job(objects, tmp_path / "first")
-    assert set(first) == {f"{CLUSTER}-cluster-ca-cert", f"{CLUSTER}-cluster-ca", f"{CLUSTER}-kafka-brokers", f"{CLUSTER}-app"}
+    assert set(first) == {
+        f"{CLUSTER}-cluster-ca-cert",
+        f"{CLUSTER}-cluster-ca",
+        f"{CLUSTER}-kafka-brokers",
+        f"{CLUSTER}-app",
+    }
     assert first[f"{CLUSTER}-cluster-ca-cert"]["ca.crt"].startswith(b"-----BEGIN CERTIFICATE-----")
     assert len(first[f"{CLUSTER}-app"]["password"]) == 32
     again = run_certificates_job(objects, tmp_path / "again", existing=first)
@@ -384,12 +448,17 @@ def test_secured_standalone_renders_the_strimzi_contract(render: Renderer) -> No
     objects = standalone(render)
     props = properties(objects)
     assert props["listener.security.protocol.map"].split(",") == [
-        "PLAIN:PLAINTEXT", "TLS:SASL_SSL", "REPLICATION:SSL", "CONTROLLER:SSL"]
+        "PLAIN:PLAINTEXT",
+        "TLS:SASL_SSL",
+        "REPLICATION:SSL",
+        "CONTROLLER:SSL",
+    ]
     assert props["listener.name.tls.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert props["super.users"] == f"User:CN={CLUSTER}-kafka"
     assert "password" not in json.dumps(one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")).replace(
-        "ssl.keystore.password", "").lower().replace("ssl.key.password", "")
+        "ssl.keystore.password", ""
+    ).lower().replace("ssl.key.password", "")
     bootstrap = one(objects, "Service", f"{CLUSTER}-kafka-bootstrap")
     assert [(p["name"], p["port"]) for p in bootstrap["spec"]["ports"]] == [("plain", 9092), ("tls", 9093)]
     statefulset = one(objects, "StatefulSet", f"{CLUSTER}-kafka")
@@ -430,11 +499,15 @@ def test_rendered_secured_standalone_node_runs_for_real(render: Renderer, tmp_pa
     if java is None or not shutil.which("keytool"):
         pytest.skip("Java (with keytool) is not installed: the standalone node runs Kafka's jars on it")
     libs = local_broker.ensure_jars()
-    objects = standalone(render, "--set", "topic.partitions=2",
-                         "--set", "user.topicOperations={Describe,DescribeConfigs,Read,Write}")
+    objects = standalone(
+        render, "--set", "topic.partitions=2", "--set", "user.topicOperations={Describe,DescribeConfigs,Read,Write}"
+    )
     secrets = run_certificates_job(objects, tmp_path / "job")
-    folders = {"/etc/kafka/certs": f"{CLUSTER}-kafka-brokers", "/etc/kafka/ca": f"{CLUSTER}-cluster-ca-cert",
-               "/etc/kafka/user": f"{CLUSTER}-app"}
+    folders = {
+        "/etc/kafka/certs": f"{CLUSTER}-kafka-brokers",
+        "/etc/kafka/ca": f"{CLUSTER}-cluster-ca-cert",
+        "/etc/kafka/user": f"{CLUSTER}-app",
+    }
     paths = {"/opt/kafka/bin/": f"{IMAGE_SCRIPTS}/"}
     for mount, secret in folders.items():
         folder = tmp_path / mount.strip("/").replace("/", "-")
@@ -446,52 +519,86 @@ def test_rendered_secured_standalone_node_runs_for_real(render: Renderer, tmp_pa
     for folder in (config_dir, data_dir, scratch):
         folder.mkdir()
     plain, tls, replication, controller = (free_port() for _ in range(4))
-    (config_dir / "server.properties").write_text(rewrite(
-        one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")["data"]["server.properties"],
-        {"PLAIN://:9092": f"PLAIN://127.0.0.1:{plain}", "TLS://:9093": f"TLS://127.0.0.1:{tls}",
-         "REPLICATION://:9091": f"REPLICATION://127.0.0.1:{replication}",
-         "CONTROLLER://:9090": f"CONTROLLER://127.0.0.1:{controller}", "0@localhost:9090": f"0@localhost:{controller}",
-         f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092": f"127.0.0.1:{plain}",
-         # The certificate names localhost (and 127.0.0.1) besides the Services.
-         f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093": f"localhost:{tls}",
-         f"{CLUSTER}-kafka-0.{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091": f"localhost:{replication}",
-         "/var/lib/kafka/data": str(data_dir), "/etc/kafka/certs": paths["/etc/kafka/certs"],
-         "/etc/kafka/ca": paths["/etc/kafka/ca"]}))
+    (config_dir / "server.properties").write_text(
+        rewrite(
+            one(objects, "ConfigMap", f"{CLUSTER}-kafka-config")["data"]["server.properties"],
+            {
+                "PLAIN://:9092": f"PLAIN://127.0.0.1:{plain}",
+                "TLS://:9093": f"TLS://127.0.0.1:{tls}",
+                "REPLICATION://:9091": f"REPLICATION://127.0.0.1:{replication}",
+                "CONTROLLER://:9090": f"CONTROLLER://127.0.0.1:{controller}",
+                "0@localhost:9090": f"0@localhost:{controller}",
+                f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9092": f"127.0.0.1:{plain}",
+                # The certificate names localhost (and 127.0.0.1) besides the Services.
+                f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093": f"localhost:{tls}",
+                f"{CLUSTER}-kafka-0.{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091": f"localhost:{replication}",
+                "/var/lib/kafka/data": str(data_dir),
+                "/etc/kafka/certs": paths["/etc/kafka/certs"],
+                "/etc/kafka/ca": paths["/etc/kafka/ca"],
+            },
+        )
+    )
     node = container(one(objects, "StatefulSet", f"{CLUSTER}-kafka"))
     env = {e["name"]: e["value"].replace("/tmp", str(scratch)) for e in node["env"]}
     env["KAFKA_LIBS"] = str(libs)
-    node_script = rewrite(node["command"][2], {"/opt/kafka/bin/": paths["/opt/kafka/bin/"],
-                                               "/etc/kafka/certs": paths["/etc/kafka/certs"],
-                                               "/etc/kafka/server": str(config_dir), "/var/lib/kafka/data": str(data_dir)})
-    process = ManagedProcess("kafka-secured", ["/bin/sh", "-ec", node_script], env=env,
-                             log_path=tmp_path / "node.log").start()
+    node_script = rewrite(
+        node["command"][2],
+        {
+            "/opt/kafka/bin/": paths["/opt/kafka/bin/"],
+            "/etc/kafka/certs": paths["/etc/kafka/certs"],
+            "/etc/kafka/server": str(config_dir),
+            "/var/lib/kafka/data": str(data_dir),
+        },
+    )
+    process = ManagedProcess(
+        "kafka-secured", ["/bin/sh", "-ec", node_script], env=env, log_path=tmp_path / "node.log"
+    ).start()
 
     def tool(command: list[str], replacements: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text = "\0".join(command)
-        text = rewrite(text, {**{k: v for k, v in paths.items() if k in text}, **replacements,
-                              "/tmp/admin.properties" if "admin" in text else "/tmp/client.properties":
-                              f"{scratch}/client.properties"})
+        text = rewrite(
+            text,
+            {
+                **{k: v for k, v in paths.items() if k in text},
+                **replacements,
+                "/tmp/admin.properties"
+                if "admin" in text
+                else "/tmp/client.properties": f"{scratch}/client.properties",
+            },
+        )
         tool_env = {**os.environ, "LOG_DIR": str(scratch), "KAFKA_LIBS": str(libs), "KAFKA_HEAP_OPTS": "-Xmx256m"}
         result = subprocess.run(text.split("\0"), env=tool_env, capture_output=True, text=True, timeout=200)
         assert result.returncode == 0, f"{text}\nfailed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         return result
 
     try:
-        wait_until(lambda: process.running and local_broker.metadata_ok(f"127.0.0.1:{plain}"), timeout=120,
-                   what="the secured standalone node", interval=0.5)
+        wait_until(
+            lambda: process.running and local_broker.metadata_ok(f"127.0.0.1:{plain}"),
+            timeout=120,
+            what="the secured standalone node",
+            interval=0.5,
+        )
         job = container(one(objects, "Job", f"{RELEASE}-kafka-topic"))
         tool(job["command"], {f"{CLUSTER}-kafka-brokers.{NAMESPACE}.svc:9091": f"localhost:{replication}"})
-        described = tool(container(one(objects, "Pod", f"{RELEASE}-kafka-test"))["command"],
-                         {f"{CLUSTER}-kafka-bootstrap:9093": f"localhost:{tls}"}).stdout
+        described = tool(
+            container(one(objects, "Pod", f"{RELEASE}-kafka-test"))["command"],
+            {f"{CLUSTER}-kafka-bootstrap:9093": f"localhost:{tls}"},
+        ).stdout
         assert re.search(r"PartitionCount:\s*2\b", described), described
 
         password = secrets[f"{CLUSTER}-app"]["password"].decode()
         cafile = str(tmp_path / "etc-kafka-ca" / "ca.crt")
 
         def app(password: str = password, **fields) -> KafkaResource:
-            return KafkaResource(bootstrap_servers=f"localhost:{tls}", security_protocol="SASL_SSL",
-                                 sasl_mechanism="SCRAM-SHA-512", sasl_username=f"{CLUSTER}-app",
-                                 sasl_password=password, ssl_cafile=cafile, **fields)
+            return KafkaResource(
+                bootstrap_servers=f"localhost:{tls}",
+                security_protocol="SASL_SSL",
+                sasl_mechanism="SCRAM-SHA-512",
+                sasl_username=f"{CLUSTER}-app",
+                sasl_password=password,
+                ssl_cafile=cafile,
+                **fields,
+            )
 
         async def produce_consume(kafka: KafkaResource, topic: str = "transactions") -> list[str]:
             producer = kafka.producer(acks="all")
@@ -504,6 +611,7 @@ def test_rendered_secured_standalone_node_runs_for_real(render: Renderer, tmp_pa
                 await producer.stop()
             async with kafka.consumer_session(group_id="ingestion-patterns") as consumer:
                 from aiokafka import TopicPartition
+
                 consumer.assign([TopicPartition(topic, p) for p in range(2)])
                 seen: list[str] = []
                 async with asyncio.timeout(60):

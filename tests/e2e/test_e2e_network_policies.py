@@ -30,8 +30,9 @@ except OSError as error:
 
 
 def probe_from(cluster: Cluster, deployment: str, host: str, port: int, timeout: float = 5) -> str:
-    out = cluster.kubectl("exec", f"deploy/{deployment}", "--", "python", "-c", PROBE, host, str(port), str(timeout),
-                          timeout=120)
+    out = cluster.kubectl(
+        "exec", f"deploy/{deployment}", "--", "python", "-c", PROBE, host, str(port), str(timeout), timeout=120
+    )
     return out.strip().splitlines()[-1]
 
 
@@ -47,25 +48,43 @@ def test_a_pod_outside_the_release_cannot_reach_postgresql(cluster: Cluster) -> 
     postgres = cluster.name("postgresql")
     assert probe_from(cluster, cluster.name("user-code"), postgres, 5432) == "open"
     # A pod in the same namespace that belongs to no release: the project's own image, restricted.
-    image = json.loads(cluster.kubectl("get", "deploy", cluster.name("user-code"), "-o", "json"))[
-        "spec"]["template"]["spec"]["containers"][0]["image"]
+    image = json.loads(cluster.kubectl("get", "deploy", cluster.name("user-code"), "-o", "json"))["spec"]["template"][
+        "spec"
+    ]["containers"][0]["image"]
     name = f"e2e-outsider-{secrets.token_hex(3)}"
-    spec = {"spec": {
-        "restartPolicy": "Never", "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [{
-            "name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
-            "command": ["python", "-c", PROBE, f"{postgres}.{cluster.target.namespace}.svc", "5432", "5"],
-            "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}},
-        }],
-    }}
-    cluster.kubectl("run", name, f"--image={image}", "--restart=Never", f"--overrides={json.dumps(spec)}",
-                    "--labels=app.kubernetes.io/name=e2e-outsider")
+    spec = {
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", PROBE, f"{postgres}.{cluster.target.namespace}.svc", "5432", "5"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        }
+    }
+    cluster.kubectl(
+        "run",
+        name,
+        f"--image={image}",
+        "--restart=Never",
+        f"--overrides={json.dumps(spec)}",
+        "--labels=app.kubernetes.io/name=e2e-outsider",
+    )
     try:
-        cluster.kubectl("wait", f"pod/{name}", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=180s",
-                        timeout=200)
+        cluster.kubectl(
+            "wait", f"pod/{name}", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=180s", timeout=200
+        )
         assert cluster.kubectl("logs", name).strip().splitlines()[-1] == "timeout"
     finally:
         cluster.kubectl("delete", "pod", name, "--wait=false", check=False)
@@ -80,10 +99,18 @@ def test_pending_is_not_reachable_through_the_ingress(cluster: Cluster) -> None:
             return error.code
 
     # Inside the cluster the receiver serves it (and wants its admin token)...
-    inside = cluster.python_in(cluster.name("webhook-receiver"), (
-        "import urllib.request, urllib.error\n"
-        "try:\n    print(urllib.request.urlopen('http://127.0.0.1:8080/webhook/demo/pending', timeout=10).status)\n"
-        "except urllib.error.HTTPError as e:\n    print(e.code)\n")).strip().splitlines()[-1]
+    inside = (
+        cluster.python_in(
+            cluster.name("webhook-receiver"),
+            (
+                "import urllib.request, urllib.error\n"
+                "try:\n    print(urllib.request.urlopen('http://127.0.0.1:8080/webhook/demo/pending', timeout=10).status)\n"
+                "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+            ),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     assert inside.isdigit() and inside != "404", inside
     # ...through the ingress it does not exist: only POST /webhook/<source> is routed.
     base = cluster.target.ingress_url

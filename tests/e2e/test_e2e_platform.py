@@ -86,25 +86,42 @@ def test_signed_webhooks_through_the_ingress_land_in_duckdb_via_a_run_job(cluste
     deadline = time.monotonic() + RUN_TIMEOUT
     while True:  # one run may land part of them; the sensor requests more until the inbox is drained
         landed = cluster.duckdb_query(
-            f"SELECT count(*) FROM ingestion.webhook_data WHERE source_id = 'demo' AND event_id IN ({ids})")[0][0]
+            f"SELECT count(*) FROM ingestion.webhook_data WHERE source_id = 'demo' AND event_id IN ({ids})"
+        )[0][0]
         if landed == 100 or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert landed == 100
-    print(f"\ne2e timing: 100 webhooks POSTed through the ingress -> run Job succeeded {first_job:.0f}s -> "
-          f"all rows in DuckDB {time.monotonic() - posted:.0f}s after the POST", file=sys.stderr)
+    print(
+        f"\ne2e timing: 100 webhooks POSTed through the ingress -> run Job succeeded {first_job:.0f}s -> "
+        f"all rows in DuckDB {time.monotonic() - posted:.0f}s after the POST",
+        file=sys.stderr,
+    )
     LANDED["webhook_data"] = 100
 
 
 def test_pull_job_lands_the_source_in_final_data(cluster: Cluster) -> None:
-    health = json.loads(cluster.python_in(
-        cluster.name("user-code"),
-        "import os, urllib.request; print(urllib.request.urlopen(os.environ['SOURCE_API_URL'] + '/health').read().decode())",
-    ))
+    health = json.loads(
+        cluster.python_in(
+            cluster.name("user-code"),
+            "import os, urllib.request; print(urllib.request.urlopen(os.environ['SOURCE_API_URL'] + '/health').read().decode())",
+        )
+    )
     before = {j["metadata"]["name"] for j in cluster.run_jobs("pull_job")}
     # Launched like a user would from the CLI: queued in the instance, dequeued by the daemon.
-    cluster.kubectl("exec", f"deploy/{cluster.name('dagster-webserver')}", "--", "dagster", "job", "launch",
-                    "--job", "pull_job", "--workspace", "/opt/dagster/workspace/workspace.yaml", timeout=300)
+    cluster.kubectl(
+        "exec",
+        f"deploy/{cluster.name('dagster-webserver')}",
+        "--",
+        "dagster",
+        "job",
+        "launch",
+        "--job",
+        "pull_job",
+        "--workspace",
+        "/opt/dagster/workspace/workspace.yaml",
+        timeout=300,
+    )
     cluster.wait_for_succeeded_run_job("pull_job", after=before, timeout=RUN_TIMEOUT)
     rows, distinct = cluster.duckdb_query("SELECT count(*), count(DISTINCT id) FROM ingestion.final_data")[0]
     assert rows == distinct == health["records"] > 0
@@ -124,9 +141,22 @@ def test_kafka_messages_land_in_kafka_events(cluster: Cluster, counts_before: di
     # Produced from inside the cluster, with the code location's own Kafka settings and client (the runtime
     # image has no `ingest produce`: devtools stay out of it), to the bootstrap service it uses; a fifth are bad
     # messages, which must land as rejects with their reason, not vanish.
-    sent = json.loads(cluster.kubectl(
-        "exec", f"deploy/{cluster.name('user-code')}", "--", "python", "-c", PRODUCE, str(count), str(count // 5),
-        str(random.randrange(1 << 30)), timeout=300).strip().splitlines()[-1])
+    sent = json.loads(
+        cluster.kubectl(
+            "exec",
+            f"deploy/{cluster.name('user-code')}",
+            "--",
+            "python",
+            "-c",
+            PRODUCE,
+            str(count),
+            str(count // 5),
+            str(random.randrange(1 << 30)),
+            timeout=300,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     assert sent["sent"] == count
     print(f"\ne2e: {count} messages produced over {sent['protocol']}", file=sys.stderr)
     if kafka_mode() == "standalone":  # deploy.sh installs it secured, as production is

@@ -47,16 +47,22 @@ class KafkaResource(dg.ConfigurableResource):
     """Where the Kafka cluster is and how to authenticate to it."""
 
     bootstrap_servers: str = Field(default="", description="host:port[,host:port]; empty = not configured")
-    topic: str = Field(default="", description="The topic the poll pattern lands (KAFKA_TOPIC); a run's config may name another")
+    topic: str = Field(
+        default="", description="The topic the poll pattern lands (KAFKA_TOPIC); a run's config may name another"
+    )
     security_protocol: str = Field(default="PLAINTEXT", description=f"one of {', '.join(SECURITY_PROTOCOLS)}")
     sasl_mechanism: str = Field(default="", description=f"with SASL_*: one of {', '.join(SASL_MECHANISMS)}")
     sasl_username: str = Field(default="")
     sasl_password: str = Field(default="")
-    ssl_cafile: str = Field(default="", description="CA bundle that signed the brokers' certificates (Strimzi's cluster CA)")
+    ssl_cafile: str = Field(
+        default="", description="CA bundle that signed the brokers' certificates (Strimzi's cluster CA)"
+    )
     ssl_certfile: str = Field(default="", description="client certificate for mutual TLS (Strimzi's KafkaUser, tls)")
     ssl_keyfile: str = Field(default="", description="the client certificate's private key")
     client_id: str = Field(default="ingestion-patterns")
-    group_id: str = Field(default="ingestion-patterns", description="consumer group that receives the (visibility-only) offset commits")
+    group_id: str = Field(
+        default="ingestion-patterns", description="consumer group that receives the (visibility-only) offset commits"
+    )
 
     def client_kwargs(self, bootstrap_servers: str = "") -> dict[str, Any]:
         """Keyword arguments shared by aiokafka's consumer, producer and admin client.
@@ -123,8 +129,10 @@ class KafkaResource(dg.ConfigurableResource):
                     f"{self.sasl_username!r} failed (wrong KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD?): {error}"
                 )
             except ssl.SSLCertVerificationError as error:
-                reasons.append(f"{server}: the broker's TLS certificate is not trusted (KAFKA_SSL_CAFILE="
-                               f"{self.ssl_cafile!r}): {error.verify_message or error}")
+                reasons.append(
+                    f"{server}: the broker's TLS certificate is not trusted (KAFKA_SSL_CAFILE="
+                    f"{self.ssl_cafile!r}): {error.verify_message or error}"
+                )
             except (OSError, KafkaError, TimeoutError, ssl.SSLError) as error:
                 reasons.append(f"{server}: {type(error).__name__}: {error}")
             else:
@@ -132,7 +140,9 @@ class KafkaResource(dg.ConfigurableResource):
                 return None
         return "; ".join(reasons) or "no bootstrap server configured"
 
-    def consumer(self, bootstrap_servers: str = "", *, group_id: str | None = None, **overrides: Any) -> AIOKafkaConsumer:
+    def consumer(
+        self, bootstrap_servers: str = "", *, group_id: str | None = None, **overrides: Any
+    ) -> AIOKafkaConsumer:
         """A consumer for manual assignment: no auto-commit (the warehouse holds the offsets), large
         fetches, committed transactions only, and unseen partitions read from their start."""
         options: dict[str, Any] = {

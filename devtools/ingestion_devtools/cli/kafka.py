@@ -12,8 +12,10 @@ from ingestion_patterns.settings import load_settings
 
 def _data_dir_option(function):
     return click.option(
-        "--data-dir", type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: load_settings().ingest_data_dir / "kafka", show_default="INGEST_DATA_DIR/kafka",
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: load_settings().ingest_data_dir / "kafka",
+        show_default="INGEST_DATA_DIR/kafka",
         help="The broker's data, config, log and pid file.",
     )(function)
 
@@ -28,15 +30,25 @@ def kafka_group() -> None:
 @_data_dir_option
 @click.option("--heap", default="512m", show_default=True, help="JVM heap (-Xms/-Xmx).")
 @click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait until it answers.")
-@click.option("--sasl-ssl-port", type=int, default=None,
-              help="Also a SASL_SSL listener (SCRAM-SHA-512, a keytool-made CA, ACLs enforced) on this port; "
-                   "the PLAINTEXT one stays for admin tooling (super user). Users belong to a new data folder.")
-@click.option("--scram-user", "scram_users", multiple=True, metavar="NAME[=PASSWORD]",
-              help="A SCRAM-SHA-512 user of the SASL_SSL listener (repeatable; a password is generated when "
-                   "omitted), granted Describe, DescribeConfigs, Read and Write on every topic and Read on every "
-                   "group.")
-def up(port: int, data_dir: Path, heap: str, timeout: float, sasl_ssl_port: int | None,
-       scram_users: tuple[str, ...]) -> None:
+@click.option(
+    "--sasl-ssl-port",
+    type=int,
+    default=None,
+    help="Also a SASL_SSL listener (SCRAM-SHA-512, a keytool-made CA, ACLs enforced) on this port; "
+    "the PLAINTEXT one stays for admin tooling (super user). Users belong to a new data folder.",
+)
+@click.option(
+    "--scram-user",
+    "scram_users",
+    multiple=True,
+    metavar="NAME[=PASSWORD]",
+    help="A SCRAM-SHA-512 user of the SASL_SSL listener (repeatable; a password is generated when "
+    "omitted), granted Describe, DescribeConfigs, Read and Write on every topic and Read on every "
+    "group.",
+)
+def up(
+    port: int, data_dir: Path, heap: str, timeout: float, sasl_ssl_port: int | None, scram_users: tuple[str, ...]
+) -> None:
     """Start the broker in the background (idempotent: a running one is left as it is)."""
     import secrets
 
@@ -47,18 +59,25 @@ def up(port: int, data_dir: Path, heap: str, timeout: float, sasl_ssl_port: int 
         return
     sasl = None
     if sasl_ssl_port is not None:
-        users = dict(u.split("=", 1) if "=" in u else (u, secrets.token_urlsafe(18)) for u in scram_users or ("app",))
+        users = {}
+        for spec in scram_users or ("app",):
+            name, _, password = spec.partition("=")
+            users[name] = password or secrets.token_urlsafe(18)
         sasl = broker.SaslSsl(port=sasl_ssl_port, users=users)
     elif scram_users:
         raise click.UsageError("--scram-user needs --sasl-ssl-port")
-    click.echo(f"starting Kafka {broker.KAFKA_VERSION} on 127.0.0.1:{port} (first start downloads its jars) ...", err=True)
+    click.echo(
+        f"starting Kafka {broker.KAFKA_VERSION} on 127.0.0.1:{port} (first start downloads its jars) ...", err=True
+    )
     try:
         started = broker.start_broker(port, data_dir, heap=heap, timeout=timeout, sasl_ssl=sasl)
-        for user in (sasl.users if sasl else ()):
+        for user in sasl.users if sasl else ():
             started.grant(user, topics=("*",), groups=("*",))
     except (broker.BrokerError, TimeoutError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"Kafka up at {started.bootstrap_servers} (pid {started.pid}); data {started.data_dir}, log {started.log_path}")
+    click.echo(
+        f"Kafka up at {started.bootstrap_servers} (pid {started.pid}); data {started.data_dir}, log {started.log_path}"
+    )
     click.echo(f"  export KAFKA_BOOTSTRAP_SERVERS={started.bootstrap_servers}")
     if sasl is not None:
         for user in sasl.users:
@@ -92,8 +111,10 @@ def status(data_dir: Path) -> None:
         click.echo(f"Kafka not running (data {state['data_dir']})")
         raise SystemExit(1)
     answering = "answering" if state["answering"] else "NOT answering yet"
-    click.echo(f"Kafka running at {state['bootstrap_servers']} (pid {state['pid']}), {answering}; "
-               f"data {state['data_dir']}, log {state['log']}")
+    click.echo(
+        f"Kafka running at {state['bootstrap_servers']} (pid {state['pid']}), {answering}; "
+        f"data {state['data_dir']}, log {state['log']}"
+    )
 
 
 @kafka_group.command("fetch")
@@ -110,15 +131,32 @@ def fetch() -> None:
 
 @click.command("produce")
 @click.option("--count", type=click.IntRange(min=0), default=20, show_default=True, help="Messages to send.")
-@click.option("--interval", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="Seconds between messages; 0 sends in batches as fast as possible.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds between messages; 0 sends in batches as fast as possible.",
+)
 @click.option("--topic", default=None, help="[default: env KAFKA_TOPIC, else transactions]")
-@click.option("--bootstrap-servers", default=None,
-              help="[default: env KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9094 (`ingest kafka up`)]")
-@click.option("--partitions", type=click.IntRange(min=1), default=None,
-              help="Create the topic with this many partitions, or grow it to them.")
-@click.option("--bad-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of bad messages: malformed JSON, negative amounts, missing fields.")
+@click.option(
+    "--bootstrap-servers",
+    default=None,
+    help="[default: env KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9094 (`ingest kafka up`)]",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Create the topic with this many partitions, or grow it to them.",
+)
+@click.option(
+    "--bad-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of bad messages: malformed JSON, negative amounts, missing fields.",
+)
 @click.option("--keys/--no-keys", default=True, show_default=True, help="Key each message by account_id.")
 @click.option("--headers/--no-headers", default=False, show_default=True, help="Add Kafka headers.")
 @click.option("--compression", type=click.Choice(["gzip", "snappy", "lz4", "zstd"]), default=None)
@@ -139,15 +177,27 @@ def produce(count, interval, topic, bootstrap_servers, partitions, bad_ratio, ke
     client_kwargs = kafka.client_kwargs()
     client_kwargs.pop("bootstrap_servers")
     with Progress(
-        TextColumn(f"[bold]{topic}[/] @ {servers}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn(f"[bold]{topic}[/] @ {servers}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
     ) as progress:
         task = progress.add_task("produce", total=count)
         try:
             summary = asyncio.run(
                 produce_messages(
-                    servers, topic, count, interval=interval, bad_ratio=bad_ratio, partitions=partitions,
-                    keys=keys, headers=headers, compression=compression, seed=seed,
-                    on_progress=lambda n: progress.advance(task, n), client_kwargs=client_kwargs,
+                    servers,
+                    topic,
+                    count,
+                    interval=interval,
+                    bad_ratio=bad_ratio,
+                    partitions=partitions,
+                    keys=keys,
+                    headers=headers,
+                    compression=compression,
+                    seed=seed,
+                    on_progress=lambda n: progress.advance(task, n),
+                    client_kwargs=client_kwargs,
                 )
             )
         except Exception as error:  # noqa: BLE001 - a clear one-line error instead of a traceback

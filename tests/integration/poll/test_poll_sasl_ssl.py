@@ -47,9 +47,13 @@ def app_resource(broker: local_broker.Broker, topic: str, password: str | None =
     kafka.security -> KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE)."""
     settings = broker.client_settings(USER, password)
     return KafkaResource(
-        bootstrap_servers=settings["KAFKA_BOOTSTRAP_SERVERS"], topic=topic, group_id=f"{GROUPS}{topic}",
-        security_protocol=settings["KAFKA_SECURITY_PROTOCOL"], sasl_mechanism=settings["KAFKA_SASL_MECHANISM"],
-        sasl_username=settings["KAFKA_SASL_USERNAME"], sasl_password=settings["KAFKA_SASL_PASSWORD"],
+        bootstrap_servers=settings["KAFKA_BOOTSTRAP_SERVERS"],
+        topic=topic,
+        group_id=f"{GROUPS}{topic}",
+        security_protocol=settings["KAFKA_SECURITY_PROTOCOL"],
+        sasl_mechanism=settings["KAFKA_SASL_MECHANISM"],
+        sasl_username=settings["KAFKA_SASL_USERNAME"],
+        sasl_password=settings["KAFKA_SASL_PASSWORD"],
         ssl_cafile=settings["KAFKA_SSL_CAFILE"],
     )
 
@@ -111,12 +115,16 @@ def test_the_poll_job_lands_what_the_application_produced_over_sasl_ssl(secured_
 
 
 def failure_message(harness: SecuredHarness) -> str:
-    result = dg.materialize([poll_kafka_events, process_kafka_events], resources=harness.resources(),
-                            run_config=harness.run_config(), raise_on_error=False)
+    result = dg.materialize(
+        [poll_kafka_events, process_kafka_events],
+        resources=harness.resources(),
+        run_config=harness.run_config(),
+        raise_on_error=False,
+    )
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert failures
-    return "\n".join(str(e.step_failure_data.error.message) for e in failures)
+    return "\n".join(str(e.step_failure_data.error.message if e.step_failure_data.error else "") for e in failures)
 
 
 def test_a_wrong_password_fails_the_run_with_the_reason(secured_broker, tmp_path) -> None:
