@@ -4,18 +4,21 @@ Each pattern owns its tables (``push/landing.py``, ``pull/landing.py``, ``poll/l
 and landing functions) and opens its connection here with its DDL, so a table exists before it is
 written. Every landing function writes the data and its checkpoint (inbox ids, pull cursor, Kafka
 offsets) inside ``transaction(conn)``, so a crash replays instead of losing or doubling rows.
+``land_isolating`` lands a batch so that no single record can fail it: what the database refuses
+becomes a reject with the database's reason, and the rest lands (docs/architecture.md, "Bad records").
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from dagster_duckdb import DuckDBResource
@@ -72,6 +75,73 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+# Errors a value in the batch causes (the database or Arrow refused it), as opposed to the state of the
+# database (a lock, a full disk, a lost file) or a bug (a missing column, a broken constraint such as
+# a replayed primary key: those must fail the run, not turn records into rejects).
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    duckdb.DataError,  # ConversionException (e.g. malformed JSON in a JSON cast), OutOfRangeException
+    duckdb.InvalidInputException,  # e.g. malformed JSON in a JSON function
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    UnicodeError,  # a str Arrow cannot encode (a lone surrogate)
+)
+_REASON_LIMIT = 1000
+
+Batch = TypeVar("Batch", bound=Sized)
+Result = TypeVar("Result")
+
+
+def is_data_error(error: BaseException) -> bool:
+    """Whether ``error`` is one a record's value causes (see ``DATA_ERRORS``)."""
+    return isinstance(error, DATA_ERRORS)
+
+
+def refusal_reason(error: BaseException) -> str:
+    """The database's error message as a reject's reason: its first line (DuckDB appends the SQL)."""
+    text = str(error).strip()
+    first = text.splitlines()[0].strip() if text else type(error).__name__
+    return first if len(first) <= _REASON_LIMIT else first[: _REASON_LIMIT - 1] + "…"
+
+
+def land_isolating(
+    conn: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    land: Callable[[Batch], Result],
+    reject: Callable[[Batch, str], Result],
+) -> list[Result]:
+    """Land ``batch`` so that no record in it can fail the landing: ``[land(batch)]`` when it lands.
+
+    ``land(part)`` lands a part of the batch in one transaction of its own (data and checkpoint);
+    ``reject(one, reason)`` lands a part of exactly one record as a reject, with ``reason``, in one
+    transaction of its own (its checkpoint too). When ``land`` fails with a data error (a value the
+    database or Arrow refuses, ``DATA_ERRORS``), the batch is split in halves and each is landed the
+    same way, the first half before the second, down to the single records refused: each becomes a
+    reject whose reason is the database's error message. So the landing that committed last always
+    covers a prefix of the batch, and a crash in between replays only what follows (the caller's
+    checkpoints move forward only). Cost: one failed attempt and about two landings per level, for
+    each refused record (log2 of the batch's size levels); nothing extra when nothing is refused.
+
+    Any other error (the database's state, a bug, a broken constraint) is raised, and so is a data
+    error when the connection no longer answers afterwards. ``batch`` is a sequence or an Arrow
+    table (sliced, not copied). Returns the results of every ``land`` and ``reject`` call, in order.
+    """
+    try:
+        return [land(batch)]
+    except Exception as error:
+        if not is_data_error(error) or len(batch) == 0:
+            raise
+        try:
+            conn.execute("SELECT 1").fetchall()  # a refused value, not a connection gone bad
+        except duckdb.Error:
+            raise error from None
+        if len(batch) == 1:
+            return [reject(batch, refusal_reason(error))]
+    middle = len(batch) // 2
+    first: Any = batch[:middle]  # type: ignore[index]
+    second: Any = batch[middle:]  # type: ignore[index]
+    return land_isolating(conn, first, land, reject) + land_isolating(conn, second, land, reject)
 
 
 def connect(path: str | Path, *, read_only: bool = False, ddl: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
