@@ -22,7 +22,7 @@ from pydantic import Field
 from .. import warehouse
 from ..dagster_conventions import RUN_RETRY_TAGS, row_count_metadata, table_metadata
 from .inbox import Inbox, InboxRecord, InboxUnavailable, PendingSummary
-from .landing import DATA_COLUMNS, DATA_TABLE, DDL, REJECTS_TABLE, WebhookLandResult, land_webhook_batch
+from .landing import DATA_COLUMNS, DATA_TABLE, DDL, REJECTS_TABLE, WebhookLandResult, land_claimed
 from .resource import WebhookInboxResource
 from .validate import split_batch
 
@@ -55,7 +55,7 @@ async def process_webhook_data(
     run_id = context.run.run_id  # also the lease owner of every batch this run claims
     lease_seconds = webhook_inbox.lease_seconds
     source_id = config.source_id
-    totals = {"processed": 0, "duplicates": 0, "rejected": 0, "batches": 0}
+    totals = {"processed": 0, "duplicates": 0, "rejected": 0, "refused": 0, "batches": 0}
 
     async with webhook_inbox.open() as inbox:
         await _release_leases_of_ended_runs(context, inbox, source_id)
@@ -75,11 +75,17 @@ async def process_webhook_data(
                 totals["processed"] += result.inserted
                 totals["duplicates"] += result.already_landed
                 totals["rejected"] += rejected
+                totals["refused"] += result.refused
                 totals["batches"] += 1
                 context.log.info(
                     f"landed batch of {len(records)} from {source_id}: {result.inserted} new, "
                     f"{result.rejected} rejected, {result.already_landed} already landed"
                 )
+                if result.refused:
+                    context.log.warning(
+                        f"DuckDB refused {result.refused} payload(s) of this batch; they are in "
+                        f"ingestion.{REJECTS_TABLE} with its reason"
+                    )
             tables = await asyncio.to_thread(_table_metadata, conn)
         still_pending = (await inbox.pending(source_id)).count
 
@@ -89,6 +95,7 @@ async def process_webhook_data(
             "processed": totals["processed"],
             "duplicates": totals["duplicates"],
             "rejected": totals["rejected"],
+            "refused_by_warehouse": totals["refused"],
             "batches": totals["batches"],
             "still_pending": still_pending,
             **tables,
@@ -99,10 +106,10 @@ async def process_webhook_data(
 def _validate_and_land(
     conn: duckdb.DuckDBPyConnection, records: list[InboxRecord], config: WebhookBatchConfig, run_id: str
 ) -> tuple[int, WebhookLandResult]:
-    """In a worker thread: validate the batch and land its rows and rejects in one DuckDB transaction;
-    returns how many failed validation, and the landing's result."""
-    rows, rejects = split_batch(records, config)
-    return len(rejects), land_webhook_batch(conn, rows, rejects, run_id=run_id)
+    """In a worker thread: validate the batch and land its rows and rejects in one DuckDB transaction
+    (a record DuckDB refuses is isolated and becomes a reject: ``landing.land_claimed``); returns how
+    many ended as rejects, and the landing's result."""
+    return land_claimed(conn, records, lambda part: split_batch(part, config), run_id=run_id)
 
 
 def _table_metadata(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:

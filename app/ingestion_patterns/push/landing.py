@@ -2,10 +2,15 @@
 
 Rows are keyed by (source_id, event_id), the same key the inbox deduplicates on, so replaying a
 batch whose DuckDB commit succeeded but whose inbox ``mark_done`` did not is harmless.
+
+``land_claimed`` lands a claimed batch so that no single payload can fail it: a payload DuckDB
+refuses (its JSON cast, say, for a payload accepted before the edge's rule) is isolated
+(``warehouse.land_isolating``) and kept in ``webhook_rejects`` with DuckDB's message as its reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
@@ -14,6 +19,7 @@ import pyarrow as pa
 
 from .. import warehouse
 from ..warehouse import Column
+from .inbox import InboxRecord
 
 DATA_TABLE = "webhook_data"
 REJECTS_TABLE = "webhook_rejects"
@@ -79,6 +85,15 @@ class WebhookLandResult:
     inserted: int
     rejected: int
     already_landed: int
+    refused: int = 0  # payloads DuckDB refused, kept as rejects with its reason (counted in ``rejected`` too)
+
+    def __add__(self, other: WebhookLandResult) -> WebhookLandResult:
+        return WebhookLandResult(
+            self.inserted + other.inserted,
+            self.rejected + other.rejected,
+            self.already_landed + other.already_landed,
+            self.refused + other.refused,
+        )
 
 
 # How a batch carries each DuckDB type (JSON travels as text and is cast on insert).
@@ -141,6 +156,37 @@ def land_webhook_batch(
         rejected=rejected,
         already_landed=len(rows) + len(rejects) - inserted - rejected,
     )
+
+
+Split = Callable[[list[InboxRecord]], tuple[list[WebhookRow], list[WebhookReject]]]
+
+
+def land_claimed(
+    conn: duckdb.DuckDBPyConnection, records: list[InboxRecord], split: Split, *, run_id: str
+) -> tuple[int, WebhookLandResult]:
+    """Validate (``split``) and land a claimed batch; returns how many of its records ended as
+    rejects (invalid or refused) and the landing's result.
+
+    One transaction when DuckDB takes every row; when it refuses a value, the batch is bisected
+    (``warehouse.land_isolating``): the other records land, and each refused record becomes a
+    reject whose reason is DuckDB's message. Either way every record ends as a row or a reject, so
+    the whole batch may be marked done in the inbox afterwards."""
+
+    def land(part: list[InboxRecord]) -> tuple[int, WebhookLandResult]:
+        rows, rejects = split(part)
+        return len(rejects), land_webhook_batch(conn, rows, rejects, run_id=run_id)
+
+    def refuse(one: list[InboxRecord], reason: str) -> tuple[int, WebhookLandResult]:
+        [record] = one
+        reject = WebhookReject(record.source_id, record.event_id, record.body, reason, record.seq, record.received_at)
+        result = land_webhook_batch(conn, [], [reject], run_id=run_id)
+        return 1, result + WebhookLandResult(0, 0, 0, refused=1)
+
+    results = warehouse.land_isolating(conn, records, land, refuse)
+    total = WebhookLandResult(0, 0, 0)
+    for _, result in results:
+        total += result
+    return sum(count for count, _ in results), total
 
 
 def _changed(result: duckdb.DuckDBPyConnection) -> int:
