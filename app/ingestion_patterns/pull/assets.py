@@ -58,15 +58,16 @@ def parse_window_bound(value: str | None, *, end: bool = False) -> datetime | No
 def _land_page(conn: DuckDBPyConnection, page: Page, *, run_id: str,
                seen: PullCursor | None) -> tuple[int, list[str]]:
     """Conform a page, drop what cursor ``seen`` covers (None: a backfill, which keeps all and
-    leaves the cursor alone) and land the rest with the cursor: (rows landed, schema issues)."""
+    leaves the cursor alone) and land the rest with the cursor and the page's rejects:
+    (rows landed, schema issues). A reject never holds the cursor back: it moves with the rows."""
     records, issues = conform(page.records)
     if seen is not None:
         records = drop_seen(records, seen)
-    if records.num_rows == 0:
+    if records.num_rows == 0 and not page.rejects:
         return 0, issues
     pull.land_page(conn, run_id=run_id, page_no=page.number, page_cursor=page.cursor, next_cursor=page.next_cursor,
                    records=records, schema_issues=issues, advance_cursor=seen is not None,
-                   extracted_at=datetime.now(timezone.utc))
+                   extracted_at=datetime.now(timezone.utc), rejects=page.rejects)
     return records.num_rows, issues
 
 
@@ -104,6 +105,10 @@ async def extract_source_data(
                         landed += rows
                         issues.update(page_issues)
                         context.log.info(f"landed page {page.number}: {rows} records ({landed} so far)")
+                    if page.rejects:
+                        context.log.warning(
+                            f"page {page.number}: {len(page.rejects)} record(s) rejected, kept in "
+                            f"ingestion.{pull.REJECTS_TABLE} (first: {page.rejects[0].reason})")
         except SourceApiError as error:
             # Pages landed so far stay landed with their cursor; a rerun resumes after them.
             raise dg.Failure(description=str(error), allow_retries=not isinstance(error, SourceApiAuthError),
@@ -116,6 +121,7 @@ async def extract_source_data(
         "record_count": dg.MetadataValue.int(landed),
         "pages": dg.MetadataValue.int(stats.pages),
         "retries": dg.MetadataValue.int(stats.retries),
+        "records_rejected": dg.MetadataValue.int(stats.rejects),
         "retry_reasons": dg.MetadataValue.json(dict(stats.retry_reasons)),
         "cursor_before": cursor_before.describe(),
         "cursor_after": cursor_after.describe(),
@@ -142,6 +148,7 @@ def validate_extracted_data(duckdb: DuckDBResource, source_api: SourceApiResourc
     newest = summary["newest_updated_at"]
     metadata = {
         "pending_rows": dg.MetadataValue.int(summary["rows"]),
+        "pending_rejects": dg.MetadataValue.int(summary["rejects"]),
         "pending_pages": dg.MetadataValue.int(summary["pages"]),
         "ids_with_several_versions": dg.MetadataValue.int(summary["repeated_ids"]),
         "newest_updated_at": newest.isoformat() if newest else "none",

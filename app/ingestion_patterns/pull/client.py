@@ -1,7 +1,10 @@
 """``SourceApiResource``: the client of the source REST API (aiohttp), streaming Arrow pages.
 
 Pages are fetched one ahead (the next request is in flight while the caller lands the current
-page) and yielded one at a time, never accumulated. Transient failures (429, 5xx, timeouts, cut-off
+page) and yielded one at a time, never accumulated. A page is read whole by pyarrow's JSON reader;
+when one of its records is not interchange JSON (or pyarrow cannot read it with the others), the
+page is read line by line instead and such records come with it as rejects (``read_ndjson``), so
+no record can fail its page. Transient failures (429, 5xx, timeouts, cut-off
 bodies) are retried with exponential backoff and full jitter, honouring ``Retry-After``; a refused
 token (401/403) stops at once with an error that says so.
 """
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import re
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -24,6 +29,9 @@ import pyarrow.json as pa_json
 from pydantic import Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
+
+from .. import interchange_json
+from .validate import RecordReject, has_non_finite, json_type, nesting_depth, records_table
 
 NDJSON = "application/x-ndjson"
 MAX_RETRY_AFTER_SECONDS = 600.0
@@ -52,6 +60,7 @@ class PullStats:
 
     pages: int = 0
     records: int = 0
+    rejects: int = 0  # records that cannot land (kept in ingestion.pull_rejects)
     bytes: int = 0
     retries: int = 0
     retry_reasons: Counter = field(default_factory=Counter)
@@ -63,6 +72,7 @@ class Page:
     records: pa.Table  # as the source sent them (types inferred), not yet conformed
     cursor: str | None  # the cursor this page was requested with (None: the first page)
     next_cursor: str | None
+    rejects: tuple[RecordReject, ...] = ()  # records of the page that cannot land, with the reason
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -90,6 +100,102 @@ def parse_envelope(body: bytes) -> tuple[pa.Table, str | None]:
     """A ``{"data": [...], "next_cursor": ...}`` page, for APIs that do not speak JSON lines."""
     document = orjson.loads(body)
     return pa.Table.from_pylist(document.get("data") or []), document.get("next_cursor")
+
+
+# A line that does not start with "{" (a blank line, a byte order mark, a scalar, an array): pyarrow's
+# reader would skip it, read it as a row of nulls, or crash the process (a top-level ``null`` first).
+_NOT_AN_OBJECT_LINE = re.compile(rb"(?:\A|\n)(?![ \t\r]*\{)")
+# orjson reads 1,024 levels of nesting (the record itself is one); pyarrow reads deeper.
+_MAX_DEPTH = 1024
+
+
+def read_ndjson(body: bytes) -> tuple[pa.Table, list[RecordReject]]:
+    """A JSON lines page: its records as a table (types inferred) and the records that cannot land.
+
+    Fast path: pyarrow's reader over the whole page, kept when every line is one JSON object, no
+    number is NaN or infinite and nothing is nested deeper than interchange JSON allows, i.e. when
+    the page is interchange JSON. Otherwise each line is read on its own by the edges' rule
+    (``interchange_json``: a duplicate key's last value wins) and a line that is not an interchange
+    JSON object is a reject with the reason; blank lines are no records."""
+    text = body.rstrip()
+    if not text:
+        return pa.table({}), []
+    if not _NOT_AN_OBJECT_LINE.search(text):
+        try:
+            table = parse_ndjson(text)
+        except (pa.ArrowException, ValueError):  # not JSON, a duplicate key, a type that changes, not UTF-8
+            pass
+        else:
+            if (
+                table.num_rows == text.count(b"\n") + 1
+                and 1 + max((nesting_depth(f.type) for f in table.schema), default=0) <= _MAX_DEPTH
+                and not has_non_finite(table)
+            ):
+                return table, []
+    return _read_line_by_line(text.split(b"\n"))
+
+
+def _read_line_by_line(lines: list[bytes]) -> tuple[pa.Table, list[RecordReject]]:
+    records: list[tuple[bytes, dict]] = []
+    rejects: list[RecordReject] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            value = interchange_json.loads(line)
+        except interchange_json.NotInterchangeJson as error:
+            rejects.append(RecordReject(line, str(error)))
+            continue
+        if not isinstance(value, dict):
+            rejects.append(RecordReject(line, f"a JSON {json_type(value)}, not an object"))
+            continue
+        records.append((line, value))
+    table, misfits = records_table(records)
+    return table, rejects + misfits
+
+
+def read_envelope(body: bytes) -> tuple[pa.Table, list[RecordReject], str | None]:
+    """An envelope page (``parse_envelope``), its records read by the same rules as ``read_ndjson``.
+
+    When the document is not interchange JSON as a whole, it is read leniently (Python's reader:
+    ``NaN``, ``Infinity``, lone surrogates) and each record written back as JSON text is judged on
+    its own; a document even that cannot read is not a page (``ValueError``)."""
+    try:
+        document = interchange_json.loads(body)
+        strict = True
+    except interchange_json.NotInterchangeJson:
+        document = json.loads(body)  # ValueError (or RecursionError) when it is no JSON at all
+        strict = False
+    if not isinstance(document, dict):
+        raise ValueError(f"the page is a JSON {json_type(document)}, not an envelope object")
+    data = document.get("data") or []
+    if not isinstance(data, list):
+        raise ValueError(f"the page's data is a JSON {json_type(data)}, not an array")
+    records: list[tuple[bytes, dict]] = []
+    rejects: list[RecordReject] = []
+    for value in data:
+        raw = _raw_text(value)
+        if not strict:
+            try:
+                value = interchange_json.loads(raw)
+            except interchange_json.NotInterchangeJson as error:
+                rejects.append(RecordReject(raw, str(error)))
+                continue
+        if not isinstance(value, dict):
+            rejects.append(RecordReject(raw, f"a JSON {json_type(value)}, not an object"))
+            continue
+        records.append((raw, value))
+    table, misfits = records_table(records)
+    cursor = document.get("next_cursor")
+    return table, rejects + misfits, cursor if isinstance(cursor, str) else None
+
+
+def _raw_text(value: object) -> bytes:
+    """A record of an envelope as JSON text, for its reject row (``NaN`` and lone surrogates kept)."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode()
+    except (RecursionError, ValueError):
+        return repr(value)[:10_000].encode("utf-8", "backslashreplace")
 
 
 class SourceApiResource(dg.ConfigurableResource):
@@ -132,14 +238,15 @@ class SourceApiResource(dg.ConfigurableResource):
             pending = asyncio.create_task(self._fetch(session, first, stats))
             try:
                 while pending is not None:
-                    records, next_cursor = await pending
+                    records, rejects, next_cursor = await pending
                     pending = None
                     if next_cursor:  # prefetch: the request runs while the caller lands this page
                         pending = asyncio.create_task(
                             self._fetch(session, {"limit": str(limit), "cursor": next_cursor}, stats))
                     stats.pages += 1
                     stats.records += records.num_rows
-                    yield Page(number, records, cursor, next_cursor)
+                    stats.rejects += len(rejects)
+                    yield Page(number, records, cursor, next_cursor, tuple(rejects))
                     number, cursor = number + 1, next_cursor
             finally:
                 if pending is not None:
@@ -153,7 +260,7 @@ class SourceApiResource(dg.ConfigurableResource):
         return backoff(state)
 
     async def _fetch(self, session: aiohttp.ClientSession, params: dict[str, str],
-                     stats: PullStats) -> tuple[pa.Table, str | None]:
+                     stats: PullStats) -> tuple[pa.Table, list[RecordReject], str | None]:
         def count_retry(state: RetryCallState) -> None:
             error = state.outcome.exception()
             stats.retries += 1
@@ -177,7 +284,7 @@ class SourceApiResource(dg.ConfigurableResource):
         raise AssertionError("unreachable")
 
     async def _get_page(self, session: aiohttp.ClientSession, params: dict[str, str],
-                        stats: PullStats) -> tuple[pa.Table, str | None]:
+                        stats: PullStats) -> tuple[pa.Table, list[RecordReject], str | None]:
         url = f"{self.base_url.rstrip('/')}/v1/records"
         async with session.get(url, params=params) as response:
             if response.status in (401, 403):
@@ -194,13 +301,14 @@ class SourceApiResource(dg.ConfigurableResource):
             stats.bytes += len(body)
             try:
                 if response.content_type == NDJSON:
-                    records = await asyncio.to_thread(parse_ndjson, body)
+                    records, rejects = await asyncio.to_thread(read_ndjson, body)
                     next_cursor = response.headers.get("X-Next-Cursor")
                 else:
-                    records, next_cursor = await asyncio.to_thread(parse_envelope, body)
-            except (pa.ArrowInvalid, orjson.JSONDecodeError) as error:
+                    records, rejects, next_cursor = await asyncio.to_thread(read_envelope, body)
+            except (pa.ArrowException, ValueError, RecursionError) as error:
                 raise SourceApiError(f"source API at {url} sent a page that is not valid JSON: {error}") from error
             expected = response.headers.get("X-Record-Count")
-            if expected is not None and int(expected) != records.num_rows:
-                raise TransientError(f"incomplete page ({records.num_rows} of {expected} records)")
-            return records, next_cursor
+            received = records.num_rows + len(rejects)
+            if expected is not None and int(expected) != received:
+                raise TransientError(f"incomplete page ({received} of {expected} records)")
+            return records, rejects, next_cursor

@@ -6,25 +6,32 @@
   loaded into ``final_data``. Each moves in the same transaction as the rows it covers, so a crash
   at any point either keeps a page and its checkpoint or neither: a rerun resumes exactly.
 * ``final_data`` has one row per id, the version with the latest updated_at.
+* ``pull_rejects`` keeps the records that cannot land (not interchange JSON, not readable into the
+  contract, refused by DuckDB) with their raw line and reason, landed with their page and its
+  cursor; a line rejected again (fetched again because the cursor cannot move past it) is kept once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from .. import warehouse
 from ..warehouse import Column
-from .validate import CONTRACT, REQUIRED, PullCursor, page_max_key
+from .validate import CONTRACT, REQUIRED, PullCursor, RecordReject, page_max_key
 
 SOURCE = "source_api"  # the pull_state row of the (single) source API
 
 RAW_TABLE = "raw_extract"
 FINAL_TABLE = "final_data"
+REJECTS_TABLE = "pull_rejects"
 
 _SQL_TYPES = {
     pa.int64(): "BIGINT",
@@ -43,6 +50,15 @@ RAW_COLUMNS = (
     *_CONTRACT_COLUMNS,
 )
 FINAL_COLUMNS = (*_CONTRACT_COLUMNS, Column("loaded_at", "TIMESTAMPTZ", not_null=True))
+REJECTS_COLUMNS = (
+    Column("line_sha256", "VARCHAR", not_null=True),  # the key: the same line rejected again is kept once
+    Column("page_seq", "BIGINT", not_null=True),  # the pull_pages row it came with
+    Column("run_id", "VARCHAR", not_null=True),
+    Column("page_cursor", "VARCHAR"),
+    Column("raw_line", "BLOB", not_null=True),  # the bytes as the source sent them
+    Column("reason", "VARCHAR", not_null=True),
+    Column("rejected_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
+)
 _NAMES = ", ".join(CONTRACT.names)
 
 
@@ -63,6 +79,7 @@ DDL: list[str] = [
     """,
     warehouse.create_table(RAW_TABLE, RAW_COLUMNS),
     warehouse.create_table(FINAL_TABLE, FINAL_COLUMNS, primary_key=("id",)),
+    warehouse.create_table(REJECTS_TABLE, REJECTS_COLUMNS, primary_key=("line_sha256",)),
     """
     CREATE TABLE IF NOT EXISTS ingestion.pull_state (
         source            VARCHAR PRIMARY KEY,
@@ -121,11 +138,79 @@ def land_page(
     advance_cursor: bool = True,
     extracted_at: datetime,
     source: str = SOURCE,
-) -> int:
-    """Append one conformed page to raw_extract and, unless it is a backfill page, move the cursor
-    forward to the page's newest key, in ONE transaction. Returns the page's sequence number."""
+    rejects: Sequence[RecordReject] = (),
+) -> int | None:
+    """Append one conformed page to raw_extract, its ``rejects`` to pull_rejects and, unless it is
+    a backfill page, move the cursor forward to the page's newest key, in ONE transaction. Returns
+    the page's sequence number (None: nothing to land, the page held only rejects kept already).
+
+    Should DuckDB refuse a row, the page is bisected (``warehouse.land_isolating``): its parts land
+    in order, each with its own pull_pages row and cursor move, and each refused row becomes a
+    reject (the row as JSON, DuckDB's message as the reason); the first part's number is returned."""
+
+    def land(part: list[RecordReject | int]) -> int | None:
+        part_rejects = [item for item in part if isinstance(item, RecordReject)]
+        rows = [item for item in part if not isinstance(item, RecordReject)]
+        # A part is a contiguous run of the items, so its rows are a slice of the page.
+        table = records.slice(rows[0], len(rows)) if rows else records.slice(0, 0)
+        return _land_page_once(conn, run_id=run_id, page_no=page_no, page_cursor=page_cursor,
+                               next_cursor=next_cursor, records=table, schema_issues=schema_issues,
+                               advance_cursor=advance_cursor, extracted_at=extracted_at, source=source,
+                               rejects=part_rejects)
+
+    def refuse(one: list[RecordReject | int], reason: str) -> int | None:
+        [item] = one
+        raw = item.raw if isinstance(item, RecordReject) else _row_json(records, item)
+        return land([RecordReject(raw, reason)])
+
+    items: list[RecordReject | int] = [*rejects, *range(records.num_rows)]
+    if not items:
+        return land(items)
+    landed = [seq for seq in warehouse.land_isolating(conn, items, land, refuse) if seq is not None]
+    return landed[0] if landed else None
+
+
+def _row_json(records: pa.Table, index: int) -> bytes:
+    """A row of a conformed page as JSON, the raw line of a row DuckDB refused. A value Python
+    cannot hold (text that is not UTF-8, a time past year 9999) is written as its bytes or number."""
+    row = {}
+    for name in records.column_names:
+        scalar = records.column(name)[index]
+        try:
+            row[name] = scalar.as_py()
+        except (ValueError, OverflowError):  # UnicodeDecodeError is a ValueError
+            raw_type = pa.binary() if pa.types.is_string(scalar.type) else pa.int64()
+            value = scalar.cast(raw_type).as_py()
+            row[name] = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+    return orjson.dumps(row, default=str)
+
+
+def _land_page_once(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    page_no: int,
+    page_cursor: str | None,
+    next_cursor: str | None,
+    records: pa.Table,
+    schema_issues: list[str],
+    advance_cursor: bool,
+    extracted_at: datetime,
+    source: str,
+    rejects: Sequence[RecordReject],
+) -> int | None:
     key = page_max_key(records) if advance_cursor else None
+    by_hash = {hashlib.sha256(reject.raw).hexdigest(): reject for reject in rejects}
     with warehouse.transaction(conn):
+        if by_hash:
+            known = conn.execute(
+                "SELECT line_sha256 FROM ingestion.pull_rejects WHERE line_sha256 IN (SELECT unnest(?))",
+                [list(by_hash)],
+            ).fetchall()
+            for (line_hash,) in known:
+                del by_hash[line_hash]
+            if not by_hash and records.num_rows == 0:
+                return None  # only rejects, and each is kept already: no page to log
         page_seq = conn.execute("SELECT nextval('ingestion.pull_page_seq')").fetchone()[0]
         conn.execute(
             "INSERT INTO ingestion.pull_pages (page_seq, run_id, page_no, page_cursor, next_cursor, record_count,"
@@ -133,13 +218,26 @@ def land_page(
             [page_seq, run_id, page_no, page_cursor, next_cursor, records.num_rows, schema_issues,
              not advance_cursor],
         )
-        conn.register("_pull_page", records)
+        _pull_page = records  # scanned by name by DuckDB's Arrow replacement scan
         conn.execute(
             f"INSERT INTO ingestion.raw_extract (page_seq, run_id, page_cursor, extracted_at, {_NAMES})"
             f" SELECT ?, ?, ?, ?, {_NAMES} FROM _pull_page",
             [page_seq, run_id, page_cursor, extracted_at],
         )
-        conn.unregister("_pull_page")
+        if by_hash:
+            # Scanned by name by DuckDB's Arrow replacement scan.
+            _pull_rejects = pa.table(
+                {
+                    "line_sha256": pa.array(list(by_hash), pa.string()),
+                    "raw_line": pa.array([reject.raw for reject in by_hash.values()], pa.binary()),
+                    "reason": pa.array([reject.reason for reject in by_hash.values()], pa.string()),
+                }
+            )
+            conn.execute(
+                "INSERT INTO ingestion.pull_rejects (line_sha256, page_seq, run_id, page_cursor, raw_line, reason)"
+                " SELECT line_sha256, ?, ?, ?, raw_line, reason FROM _pull_rejects ON CONFLICT DO NOTHING",
+                [page_seq, run_id, page_cursor],
+            )
         if key is not None:
             _advance_cursor(conn, source, *key)
     return page_seq
@@ -183,9 +281,11 @@ def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> di
     repeated_ids = conn.execute(
         f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id HAVING n > 1)",
         {"lo": lo}).fetchone()[0]
+    rejected = conn.execute("SELECT count(*) FROM ingestion.pull_rejects WHERE page_seq > ?", [lo]).fetchone()
     return {
         "pages": pages,
         "rows": rows,
+        "rejects": rejected[0] if rejected else 0,
         "schema_issues": sorted(issues or []),
         "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)]) if n},
         "duplicate_versions": duplicate_versions,

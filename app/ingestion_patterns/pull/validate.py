@@ -1,17 +1,25 @@
 """The pull pattern's contract and its checks: pure Arrow and Python, no I/O.
 
-``conform`` reads a page into the contract's columns and types and says how the source drifted;
-``drop_seen`` drops what an earlier run already landed; ``assess_extract`` turns the summary of the
-rows waiting to be loaded into the asset check's errors and warnings.
+``records_table`` reads the records of a page that failed the fast path one by one (interchange
+JSON objects, see ``client.read_ndjson``), and turns a record whose field the contract's column
+cannot hold beside the others into a reject; ``conform`` reads a page into the contract's columns
+and types and says how the source drifted; ``drop_seen`` drops what an earlier run already landed;
+``assess_extract`` turns the summary of the rows waiting to be loaded into the asset check's errors
+and warnings.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 _TS = pa.timestamp("us", tz="UTC")
 # The source's contract: what raw_extract and final_data hold, and what the check verifies.
@@ -27,6 +35,14 @@ CONTRACT = pa.schema([
     ("updated_at", _TS),
 ])
 REQUIRED = ("id", "name", "email", "amount", "status", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class RecordReject:
+    """A record of a page that cannot land: its raw line as the source sent it, and why."""
+
+    raw: bytes
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,121 @@ def conform(table: pa.Table) -> tuple[pa.Table, list[str]]:
     return pa.Table.from_arrays(columns, schema=CONTRACT), issues
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {dict: "object", list: "array", str: "string", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+_INT64 = range(-(2**63), 2**63)
+# What each contract type can hold, as parsed JSON (a timestamp comes as an ISO 8601 string).
+_HOLDS: dict[pa.DataType, tuple[str, Callable[[Any], bool]]] = {
+    pa.int64(): ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v in _INT64),
+    pa.float64(): ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    pa.string(): ("a string", lambda v: isinstance(v, str)),
+    _TS: ("an ISO 8601 string", lambda v: isinstance(v, str)),
+}
+
+
+def _misfit(record: dict) -> str | None:
+    """Why a field of ``record`` cannot be read into its contract column, or None."""
+    for field in CONTRACT:
+        value = record.get(field.name)
+        expected, holds = _HOLDS[field.type]
+        if value is not None and not holds(value):
+            return f"field '{field.name}' is a JSON {json_type(value)}, expected {expected}"
+    return None
+
+
+def _read_lines(lines: list[bytes]) -> pa.Table:
+    if not lines:
+        return pa.table({})
+    return pa_json.read_json(io.BytesIO(b"\n".join(lines)), read_options=pa_json.ReadOptions(block_size=4 << 20))
+
+
+def records_table(records: list[tuple[bytes, dict]]) -> tuple[pa.Table, list[RecordReject]]:
+    """Parsed records (each an interchange JSON object, with its raw line) as a page table read the
+    way the fast path reads a page (pyarrow's JSON reader, types inferred), plus the records that
+    cannot be part of it.
+
+    The contract's fields of each record are read (a duplicate key is gone by now: the last one won);
+    other fields matter only by name (``conform`` notes them), so they come as null columns. When the
+    reader cannot read the fields of all records together (one record's ``amount`` is a string, the
+    others' numbers: the reader stops at the first that changes type), each record whose field is of
+    a JSON type its contract column cannot hold becomes a reject with that reason, and the rest are
+    read. A column of the wrong type in every record stays the contract break ``conform`` reports."""
+    kept: list[tuple[bytes, bytes, dict]] = []  # (line to read, raw line, contract fields)
+    rejects: list[RecordReject] = []
+    extra: dict[str, None] = {}
+    for raw, record in records:
+        fields = {name: record[name] for name in CONTRACT.names if name in record}
+        try:
+            line = orjson.dumps(fields)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes: no contract type holds that
+            rejects.append(RecordReject(raw, _misfit(fields) or "a field is nested too deeply for the contract"))
+            continue
+        kept.append((line, raw, fields))
+        extra.update((name, None) for name in record if name not in fields)
+    try:
+        table = _read_lines([line for line, _, _ in kept])
+    except pa.ArrowInvalid:
+        fitting = []
+        for line, raw, fields in kept:
+            reason = _misfit(fields)
+            if reason is None:
+                fitting.append(line)
+            else:
+                rejects.append(RecordReject(raw, reason))
+        table = _read_lines(fitting)
+    for name in extra:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows))
+    return table, rejects
+
+
+def has_non_finite(table: pa.Table) -> bool:
+    """Whether any floating point value in ``table``, nested ones included, is NaN or infinite
+    (pyarrow's JSON reader reads ``NaN`` and ``Infinity``, which are not JSON). Iterative: a column
+    may be nested a thousand levels deep."""
+    stack: list[pa.Array] = [chunk for column in table.columns if _holds_floats(column.type) for chunk in column.chunks]
+    while stack:
+        array = stack.pop()
+        type_ = array.type
+        if pa.types.is_floating(type_):
+            if pc.any(pc.invert(pc.is_finite(array))).as_py() is True:
+                return True
+        elif pa.types.is_struct(type_):
+            stack.extend(child for child in array.flatten() if _holds_floats(child.type))
+        elif pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
+            stack.append(array.flatten())
+    return False
+
+
+def _holds_floats(type_: pa.DataType) -> bool:
+    stack = [type_]
+    while stack:
+        current = stack.pop()
+        if pa.types.is_floating(current):
+            return True
+        stack.extend(current.field(i).type for i in range(current.num_fields))
+    return False
+
+
+def nesting_depth(type_: pa.DataType) -> int:
+    """Levels of lists and structs in a column's type (a JSON array or object is one level each)."""
+    deepest, stack = 0, [(type_, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if pa.types.is_struct(current) or current.num_fields:
+            depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((current.field(i).type, depth) for i in range(current.num_fields))
+    return deepest
+
+
 def _castable(source: pa.DataType, target: pa.DataType) -> bool:
     """Lossless readings a JSON source legitimately produces (1 for 1.0, ISO strings for times)."""
     if pa.types.is_floating(target):
@@ -115,6 +246,10 @@ def assess_extract(summary: dict, *, now: datetime, max_age: timedelta) -> tuple
     if summary["duplicate_versions"]:
         errors.append(f"{summary['duplicate_versions']} duplicate record(s): same id and updated_at more than once")
     warnings = []
+    if rejected := summary.get("rejects", 0):
+        # Rejects never block the load: the records beside them are good, and each reject is kept.
+        warnings.append(f"{rejected} record(s) rejected (not interchange JSON, or not readable into the "
+                        "contract's columns), kept with their reasons in ingestion.pull_rejects")
     newest = summary["newest_updated_at"]
     if newest is not None and now - newest > max_age:
         warnings.append(f"stale: newest updated_at {newest.isoformat()} is older than {max_age}")
