@@ -94,6 +94,8 @@ def _log_batch(log: dg.DagsterLogManager, number: int, of: int, result: wk.LandR
         f"landed batch {number}/{of}: {result.events} events, {result.rejects} rejects; "
         f"next offsets {sorted(result.next_offsets.items())}"
     )
+    if result.refused:
+        log.warning(f"batch {number}: DuckDB refused {result.refused} message(s), landed as rejects with its reason")
 
 
 @dg.asset(
@@ -139,6 +141,7 @@ async def process_kafka_events(
             "topic": topic,
             "events_landed": landed.events,
             "rejects": landed.rejects,
+            "refused_by_warehouse": landed.refused,
             "reject_reasons": dg.MetadataValue.json(reasons),
             "batches_landed": landed.batches,
             "next_offsets": _offsets_text(stored),

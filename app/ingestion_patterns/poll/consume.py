@@ -59,6 +59,7 @@ class LandSummary:
 
     events: int = 0
     rejects: int = 0
+    refused: int = 0  # of the rejects, messages DuckDB refused (isolated from their batch)
     batches: int = 0
     next_offsets: dict[int, int] = field(default_factory=dict)
 
@@ -190,6 +191,7 @@ async def land_planned(
             landing = None
             summary.events += result.events
             summary.rejects += result.rejects
+            summary.refused += result.refused
             summary.next_offsets.update(result.next_offsets)
             if on_batch:  # in the event loop's thread, as callers' loggers expect
                 on_batch(summary.batches, max(expected_batches, summary.batches), result)

@@ -9,7 +9,10 @@ Kafka itself is the durable log, so nothing is copied between the two assets: th
 records a small *poll plan* (``kafka_poll_plan``: per partition, the offset range to land), and
 the process step reads exactly those ranges from Kafka, starting at the stored offsets. Each
 fetched Arrow batch is validated in one vectorised SQL pass (DuckDB's JSON functions, never row by
-row in Python) and lands with its rejects and its offsets in one transaction.
+row in Python) and lands with its rejects and its offsets in one transaction. Should DuckDB still
+refuse a value in a batch (a message timestamp out of its range, say), the batch is bisected
+(``warehouse.land_isolating``) and each refused message becomes a reject with DuckDB's message, so
+no partition is ever stuck behind one message.
 """
 
 from __future__ import annotations
@@ -128,6 +131,14 @@ class LandResult:
     events: int = 0
     rejects: int = 0
     next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset to land
+    refused: int = 0  # messages DuckDB refused, landed as rejects with its message (counted in ``rejects``)
+
+    def __add__(self, other: LandResult) -> LandResult:
+        offsets = dict(self.next_offsets)
+        for partition, offset in other.next_offsets.items():
+            offsets[partition] = max(offset, offsets.get(partition, offset))
+        return LandResult(self.events + other.events, self.rejects + other.rejects, offsets,
+                          self.refused + other.refused)
 
 
 def stored_offsets(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
@@ -166,7 +177,24 @@ def land_batch(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, *, 
     """Validate one Arrow batch of raw messages (``INCOMING_SCHEMA``) and land it in ONE
     transaction: valid rows into ``kafka_events``, the rest into ``kafka_rejects`` with the reason,
     and the partitions' next offsets into ``kafka_offsets``. The caller reads from the stored
-    offsets, so a batch holds no landed message; the primary keys fail the transaction if it did."""
+    offsets, so a batch holds no landed message; the primary keys fail the transaction if it did.
+
+    When DuckDB refuses a value of the batch, it is bisected (``warehouse.land_isolating``): its
+    parts land in offset order, each in its own transaction with its offsets, and each refused
+    message lands as a reject whose reason is DuckDB's message, with its offset."""
+    results = warehouse.land_isolating(
+        conn,
+        batch,
+        lambda part: _land_judged(conn, topic, part, run_id),
+        lambda one, reason: _land_refused(conn, topic, one, reason, run_id),
+    )
+    total = LandResult()
+    for result in results:
+        total += result
+    return total
+
+
+def _land_judged(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, run_id: str) -> LandResult:
     kafka_incoming = batch  # noqa: F841 - scanned by name by DuckDB's Arrow replacement scan
     params = {"topic": topic, "run_id": run_id}
     with warehouse.transaction(conn):
@@ -176,6 +204,39 @@ def land_batch(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, *, 
         next_offsets = dict(conn.execute(_ADVANCE_OFFSETS, {"topic": topic}).fetchall())
         conn.execute("DROP TABLE kafka_judged")
     return LandResult(events=events, rejects=rejects, next_offsets=next_offsets)
+
+
+_INSERT_REFUSED = """
+    INSERT INTO ingestion.kafka_rejects
+        (topic, "partition", "offset", message_key, raw_value, headers, reason, message_timestamp, run_id)
+    SELECT $topic, "partition", "offset", message_key, message_value, {headers}, $reason, {timestamp}, $run_id
+    FROM kafka_refused
+"""
+
+
+def _land_refused(
+    conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str
+) -> LandResult:
+    """Land one message DuckDB refused as a reject with ``reason``, and its offset. When its headers
+    or timestamp are what DuckDB refuses, the reject keeps the rest (key, raw value, offset)."""
+    try:
+        return _land_reject_row(conn, topic, one, reason, run_id, whole=True)
+    except warehouse.DATA_ERRORS:
+        return _land_reject_row(conn, topic, one.select(["partition", "offset", "message_key", "message_value"]),
+                                reason, run_id, whole=False)
+
+
+def _land_reject_row(
+    conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str, *, whole: bool
+) -> LandResult:
+    kafka_refused = one  # noqa: F841 - scanned by name
+    insert = _INSERT_REFUSED.format(headers="headers" if whole else "NULL",
+                                    timestamp="message_timestamp" if whole else "NULL")
+    with warehouse.transaction(conn):
+        conn.execute(insert, {"topic": topic, "reason": reason, "run_id": run_id})
+        next_offsets = dict(conn.execute(_ADVANCE_OFFSETS.replace("kafka_judged", "kafka_refused"),
+                                         {"topic": topic}).fetchall())
+    return LandResult(events=0, rejects=1, next_offsets=next_offsets, refused=1)
 
 
 def reject_reasons(conn: duckdb.DuckDBPyConnection, topic: str, run_id: str) -> dict[str, int]:

@@ -3,6 +3,11 @@
 ``JUDGE_BATCH`` decodes, parses and validates every message of the incoming batch (``kafka_incoming``)
 with DuckDB's JSON functions, never row by row in Python, into a temporary table that
 ``landing.land_batch`` splits into events and rejects, each reject with its reason.
+
+The JSON rule is DuckDB's reader plus the interchange rules it does not apply itself: a lone
+surrogate makes ``json_valid`` false (malformed JSON), but ``NaN``, ``Infinity`` and numbers too large
+for a double (``1e999``) are read as numbers, so ``amount`` must be finite. A duplicate key keeps its
+first value in DuckDB's JSON functions (the edges' rule, orjson's, keeps the last).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ def _rejection_reason_sql() -> str:
             WHEN concat_ws(', ', {missing}) <> '' THEN 'missing field(s): ' || concat_ws(', ', {missing})
             WHEN concat_ws(', ', {not_text}) <> '' THEN 'not a string: ' || concat_ws(', ', {not_text})
             WHEN t[{_AT['amount']}] NOT IN ({numbers}) THEN 'amount is not a number'
+            -- DuckDB's JSON reader takes NaN, Infinity and 1e999 (as inf), which are no JSON numbers
+            WHEN NOT coalesce(isfinite(TRY_CAST(v[{_AT['amount']}] AS DOUBLE)), false)
+                THEN 'amount is not a finite number'
             WHEN CAST(v[{_AT['amount']}] AS DOUBLE) < 0 THEN 'negative amount'
             WHEN TRY_CAST(v[{_AT['timestamp']}] AS TIMESTAMPTZ) IS NULL THEN 'timestamp is not an ISO 8601 time'
         END
