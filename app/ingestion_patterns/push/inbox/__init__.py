@@ -23,8 +23,17 @@ from .base import (
 )
 
 __all__ = [
-    "DEFAULT_LEASE_SECONDS", "KEPT_HEADERS", "Inbox", "InboxRecord", "InboxUnavailable", "Lease", "NewWebhook",
-    "PendingSummary", "PutResult", "open_inbox", "describe_inbox_url",
+    "DEFAULT_LEASE_SECONDS",
+    "KEPT_HEADERS",
+    "Inbox",
+    "InboxRecord",
+    "InboxUnavailable",
+    "Lease",
+    "NewWebhook",
+    "PendingSummary",
+    "PutResult",
+    "open_inbox",
+    "describe_inbox_url",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"
@@ -38,7 +47,7 @@ def open_inbox(url: str) -> Inbox:
 
         if not url.startswith(_SQLITE_PREFIX) or len(url) == len(_SQLITE_PREFIX):
             raise ValueError(f"SQLite inbox URL must look like sqlite:///path/to/inbox.sqlite3, got {url!r}")
-        path, _, query = url[len(_SQLITE_PREFIX):].partition("?")
+        path, _, query = url[len(_SQLITE_PREFIX) :].partition("?")
         options = parse_qs(query)
         timeout = float(options["timeout"][0]) if "timeout" in options else 5.0
         return SQLiteInbox(path, timeout=timeout)

@@ -39,6 +39,7 @@ def new_claim_owner() -> str:
     """A lease owner unique to this inbox object, readable in the table (host, pid)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+
 #: Headers kept with the body: the ones a consumer may need to interpret or audit the payload.
 #: The signature headers are kept (they are not secrets), the signing secret never reaches here.
 KEPT_HEADERS: tuple[str, ...] = (
@@ -140,16 +141,18 @@ class Inbox(Protocol):
     async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
         """Up to ``limit`` pending rows of ``source_id``, leased or not, oldest first. Changes nothing."""
 
-    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+    async def claim(
+        self, source_id: str, limit: int, *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[InboxRecord]:
         """Lease up to ``limit`` pending rows of ``source_id`` that no live lease holds, oldest
         (lowest seq) first, to ``owner`` (default ``self.owner``) for ``lease_seconds``.
 
         Concurrent claims, from any process, never return the same row while its lease lives.
         """
 
-    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+    async def renew(
+        self, source_id: str, seqs: list[int], *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> int:
         """Extend ``owner``'s lease on ``seqs`` to ``lease_seconds`` from now; returns the rows
         renewed (a row whose lease ran out and was claimed by another owner is not ours any more)."""
 

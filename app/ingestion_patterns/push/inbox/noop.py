@@ -43,12 +43,14 @@ class NoopInbox(InboxContextMixin):
     async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
         return []
 
-    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+    async def claim(
+        self, source_id: str, limit: int, *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[InboxRecord]:
         return []
 
-    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+    async def renew(
+        self, source_id: str, seqs: list[int], *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> int:
         return 0
 
     async def release(self, source_id: str, owner: str) -> int:

@@ -90,7 +90,7 @@ WITH picked AS (
 UPDATE webhook_inbox AS inbox
 SET claimed_by = $3, claimed_until = now() + make_interval(secs => $4::double precision)
 FROM picked WHERE inbox.seq = picked.seq
-RETURNING {', '.join(f'inbox.{name}' for name in _RECORD_COLUMNS.split(', '))}
+RETURNING {", ".join(f"inbox.{name}" for name in _RECORD_COLUMNS.split(", "))}
 """
 
 # What "the database is not there right now" looks like through asyncpg.
@@ -98,11 +98,21 @@ _UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.In
 
 
 class PostgresInbox(InboxContextMixin):
-    def __init__(self, dsn: str, *, max_connections: int = 4, connect_timeout: float = 5.0,
-                 command_timeout: float = 10.0, max_batch: int = 512):
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_connections: int = 4,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 10.0,
+        max_batch: int = 512,
+    ):
         self.dsn = dsn
         self._pool_options = dict(
-            min_size=1, max_size=max_connections, timeout=connect_timeout, command_timeout=command_timeout,
+            min_size=1,
+            max_size=max_connections,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
             # The ack promises durability: never let a server default turn commits asynchronous.
             server_settings={"synchronous_commit": "on", "application_name": "webhook-inbox"},
         )
@@ -176,34 +186,53 @@ class PostgresInbox(InboxContextMixin):
         inserted = {(row["source_id"], row["event_id"]): row["seq"] for row in rows}
         return put_results(items, inserted)
 
-    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
-        rows = await self._run(lambda pool: pool.fetch(
-            _CLAIM, source_id, limit, owner or self.owner, float(lease_seconds)))
+    async def claim(
+        self, source_id: str, limit: int, *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[InboxRecord]:
+        rows = await self._run(
+            lambda pool: pool.fetch(_CLAIM, source_id, limit, owner or self.owner, float(lease_seconds))
+        )
         return sorted((_record(row) for row in rows), key=lambda record: record.seq)  # RETURNING has no order
 
-    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+    async def renew(
+        self, source_id: str, seqs: list[int], *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> int:
         if not seqs:
             return 0
-        status = await self._run(lambda pool: pool.execute(
-            "UPDATE webhook_inbox SET claimed_until = now() + make_interval(secs => $4::double precision)"
-            " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND claimed_by = $3 AND done_at IS NULL",
-            source_id, seqs, owner or self.owner, float(lease_seconds)))
+        status = await self._run(
+            lambda pool: pool.execute(
+                "UPDATE webhook_inbox SET claimed_until = now() + make_interval(secs => $4::double precision)"
+                " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND claimed_by = $3 AND done_at IS NULL",
+                source_id,
+                seqs,
+                owner or self.owner,
+                float(lease_seconds),
+            )
+        )
         return _changed(status)
 
     async def release(self, source_id: str, owner: str) -> int:
-        status = await self._run(lambda pool: pool.execute(
-            "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL"
-            " WHERE source_id = $1 AND claimed_by = $2 AND done_at IS NULL", source_id, owner))
+        status = await self._run(
+            lambda pool: pool.execute(
+                "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL"
+                " WHERE source_id = $1 AND claimed_by = $2 AND done_at IS NULL",
+                source_id,
+                owner,
+            )
+        )
         return _changed(status)
 
     async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
         if seqs:
-            await self._run(lambda pool: pool.execute(
-                "UPDATE webhook_inbox SET done_at = now()"
-                " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND claimed_by = $3 AND done_at IS NULL",
-                source_id, seqs, owner or self.owner))
+            await self._run(
+                lambda pool: pool.execute(
+                    "UPDATE webhook_inbox SET done_at = now()"
+                    " WHERE source_id = $1 AND seq = ANY($2::bigint[]) AND claimed_by = $3 AND done_at IS NULL",
+                    source_id,
+                    seqs,
+                    owner or self.owner,
+                )
+            )
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -211,34 +240,54 @@ class PostgresInbox(InboxContextMixin):
         await self._run(lambda pool: pool.fetchval("SELECT 1 FROM webhook_inbox LIMIT 1"))
 
     async def pending(self, source_id: str) -> PendingSummary:
-        row = await self._run(lambda pool: pool.fetchrow(
-            f"SELECT {_SUMMARY_COLUMNS} FROM webhook_inbox WHERE source_id = $1 AND done_at IS NULL",
-            source_id))
+        row = await self._run(
+            lambda pool: pool.fetchrow(
+                f"SELECT {_SUMMARY_COLUMNS} FROM webhook_inbox WHERE source_id = $1 AND done_at IS NULL", source_id
+            )
+        )
         return PendingSummary(source_id, row["count"], row["oldest"], row["max_seq"])
 
     async def pending_sources(self) -> list[PendingSummary]:
-        rows = await self._run(lambda pool: pool.fetch(
-            f"SELECT source_id, {_SUMMARY_COLUMNS} FROM webhook_inbox WHERE done_at IS NULL"
-            " GROUP BY source_id ORDER BY source_id"))
+        rows = await self._run(
+            lambda pool: pool.fetch(
+                f"SELECT source_id, {_SUMMARY_COLUMNS} FROM webhook_inbox WHERE done_at IS NULL"
+                " GROUP BY source_id ORDER BY source_id"
+            )
+        )
         return [PendingSummary(row["source_id"], row["count"], row["oldest"], row["max_seq"]) for row in rows]
 
     async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
-        rows = await self._run(lambda pool: pool.fetch(
-            f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox"
-            " WHERE source_id = $1 AND done_at IS NULL ORDER BY seq LIMIT $2", source_id, limit))
+        rows = await self._run(
+            lambda pool: pool.fetch(
+                f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox"
+                " WHERE source_id = $1 AND done_at IS NULL ORDER BY seq LIMIT $2",
+                source_id,
+                limit,
+            )
+        )
         return [_record(row) for row in rows]
 
     async def leases(self, source_id: str) -> list[Lease]:
-        rows = await self._run(lambda pool: pool.fetch(
-            "SELECT claimed_by, count(*) AS count, max(claimed_until) AS until FROM webhook_inbox"
-            " WHERE source_id = $1 AND done_at IS NULL AND claimed_until > now()"
-            " GROUP BY claimed_by ORDER BY claimed_by", source_id))
+        rows = await self._run(
+            lambda pool: pool.fetch(
+                "SELECT claimed_by, count(*) AS count, max(claimed_until) AS until FROM webhook_inbox"
+                " WHERE source_id = $1 AND done_at IS NULL AND claimed_until > now()"
+                " GROUP BY claimed_by ORDER BY claimed_by",
+                source_id,
+            )
+        )
         return [Lease(row["claimed_by"], row["count"], row["until"]) for row in rows]
 
 
 def _record(row: asyncpg.Record) -> InboxRecord:
-    return InboxRecord(row["seq"], row["source_id"], row["event_id"], bytes(row["body"]),
-                       json.loads(row["headers"]), row["received_at"])
+    return InboxRecord(
+        row["seq"],
+        row["source_id"],
+        row["event_id"],
+        bytes(row["body"]),
+        json.loads(row["headers"]),
+        row["received_at"],
+    )
 
 
 def _changed(status: str) -> int:

@@ -211,7 +211,7 @@ class _WriterThread:
                 self._commit(puts)
                 puts = []
                 if entry is _STOP:
-                    for later in entries[position + 1:]:
+                    for later in entries[position + 1 :]:
                         self._refuse(later)
                     return
                 self._call(entry)
@@ -228,8 +228,10 @@ class _WriterThread:
         error: InboxUnavailable | None = None
         try:
             committed = iter(self._commit_items(unique))
-            results = [PutResult(False, item.event_id, None) if position in repeats else next(committed)
-                       for position, item in enumerate(items)]
+            results = [
+                PutResult(False, item.event_id, None) if position in repeats else next(committed)
+                for position, item in enumerate(items)
+            ]
         except (sqlite3.Error, OSError) as failure:
             error = InboxUnavailable(f"SQLite inbox: {failure}")
         except Exception as failure:
@@ -428,18 +430,27 @@ class SQLiteInbox(InboxContextMixin):
 
     def _insert_batch(self, items: list[NewWebhook]) -> list[PutResult]:
         # One multi-row INSERT … RETURNING per batch: far less Python per row than one execute each.
-        rows = [(item.source_id, item.event_id, item.body, json.dumps(item.headers, separators=(",", ":")),
-                 item.received_at.timestamp()) for item in items]
+        rows = [
+            (
+                item.source_id,
+                item.event_id,
+                item.body,
+                json.dumps(item.headers, separators=(",", ":")),
+                item.received_at.timestamp(),
+            )
+            for item in items
+        ]
         inserted = {}
         with _immediate(self._open_conn(self._write_conn)) as conn:
             for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start:start + _ROWS_PER_STATEMENT]
+                chunk = rows[start : start + _ROWS_PER_STATEMENT]
                 cursor = conn.execute(_insert_statement(len(chunk)), [value for row in chunk for value in row])
                 inserted.update({(source, event): seq for seq, source, event in cursor.fetchall()})
         return put_results(items, inserted)
 
-    async def claim(self, source_id: str, limit: int, *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[InboxRecord]:
+    async def claim(
+        self, source_id: str, limit: int, *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[InboxRecord]:
         owner = owner or self.owner
 
         def take() -> list[tuple]:
@@ -450,26 +461,30 @@ class SQLiteInbox(InboxContextMixin):
         rows = await self._write(take)
         return sorted((_record(row) for row in rows), key=lambda record: record.seq)  # RETURNING has no order
 
-    async def renew(self, source_id: str, seqs: list[int], *, owner: str | None = None,
-                    lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
+    async def renew(
+        self, source_id: str, seqs: list[int], *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> int:
         owner = owner or self.owner
         return await self._update_claimed(
             "UPDATE webhook_inbox SET claimed_until = ?"
             " WHERE seq = ? AND source_id = ? AND claimed_by = ? AND done_at IS NULL",
-            lambda now: [(now + lease_seconds, seq, source_id, owner) for seq in seqs])
+            lambda now: [(now + lease_seconds, seq, source_id, owner) for seq in seqs],
+        )
 
     async def release(self, source_id: str, owner: str) -> int:
         return await self._update_claimed(
             "UPDATE webhook_inbox SET claimed_by = NULL, claimed_until = NULL"
             " WHERE source_id = ? AND claimed_by = ? AND done_at IS NULL",
-            lambda now: [(source_id, owner)])
+            lambda now: [(source_id, owner)],
+        )
 
     async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
         owner = owner or self.owner
         await self._update_claimed(
             "UPDATE webhook_inbox SET done_at = ?"
             " WHERE seq = ? AND source_id = ? AND claimed_by = ? AND done_at IS NULL",
-            lambda now: [(now, seq, source_id, owner) for seq in seqs])
+            lambda now: [(now, seq, source_id, owner) for seq in seqs],
+        )
 
     async def _update_claimed(self, statement: str, parameters: Callable[[float], list[tuple]]) -> int:
         """Run ``statement`` once per parameter row in one write transaction; the rows it changed."""
@@ -489,26 +504,41 @@ class SQLiteInbox(InboxContextMixin):
         await self._read(lambda conn: conn.execute("SELECT 1 FROM webhook_inbox LIMIT 1").fetchall())
 
     async def pending(self, source_id: str) -> PendingSummary:
-        row = await self._read(lambda conn: conn.execute(
-            "SELECT count(*), min(received_at), max(seq) FROM webhook_inbox"
-            " WHERE source_id = ? AND done_at IS NULL", (source_id,)).fetchone())
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT count(*), min(received_at), max(seq) FROM webhook_inbox"
+                " WHERE source_id = ? AND done_at IS NULL",
+                (source_id,),
+            ).fetchone()
+        )
         return _summary(source_id, row)
 
     async def pending_sources(self) -> list[PendingSummary]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT source_id, count(*), min(received_at), max(seq) FROM webhook_inbox"
-            " WHERE done_at IS NULL GROUP BY source_id ORDER BY source_id").fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT source_id, count(*), min(received_at), max(seq) FROM webhook_inbox"
+                " WHERE done_at IS NULL GROUP BY source_id ORDER BY source_id"
+            ).fetchall()
+        )
         return [_summary(row[0], row[1:]) for row in rows]
 
     async def peek(self, source_id: str, limit: int) -> list[InboxRecord]:
-        rows = await self._read(lambda conn: conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox"
-            " WHERE source_id = ? AND done_at IS NULL ORDER BY seq LIMIT ?", (source_id, limit)).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM webhook_inbox"
+                " WHERE source_id = ? AND done_at IS NULL ORDER BY seq LIMIT ?",
+                (source_id, limit),
+            ).fetchall()
+        )
         return [_record(row) for row in rows]
 
     async def leases(self, source_id: str) -> list[Lease]:
-        rows = await self._read(lambda conn: conn.execute(
-            "SELECT claimed_by, count(*), max(claimed_until) FROM webhook_inbox"
-            " WHERE source_id = ? AND done_at IS NULL AND claimed_until > ?"
-            " GROUP BY claimed_by ORDER BY claimed_by", (source_id, time.time())).fetchall())
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT claimed_by, count(*), max(claimed_until) FROM webhook_inbox"
+                " WHERE source_id = ? AND done_at IS NULL AND claimed_until > ?"
+                " GROUP BY claimed_by ORDER BY claimed_by",
+                (source_id, time.time()),
+            ).fetchall()
+        )
         return [Lease(owner, count, datetime.fromtimestamp(until, UTC)) for owner, count, until in rows]
