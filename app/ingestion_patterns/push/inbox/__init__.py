@@ -12,25 +12,31 @@ from urllib.parse import parse_qs, urlsplit
 
 from .base import (
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_PURGE_BATCH_ROWS,
     KEPT_HEADERS,
     Inbox,
     InboxRecord,
+    InboxSizes,
     InboxUnavailable,
     Lease,
     NewWebhook,
     PendingSummary,
+    PurgeResult,
     PutResult,
 )
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_PURGE_BATCH_ROWS",
     "KEPT_HEADERS",
     "Inbox",
     "InboxRecord",
+    "InboxSizes",
     "InboxUnavailable",
     "Lease",
     "NewWebhook",
     "PendingSummary",
+    "PurgeResult",
     "PutResult",
     "open_inbox",
     "describe_inbox_url",

@@ -11,6 +11,12 @@ themselves). ``mark_done`` marks only rows its owner holds. Leased rows still co
 pending means "not landed yet", and the sensor's run key (the source's highest pending seq) must
 not move because a run has started. ``peek`` reads the oldest pending rows and changes nothing.
 
+Retention: ``purge_done`` deletes the rows landed (done) longer ago than a window, a small batch per
+transaction, so a writer (the receiver's group commit) never waits for more than one batch. Until
+then a done row keeps its event id reserved: within the window a re-sent id is a duplicate, after it
+the id is new again (and the warehouse's primary key makes its landing a no-op). Pending rows,
+leased or not, are never purged. ``sizes`` counts the rows (total, done, pending) and the storage.
+
 Both backends (SQLite, PostgreSQL) implement exactly these semantics; one test suite runs on both.
 """
 
@@ -39,6 +45,10 @@ def new_claim_owner() -> str:
     """A lease owner unique to this inbox object, readable in the table (host, pid)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+
+#: Rows ``purge_done`` deletes per transaction: short enough (tens of milliseconds) that the
+#: receiver's group commits, which wait for the write lock, are never held up for long.
+DEFAULT_PURGE_BATCH_ROWS = 5000
 
 #: Headers kept with the body: the ones a consumer may need to interpret or audit the payload.
 #: The signature headers are kept (they are not secrets), the signing secret never reaches here.
@@ -100,6 +110,24 @@ class Lease:
     owner: str
     count: int
     until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InboxSizes:
+    """How much the inbox holds (from ``Inbox.sizes``)."""
+
+    total: int
+    done: int  # landed, kept for duplicate detection until the retention window has passed
+    pending: int  # not landed yet (leased ones included)
+    storage_bytes: int | None  # SQLite: the file and its WAL; PostgreSQL: the table, its indexes and TOAST
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What one ``Inbox.purge_done`` removed."""
+
+    deleted: int
+    batches: int  # transactions that deleted rows or looked for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +193,15 @@ class Inbox(Protocol):
     async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
         """Mark done the rows of ``seqs`` that ``owner`` (default ``self.owner``) holds; they stop
         being pending but keep their event id reserved. Other rows are left alone."""
+
+    async def sizes(self) -> InboxSizes:
+        """Rows in the inbox (total, done, pending) and the bytes its storage takes."""
+
+    async def purge_done(self, older_than_seconds: float, *, batch_rows: int = DEFAULT_PURGE_BATCH_ROWS) -> PurgeResult:
+        """Delete the rows marked done more than ``older_than_seconds`` ago, walking the inbox in
+        ``seq`` order ``batch_rows`` rows per transaction (each its own short write lock), and stop
+        at the first batch received after that window. Pending rows are never deleted; a deleted
+        row's event id is accepted as new if it is sent again."""
 
     async def __aenter__(self) -> Inbox: ...
 

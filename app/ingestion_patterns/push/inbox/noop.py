@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from .base import (
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_PURGE_BATCH_ROWS,
     InboxContextMixin,
     InboxRecord,
+    InboxSizes,
     Lease,
     NewWebhook,
     PendingSummary,
+    PurgeResult,
     PutResult,
     new_claim_owner,
 )
@@ -61,3 +64,9 @@ class NoopInbox(InboxContextMixin):
 
     async def mark_done(self, source_id: str, seqs: list[int], *, owner: str | None = None) -> None:
         pass
+
+    async def sizes(self) -> InboxSizes:
+        return InboxSizes(0, 0, 0, None)
+
+    async def purge_done(self, older_than_seconds: float, *, batch_rows: int = DEFAULT_PURGE_BATCH_ROWS) -> PurgeResult:
+        return PurgeResult(0, 0)

@@ -8,6 +8,10 @@ them. The unique (source_id, event_id) constraint makes duplicates from any repl
 A claim leases rows with ``SELECT … FOR UPDATE SKIP LOCKED`` inside the ``UPDATE`` that sets the
 lease, so concurrent claims (any process, any host) skip each other's rows instead of waiting. Lease
 expiries are the server's clock (``now()``), the one clock every claimer shares.
+
+Retention (``purge_done``) deletes landed rows by ``seq`` ranges, one statement (its own short
+transaction) per range: the range's rows are read by the primary key, so a batch costs the same
+however large the table is, and a concurrent insert of the same event id waits for one batch at most.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ import asyncpg
 
 from .base import (
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_PURGE_BATCH_ROWS,
     GroupCommitWriter,
     InboxContextMixin,
     InboxRecord,
+    InboxSizes,
     InboxUnavailable,
     Lease,
     NewWebhook,
     PendingSummary,
+    PurgeResult,
     PutResult,
     new_claim_owner,
     put_results,
@@ -91,6 +98,29 @@ UPDATE webhook_inbox AS inbox
 SET claimed_by = $3, claimed_until = now() + make_interval(secs => $4::double precision)
 FROM picked WHERE inbox.seq = picked.seq
 RETURNING {", ".join(f"inbox.{name}" for name in _RECORD_COLUMNS.split(", "))}
+"""
+
+# One retention batch: the next ``$2`` rows after seq ``$1`` (by the primary key), and of those the
+# ones done more than ``$3`` seconds ago deleted. ``past_window``: every row of the range came in
+# after the window began, so neither it nor any later range holds a row to delete.
+_PURGE = """
+WITH picked AS (
+    SELECT seq, received_at, done_at FROM webhook_inbox WHERE seq > $1 ORDER BY seq LIMIT $2
+), gone AS (
+    DELETE FROM webhook_inbox AS inbox USING picked
+    WHERE inbox.seq = picked.seq AND picked.done_at < now() - make_interval(secs => $3::double precision)
+    RETURNING inbox.seq
+)
+SELECT (SELECT max(seq) FROM picked) AS last_seq,
+       (SELECT count(*) FROM picked) AS rows,
+       (SELECT min(received_at) FROM picked) >= now() - make_interval(secs => $3::double precision) AS past_window,
+       (SELECT count(*) FROM gone) AS deleted
+"""
+
+_SIZES = """
+SELECT count(*) AS total, count(*) FILTER (WHERE done_at IS NULL) AS pending,
+       pg_total_relation_size('webhook_inbox'::regclass) AS bytes
+FROM webhook_inbox
 """
 
 # What "the database is not there right now" looks like through asyncpg.
@@ -234,10 +264,31 @@ class PostgresInbox(InboxContextMixin):
                 )
             )
 
+    async def purge_done(self, older_than_seconds: float, *, batch_rows: int = DEFAULT_PURGE_BATCH_ROWS) -> PurgeResult:
+        after, deleted, batches = 0, 0, 0
+
+        def purge_after(after: int) -> Callable[[asyncpg.Pool], Awaitable[asyncpg.Record | None]]:
+            return lambda pool: pool.fetchrow(_PURGE, after, batch_rows, float(older_than_seconds))
+
+        while True:
+            row = await self._run(purge_after(after))
+            if row is None or not row["rows"]:
+                break
+            batches += 1
+            deleted += row["deleted"]
+            after = row["last_seq"]
+            if row["rows"] < batch_rows or row["past_window"]:
+                break
+        return PurgeResult(deleted, batches)
+
     # -- reads -----------------------------------------------------------------------------------
 
     async def ping(self) -> None:
         await self._run(lambda pool: pool.fetchval("SELECT 1 FROM webhook_inbox LIMIT 1"))
+
+    async def sizes(self) -> InboxSizes:
+        row = await self._run(lambda pool: pool.fetchrow(_SIZES))
+        return InboxSizes(row["total"], row["total"] - row["pending"], row["pending"], row["bytes"])
 
     async def pending(self, source_id: str) -> PendingSummary:
         row = await self._run(

@@ -7,6 +7,9 @@ gunicorn workers are several processes on one file: SQLite serialises their writ
 a writer that finds the file busy waits (busy_timeout) and retries instead of failing the request.
 Reads use a second connection on their own thread; WAL lets them run beside the writer.
 
+Retention (``purge_done``) deletes landed rows a batch per write transaction, each one queued on the
+writer thread like any other write, so the receiver's processes wait for the file at most one batch.
+
 A claim is a write: one ``UPDATE … RETURNING`` under ``BEGIN IMMEDIATE`` that leases only rows whose
 lease is absent or expired, so claims from any number of processes never overlap. Lease expiries
 are unix seconds of the claimer's clock: every process on one file shares the machine's clock.
@@ -34,12 +37,15 @@ from typing import Any, TypeVar
 
 from .base import (
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_PURGE_BATCH_ROWS,
     InboxContextMixin,
     InboxRecord,
+    InboxSizes,
     InboxUnavailable,
     Lease,
     NewWebhook,
     PendingSummary,
+    PurgeResult,
     PutResult,
     QueuedPut,
     first_occurrences,
@@ -89,6 +95,18 @@ WHERE seq IN (
 )
 RETURNING {_RECORD_COLUMNS}
 """
+
+# Retention walks the inbox in seq order (the primary key), one window of rows per transaction: the
+# window's bounds and its oldest receipt, then the done rows in it that are past the retention.
+_PURGE_WINDOW = """
+SELECT max(seq), count(*), min(received_at) FROM (
+    SELECT seq, received_at FROM webhook_inbox WHERE seq > ? ORDER BY seq LIMIT ?
+)
+"""
+_PURGE = "DELETE FROM webhook_inbox WHERE seq > ? AND seq <= ? AND done_at IS NOT NULL AND done_at < ?"
+
+# Between two purge batches: another process waiting for the write lock (a receiver) takes its turn.
+_PURGE_PAUSE_SECONDS = 0.005
 
 _ROWS_PER_STATEMENT = 500  # 5 parameters each, well under SQLite's 32766 variables
 
@@ -486,6 +504,32 @@ class SQLiteInbox(InboxContextMixin):
             lambda now: [(now, seq, source_id, owner) for seq in seqs],
         )
 
+    async def purge_done(self, older_than_seconds: float, *, batch_rows: int = DEFAULT_PURGE_BATCH_ROWS) -> PurgeResult:
+        cutoff = time.time() - older_than_seconds
+        after, deleted, batches = 0, 0, 0
+
+        def purge_window(after: int) -> tuple[int, int, float, int]:
+            """(last seq, rows, oldest receipt, rows deleted) of the window after ``after``."""
+            with _immediate(self._open_conn(self._write_conn)) as conn:
+                last, rows, oldest = conn.execute(_PURGE_WINDOW, (after, batch_rows)).fetchone()
+                if not rows:
+                    return after, 0, cutoff, 0
+                return last, rows, oldest, conn.execute(_PURGE, (after, last, cutoff)).rowcount
+
+        while True:
+            last, rows, oldest, gone = await self._write(partial(purge_window, after))
+            if not rows:
+                break
+            batches += 1
+            deleted += gone
+            after = last
+            # A short window is the end of the inbox; a window received after the cutoff holds
+            # nothing done before it, and neither do the later ones.
+            if rows < batch_rows or oldest >= cutoff:
+                break
+            await asyncio.sleep(_PURGE_PAUSE_SECONDS)
+        return PurgeResult(deleted, batches)
+
     async def _update_claimed(self, statement: str, parameters: Callable[[float], list[tuple]]) -> int:
         """Run ``statement`` once per parameter row in one write transaction; the rows it changed."""
 
@@ -531,6 +575,28 @@ class SQLiteInbox(InboxContextMixin):
             ).fetchall()
         )
         return [_record(row) for row in rows]
+
+    async def sizes(self) -> InboxSizes:
+        def count(conn: sqlite3.Connection) -> tuple[int, int]:
+            # One read transaction, so the two counts agree; pending is read from its partial index.
+            conn.execute("BEGIN")
+            try:
+                total = conn.execute("SELECT count(*) FROM webhook_inbox").fetchone()[0]
+                pending = conn.execute("SELECT count(*) FROM webhook_inbox WHERE done_at IS NULL").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+            return total, pending
+
+        total, pending = await self._read(count)
+        return InboxSizes(total, total - pending, pending, self._file_bytes())
+
+    def _file_bytes(self) -> int:
+        """The database file and its WAL (the shared-memory index is not data)."""
+        size = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with suppress(FileNotFoundError):
+                size += path.stat().st_size
+        return size
 
     async def leases(self, source_id: str) -> list[Lease]:
         rows = await self._read(

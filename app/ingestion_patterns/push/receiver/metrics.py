@@ -4,7 +4,9 @@ With ``PROMETHEUS_MULTIPROC_DIR`` set (``ingest webhook-receiver`` sets it up), 
 its counters to files in that directory and ``/metrics`` — whichever worker serves it — adds them
 up (prometheus-client's multiprocess mode). Without it (e.g. an app built in-process) the metrics
 live in this app's own registry. The pending gauges are read from the inbox at scrape time: the
-inbox is shared by all workers, so any worker reports the same, current figure.
+inbox is shared by all workers, so any worker reports the same, current figure. So are its sizes
+(``read_inbox``): rows done (kept for duplicate detection until retention deletes them) and pending,
+and the bytes its storage takes (the SQLite file and WAL, or the PostgreSQL table with its indexes).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ..inbox import PendingSummary
+from ..inbox import Inbox, InboxSizes, InboxUnavailable, PendingSummary
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -50,8 +52,9 @@ class ReceiverMetrics:
             registry=self.registry,
         )
 
-    def render(self, pending: list[PendingSummary] | None) -> tuple[bytes, str]:
-        """The exposition text: request metrics (all workers) plus the inbox's pending gauges.
+    def render(self, pending: list[PendingSummary] | None, sizes: InboxSizes | None = None) -> tuple[bytes, str]:
+        """The exposition text: request metrics (all workers) plus the inbox's pending gauges and,
+        when given, its sizes.
 
         ``pending`` is None when the inbox could not be read; ``webhook_inbox_up`` then says 0.
         """
@@ -61,15 +64,16 @@ class ReceiverMetrics:
         else:
             registry = self.registry
         inbox_registry = CollectorRegistry()
-        inbox_registry.register(_InboxSnapshot(pending))
+        inbox_registry.register(_InboxSnapshot(pending, sizes))
         return generate_latest(registry) + generate_latest(inbox_registry), CONTENT_TYPE_LATEST
 
 
 class _InboxSnapshot:
     """A one-scrape collector for the inbox figures read just before the scrape."""
 
-    def __init__(self, pending: list[PendingSummary] | None):
+    def __init__(self, pending: list[PendingSummary] | None, sizes: InboxSizes | None = None):
         self._pending = pending
+        self._sizes = sizes
 
     def collect(self):
         up = GaugeMetricFamily("webhook_inbox_up", "1 when the inbox answered this scrape.")
@@ -87,3 +91,31 @@ class _InboxSnapshot:
             age.add_metric([summary.source_id], summary.oldest_age_seconds(now) or 0.0)
         yield count
         yield age
+        if self._sizes is not None:
+            rows = GaugeMetricFamily(
+                "webhook_inbox_rows",
+                "Rows in the inbox: done (landed, kept for duplicate detection until retention) and pending.",
+                labels=["state"],
+            )
+            rows.add_metric(["done"], self._sizes.done)
+            rows.add_metric(["pending"], self._sizes.pending)
+            yield rows
+            if self._sizes.storage_bytes is not None:
+                yield GaugeMetricFamily(
+                    "webhook_inbox_storage_bytes",
+                    "Bytes the inbox takes: the SQLite file and its WAL, or the PostgreSQL table with its indexes.",
+                    value=self._sizes.storage_bytes,
+                )
+
+
+async def read_inbox(inbox: Inbox) -> tuple[list[PendingSummary] | None, InboxSizes | None]:
+    """The inbox figures for one scrape (``render``'s arguments): None for what could not be read."""
+    try:
+        pending = await inbox.pending_sources()
+    except InboxUnavailable:
+        return None, None
+    try:
+        sizes = await inbox.sizes()
+    except InboxUnavailable:
+        sizes = None
+    return pending, sizes
