@@ -52,6 +52,11 @@ class RateLimit(ClosedObject):
         description="WEBHOOK_RATE_LIMIT_PER_SECOND: requests per second from one client address; 0 = off."
     )
     burst: NonNegativeInt = Field(description="WEBHOOK_RATE_LIMIT_BURST; 0 = the per-second rate.")
+    trustedProxies: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$")]] = Field(
+        default_factory=list,
+        description="WEBHOOK_TRUSTED_PROXIES: CIDRs of the proxies in front (the ingress controller's pods) whose "
+        "X-Forwarded-For names the client; empty = the peer address is the client.",
+    )
 
 
 class Admin(ClosedObject):

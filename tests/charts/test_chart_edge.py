@@ -232,6 +232,13 @@ def test_the_receiver_reads_every_name_the_chart_renders() -> None:
 
     names = {"WEBHOOK_ADMIN_TOKEN", "WEBHOOK_RATE_LIMIT_PER_SECOND", "WEBHOOK_RATE_LIMIT_BURST", "WEBHOOK_INBOX_URL"}
     assert {name.lower() for name in names} <= set(Settings.model_fields)
+    assert "webhook_trusted_proxies" in Settings.model_fields
+
+
+def test_behind_the_ingress_the_rate_limit_counts_the_forwarded_client(render: Renderer) -> None:
+    assert container_env(render("webhook-receiver"))["WEBHOOK_TRUSTED_PROXIES"]["value"] == ""
+    trusted = container_env(render("platform", "production"))["WEBHOOK_TRUSTED_PROXIES"]["value"].split(",")
+    assert "10.0.0.0/8" in trusted, "without the controller's range every client would share one bucket"
 
 
 def test_admin_token_and_rate_limit_reach_the_receiver(render: Renderer) -> None:
