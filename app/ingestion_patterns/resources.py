@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from .maintenance.resource import RetentionResource
 from .poll.client import kafka_resource
 from .pull.client import SourceApiResource
 from .push.resource import WebhookInboxResource
@@ -41,5 +42,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             token=setting(settings, "source_api_token"),
             duckdb_memory_limit=settings.pull_duckdb_memory_limit,
             max_staleness_hours=settings.pull_max_staleness_hours,
+        ),
+        "retention": RetentionResource(
+            webhook_inbox_seconds=settings.webhook_inbox_retention, pull_raw_seconds=settings.pull_raw_retention
         ),
     }

@@ -15,13 +15,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SOURCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Per-source webhook signing secrets: WEBHOOK_SECRET_<SOURCE> (see ``secret_key``).
 SECRET_ENV_PREFIX = "WEBHOOK_SECRET_"
+
+
+_DURATION_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+
+
+def parse_duration(value: Any) -> float:
+    """A duration in seconds from ``7d``, ``12h``, ``90m``, ``45s``, ``1w``, ``1d12h`` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().lower().replace(" ", "")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"not a duration: {value!r} (e.g. 7d, 12h, 30m, 45s, or seconds)")
+    return float(sum(float(amount) * _DURATION_UNITS[unit] for amount, unit in _DURATION_PART.findall(text)))
+
+
+#: Seconds, read from a duration such as ``7d`` (``parse_duration``); written back as seconds.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_DAY = 86_400.0
 
 
 def secret_key(source_id: str) -> str:
@@ -76,6 +101,14 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
+
+    # --- retention (maintenance/): what is deleted after how long, by retention_job every hour
+    webhook_inbox_retention: Duration = Field(
+        default=7 * _DAY, gt=0, description="Landed inbox rows are kept this long (the duplicate window): 7d, 12h, s"
+    )
+    pull_raw_retention: Duration = Field(
+        default=7 * _DAY, gt=0, description="raw_extract pages loaded into final_data are kept this long"
+    )
 
     @model_validator(mode="before")
     @classmethod

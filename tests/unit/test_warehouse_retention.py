@@ -1,0 +1,111 @@
+"""Retention in the warehouse (maintenance/warehouse_retention.py) on an in-memory DuckDB: only raw
+pages that are loaded and old go, only poll plans that have landed go, and loading goes on as before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ingestion_patterns import warehouse
+from ingestion_patterns.maintenance.warehouse_retention import purge_landed_poll_plans, purge_loaded_raw_pages
+from ingestion_patterns.poll import landing as poll
+from ingestion_patterns.pull import landing as pull
+from ingestion_patterns.pull import validate
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = 86_400.0
+
+
+@pytest.fixture
+def conn():
+    connection = duckdb.connect()
+    warehouse.ensure_schema(connection, [*pull.DDL, *poll.DDL])
+    yield connection
+    connection.close()
+
+
+def page(ids: list[int], minute: int) -> pa.Table:
+    stamp = (T0 + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+    table, issues = validate.conform(
+        pa.table(
+            {
+                "id": ids,
+                "name": [f"n{i}" for i in ids],
+                "email": [f"e{i}@x" for i in ids],
+                "amount": [float(i) for i in ids],
+                "status": ["active"] * len(ids),
+                "category": ["books"] * len(ids),
+                "version": [minute] * len(ids),
+                "created_at": [stamp] * len(ids),
+                "updated_at": [stamp] * len(ids),
+            }
+        )
+    )
+    assert issues == []
+    return table
+
+
+def land(conn, ids: list[int], minute: int) -> int:
+    return pull.land_page(
+        conn, run_id="r", page_no=1, page_cursor=None, next_cursor=None, records=page(ids, minute),
+        schema_issues=[], extracted_at=T0,
+    )  # fmt: skip
+
+
+def age_pages(conn, seqs: list[int], days: float) -> None:
+    conn.execute(
+        "UPDATE ingestion.pull_pages SET landed_at = now() - to_seconds(?) WHERE page_seq IN (SELECT unnest(?))",
+        [days * DAY, seqs],
+    )
+
+
+def count(conn, table: str) -> int:
+    return warehouse.count_rows(conn, table)
+
+
+def test_only_loaded_pages_older_than_the_window_are_deleted(conn):
+    loaded = [land(conn, [i * 10 + k for k in range(10)], minute=i) for i in range(5)]
+    pull.upsert_final(conn)
+    unloaded = [land(conn, [100 + k for k in range(10)], minute=10)]
+    age_pages(conn, loaded[:3] + unloaded, days=8)  # pages 4 and 5 are loaded but recent
+
+    result = purge_loaded_raw_pages(conn, 7 * DAY, pages_per_batch=2)
+
+    assert (result.raw_rows, result.pages, result.batches) == (30, 3, 2)
+    remaining = [
+        seq for (seq,) in conn.execute("SELECT DISTINCT page_seq FROM ingestion.raw_extract ORDER BY 1").fetchall()
+    ]
+    assert remaining == loaded[3:] + unloaded, "the unloaded page stays however old"
+    assert [s for (s,) in conn.execute("SELECT page_seq FROM ingestion.pull_pages ORDER BY 1").fetchall()] == remaining
+    assert count(conn, "final_data") == 50
+
+    # The next load takes exactly the page it had not loaded, as before.
+    assert pull.pending_summary(conn)["rows"] == 10
+    loaded_now = pull.upsert_final(conn)
+    assert (loaded_now.inserted, loaded_now.pages) == (10, 1)
+    assert count(conn, "final_data") == 60
+    assert purge_loaded_raw_pages(conn, 7 * DAY).raw_rows == 10  # now loaded, and old
+    assert purge_loaded_raw_pages(conn, 7 * DAY) == type(result)()
+
+
+def test_nothing_to_purge_before_the_pull_pattern_ever_ran():
+    connection = duckdb.connect()
+    warehouse.ensure_schema(connection)
+    assert purge_loaded_raw_pages(connection, DAY).raw_rows == 0
+    assert purge_landed_poll_plans(connection) == 0
+
+
+def test_only_poll_plans_that_have_landed_are_deleted(conn):
+    poll.save_poll_plan(conn, "t", {0: (0, 10), 1: (0, 10), 2: (5, 5), 3: (0, 4)})
+    poll.save_poll_plan(conn, "other", {0: (0, 3)})
+    conn.execute(
+        "INSERT INTO ingestion.kafka_offsets (topic, \"partition\", next_offset) VALUES ('t', 0, 10), ('t', 1, 7)"
+    )
+
+    assert purge_landed_poll_plans(conn) == 2  # t/0 landed; t/2 had nothing to land
+    assert poll.poll_plan(conn, "t") == {1: (0, 10), 3: (0, 4)}
+    assert poll.poll_plan(conn, "other") == {0: (0, 3)}
+    assert purge_landed_poll_plans(conn) == 0
