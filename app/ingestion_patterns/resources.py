@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from .alerting.sink import AlertWebhookResource
 from .maintenance.resource import RetentionResource
 from .poll.client import kafka_resource
 from .pull.client import SourceApiResource
@@ -45,5 +46,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "retention": RetentionResource(
             webhook_inbox_seconds=settings.webhook_inbox_retention, pull_raw_seconds=settings.pull_raw_retention
+        ),
+        "alerts": AlertWebhookResource(
+            url=setting(settings, "alert_webhook_url"),
+            ui_url=settings.dagster_ui_url,
+            stuck_after_seconds=settings.alert_stuck_after,
         ),
     }

@@ -110,6 +110,15 @@ class Settings(BaseSettings):
         default=7 * _DAY, gt=0, description="raw_extract pages loaded into final_data are kept this long"
     )
 
+    # --- alerting (alerting/): where failures and stuck sources are posted
+    alert_webhook_url: str = Field(
+        default="", repr=False, description='Slack-compatible incoming webhook (POST {"text": …}); empty: no alerts'
+    )
+    dagster_ui_url: str = Field(default="http://127.0.0.1:3000", description="The UI's base URL, for run links")
+    alert_stuck_after: Duration = Field(
+        default=3_600, gt=0, description="A source pending (webhooks) or not moving (Kafka lag) this long alerts"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _collect_secrets(cls, values: Any) -> Any:
