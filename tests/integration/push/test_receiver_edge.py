@@ -82,3 +82,13 @@ def test_stripe_shopify_and_slack_deliveries_are_accepted_and_tampered_ones_get_
         assert tampered.status == 401 and "does not match the body" in tampered.error_reason(), source
     unsigned = post_json(f"{receiver.url}/webhook/pay", body=body)
     assert unsigned.status == 401 and "Stripe-Signature" in unsigned.error_reason()
+
+
+def test_metrics_show_the_inbox_sizes(start_receiver, make_inbox_url):
+    receiver = start_receiver(make_inbox_url("sqlite"))
+    for _ in range(2):
+        assert _post(f"{receiver.url}/webhook/sized").status == 202
+    text = request("GET", f"{receiver.url}/metrics").body.decode()
+    assert metric_value(text, "webhook_inbox_rows", 'state="pending"') == 2
+    assert metric_value(text, "webhook_inbox_rows", 'state="done"') == 0
+    assert metric_value(text, "webhook_inbox_storage_bytes") > 0

@@ -28,7 +28,7 @@ from .intake import (
     parse_json_object,
     too_large,
 )
-from .metrics import ReceiverMetrics
+from .metrics import ReceiverMetrics, read_inbox
 from .openapi import openapi_document
 from .signatures import SignatureError, verify_signature
 
@@ -276,11 +276,8 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    try:
-        summaries = await request.app[INBOX].pending_sources()
-    except InboxUnavailable:
-        summaries = None
-    body, content_type = request.app[METRICS].render(summaries)
+    pending, sizes = await read_inbox(request.app[INBOX])
+    body, content_type = request.app[METRICS].render(pending, sizes)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
