@@ -48,7 +48,7 @@ if [[ ! -s "$SKAFFOLD_SCHEMA" ]]; then
   fi
 fi
 
-# Strimzi's CRDs (kafka.strimzi.io/v1) for Kafka, KafkaNodePool and KafkaTopic, generated the way Strimzi's
+# Strimzi's CRDs (kafka.strimzi.io/v1) for Kafka, KafkaNodePool, KafkaTopic and KafkaUser, generated the way Strimzi's
 # own build does (api module pom: io.strimzi.crdgenerator.CrdGenerator over the api model classes), from
 # Maven Central artifacts: io.strimzi:api (the newest there with the v1 API) and io.strimzi:crd-generator
 # (the newest published). Written to the cache only; nothing is copied into the repository. Needs mvn + java;
@@ -56,7 +56,7 @@ fi
 STRIMZI_API_VERSION="${STRIMZI_API_VERSION:-0.51.0}"
 STRIMZI_CRD_GENERATOR_VERSION="${STRIMZI_CRD_GENERATOR_VERSION:-0.45.0}"
 STRIMZI_CRDS="$SCHEMAS/strimzi-$STRIMZI_API_VERSION"
-if [[ ! -s "$STRIMZI_CRDS/kafkatopic.yaml" ]]; then
+if [[ ! -s "$STRIMZI_CRDS/kafkauser.yaml" ]]; then
   if command -v mvn >/dev/null && command -v java >/dev/null; then
     work=$(mktemp -d)
     cat > "$work/pom.xml" <<POM
@@ -78,7 +78,8 @@ POM
             --target-kube 1.16+ --yaml \
             "io.strimzi.api.kafka.model.kafka.Kafka=$STRIMZI_CRDS/kafka.yaml" \
             "io.strimzi.api.kafka.model.nodepool.KafkaNodePool=$STRIMZI_CRDS/kafkanodepool.yaml" \
-            "io.strimzi.api.kafka.model.topic.KafkaTopic=$STRIMZI_CRDS/kafkatopic.yaml" 2>/dev/null; then
+            "io.strimzi.api.kafka.model.topic.KafkaTopic=$STRIMZI_CRDS/kafkatopic.yaml" \
+            "io.strimzi.api.kafka.model.user.KafkaUser=$STRIMZI_CRDS/kafkauser.yaml" 2>/dev/null; then
       :
     else
       echo "install-chart-tools: WARNING: could not generate Strimzi CRDs; Strimzi tests check fields only" >&2
