@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from postgres_server import PostgresServer
+
+# Property-based tests: a fixed budget in `make test` ("ci"); HYPOTHESIS_PROFILE=long searches longer.
+settings.register_profile("ci", max_examples=150, deadline=None, database=None, print_blob=True)
+settings.register_profile("long", max_examples=5000, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
