@@ -120,19 +120,27 @@ def read_ndjson(body: bytes) -> tuple[pa.Table, list[RecordReject]]:
     text = body.rstrip()
     if not text:
         return pa.table({}), []
-    if not _NOT_AN_OBJECT_LINE.search(text):
+    if not _NOT_AN_OBJECT_LINE.search(text) and _is_utf8(text):  # pyarrow does not check UTF-8 in strings
         try:
             table = parse_ndjson(text)
-        except (pa.ArrowException, ValueError):  # not JSON, a duplicate key, a type that changes, not UTF-8
-            pass
-        else:
-            if (
+            interchange = (
                 table.num_rows == text.count(b"\n") + 1
                 and 1 + max((nesting_depth(f.type) for f in table.schema), default=0) <= _MAX_DEPTH
                 and not has_non_finite(table)
-            ):
-                return table, []
-    return _read_line_by_line(text.split(b"\n"))
+            )
+        except (pa.ArrowException, ValueError):  # not JSON, a duplicate key, a type that changes
+            interchange = False
+        if interchange:
+            return table, []
+    return _read_line_by_line(body.split(b"\n"))  # each line as sent, trailing spaces and all
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_line_by_line(lines: list[bytes]) -> tuple[pa.Table, list[RecordReject]]:
