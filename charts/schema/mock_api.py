@@ -58,7 +58,7 @@ class NetworkPolicy(ClosedObject):
 
 
 class Values(SubchartValues):
-    global_: Global | None = Field(None, alias="global")
+    global_: Global | None = Field(None, alias="global")  # type: ignore[assignment]  # narrows the base's free-form globals to the ones this chart reads
     nameOverride: str | None = None
     fullnameOverride: str | None = None
     replicaCount: Annotated[int, Field(ge=0, le=1)] | None = Field(

@@ -333,7 +333,7 @@ class Subchart(OpenObject):
 
 
 class Values(ChartValues):
-    global_: Global | None = Field(None, alias="global")
+    global_: Global | None = Field(None, alias="global")  # type: ignore[assignment]  # narrows the base's free-form globals to the ones this chart reads
     nameOverride: str | None = None
     fullnameOverride: Annotated[str, Field(max_length=40)] | None = None
     dagster: Dagster

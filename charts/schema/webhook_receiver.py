@@ -60,9 +60,7 @@ class RateLimit(ClosedObject):
 
 
 class Admin(ClosedObject):
-    existingSecret: str | None = Field(
-        None, description="A Secret with the admin token (templated); else generated."
-    )
+    existingSecret: str | None = Field(None, description="A Secret with the admin token (templated); else generated.")
     existingSecretKey: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
 
 
@@ -143,7 +141,7 @@ class Metrics(ClosedObject):
 
 
 class Values(SubchartValues):
-    global_: Global | None = Field(None, alias="global")
+    global_: Global | None = Field(None, alias="global")  # type: ignore[assignment]  # narrows the base's free-form globals to the ones this chart reads
     nameOverride: str | None = None
     fullnameOverride: str | None = None
     replicaCount: NonNegativeInt | None = None

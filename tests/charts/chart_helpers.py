@@ -25,7 +25,9 @@ LIBRARY_CHART = "ingestion-common"
 PROFILES = ["default", "kind", "production"]
 # Kafka's standalone mode (one KRaft StatefulSet, no Strimzi operator) rendered over a values profile, as
 # "<profile>+standalone". Production's three-node values do not fit a single node (the schema refuses them).
-STANDALONE_CASES = [(chart, f"{profile}+standalone") for chart in ("kafka", "platform") for profile in ("default", "kind")]
+STANDALONE_CASES = [
+    (chart, f"{profile}+standalone") for chart in ("kafka", "platform") for profile in ("default", "kind")
+]
 # Every (chart, profile) that is linted, validated and scanned.
 CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES] + STANDALONE_CASES
 RELEASE = "ip"
@@ -72,7 +74,8 @@ def by_kind(objects: list[dict], kind: str) -> list[dict]:
 def one(objects: list[dict], kind: str, name: str) -> dict:
     matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}: " + ", ".join(
-        f"{o['kind']}/{o['metadata']['name']}" for o in objects)
+        f"{o['kind']}/{o['metadata']['name']}" for o in objects
+    )
     return matches[0]
 
 
@@ -106,11 +109,18 @@ def construct_run_job(objects: list[dict], tmp_path: Path, image: str = "ingesti
 
     launcher_config = dict(instance_config(objects)["run_launcher"]["config"])
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}]}))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
     launcher_config.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
     launcher = K8sRunLauncher(**launcher_config)
     run = DagsterRun(job_name="process_webhook_data", run_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")

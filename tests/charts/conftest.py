@@ -48,8 +48,16 @@ def render(helm: str, charts_dir: Path) -> Renderer:
 
     @functools.cache
     def _render(chart: str, profile: str = "default", *extra: str) -> tuple[dict, ...]:
-        out = run(helm, "template", RELEASE, str(charts_dir / chart), "--namespace", NAMESPACE,
-                  *values_args(chart, profile), *extra).stdout
+        out = run(
+            helm,
+            "template",
+            RELEASE,
+            str(charts_dir / chart),
+            "--namespace",
+            NAMESPACE,
+            *values_args(chart, profile),
+            *extra,
+        ).stdout
         return tuple(doc for doc in yaml.safe_load_all(out) if doc)
 
     def render_(chart: str, profile: str = "default", *extra: str) -> list[dict]:

@@ -47,7 +47,7 @@ class FakeKubeApi:
                 if match is None:
                     return self._answer(404)
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                body: dict = json.loads(self.rfile.read(length)) if length else {}
                 key = (match["ns"], match["name"])
                 if method == "GET":
                     found = api.secrets.get(key)

@@ -16,7 +16,9 @@ def test_dagster_storage_uses_the_driver_dagster_postgres_installs(render, profi
 @pytest.mark.parametrize("profile", ["default", "kind", "production"])
 def test_code_server_gets_the_instance_password_from_a_secret(render, profile):
     """Sensors are evaluated in the code server against the PostgreSQL instance."""
-    deployments = [d for d in by_kind(render("platform", profile), "Deployment") if d["metadata"]["name"].endswith("user-code")]
+    deployments = [
+        d for d in by_kind(render("platform", profile), "Deployment") if d["metadata"]["name"].endswith("user-code")
+    ]
     assert len(deployments) == 1
     env = {e["name"]: e for e in deployments[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     ref = env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]

@@ -30,13 +30,21 @@ def test_dagster_accepts_the_instance_config(render: Renderer, profile: str, tmp
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_config(render("platform", profile))))
     config, custom_class = dagster_instance_config(str(tmp_path))
     assert custom_class is None
-    for key in ("run_launcher", "run_coordinator", "run_storage", "event_log_storage", "schedule_storage",
-                "compute_logs", "scheduler", "local_artifact_storage"):
+    for key in (
+        "run_launcher",
+        "run_coordinator",
+        "run_storage",
+        "event_log_storage",
+        "schedule_storage",
+        "compute_logs",
+        "scheduler",
+        "local_artifact_storage",
+    ):
         section = config[key]
         # Each configurable class validates its own config section, as the instance does on start-up.
         klass = getattr(importlib.import_module(section["module"]), section["class"])
         result = validate_config(klass.config_type(), section.get("config", {}))
-        assert result.success, (key, [e.message for e in result.errors])
+        assert result.success, (key, [e.message for e in result.errors or []])
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -68,8 +76,17 @@ def test_duckdb_pool_limit_is_one(render: Renderer, profile: str) -> None:
 
 
 def test_pool_limit_other_than_one_is_refused(helm: str, charts_dir: Path) -> None:
-    result = run(helm, "template", "x", str(charts_dir / "platform"), "--set", "dagster.concurrency.pools.duckdb=2",
-                 "--kube-version", KUBE_VERSION, check=False)
+    result = run(
+        helm,
+        "template",
+        "x",
+        str(charts_dir / "platform"),
+        "--set",
+        "dagster.concurrency.pools.duckdb=2",
+        "--kube-version",
+        KUBE_VERSION,
+        check=False,
+    )
     assert result.returncode != 0 and "duckdb" in result.stderr
 
 
@@ -81,11 +98,18 @@ def run_job(render: Renderer, tmp_path: Path):
         launcher_config = dict(instance_config(render("platform", profile))["run_launcher"]["config"])
         # Outside a cluster: load a throw-away kubeconfig instead of the in-cluster one (nothing is called).
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}]}))
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "c",
+                    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                    "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                    "users": [{"name": "u", "user": {"token": "t"}}],
+                }
+            )
+        )
         launcher_config.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
         launcher = K8sRunLauncher(**launcher_config)
         run = DagsterRun(job_name="process_webhook_data", run_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
@@ -111,7 +135,9 @@ def test_run_job_is_valid_kubernetes(run_job, profile: str) -> None:
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_run_pods_mount_the_duckdb_claim_and_share_the_code_servers_env(render: Renderer, run_job, profile: str) -> None:
+def test_run_pods_mount_the_duckdb_claim_and_share_the_code_servers_env(
+    render: Renderer, run_job, profile: str
+) -> None:
     objects = render("platform", profile)
     job = run_job(profile)
     pod = job["spec"]["template"]["spec"]
@@ -122,8 +148,10 @@ def test_run_pods_mount_the_duckdb_claim_and_share_the_code_servers_env(render: 
     run_volumes = {v["name"]: v for v in pod["volumes"]}
     assert run_volumes["duckdb"]["persistentVolumeClaim"] == code_volume["persistentVolumeClaim"]
     assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["duckdb"] == "/data"
-    assert any(p["metadata"]["name"] == code_volume["persistentVolumeClaim"]["claimName"]
-               for p in by_kind(objects, "PersistentVolumeClaim"))
+    assert any(
+        p["metadata"]["name"] == code_volume["persistentVolumeClaim"]["claimName"]
+        for p in by_kind(objects, "PersistentVolumeClaim")
+    )
 
     # Same ConfigMap and Secrets as the code server, by reference.
     code_container = claim["containers"][0]
@@ -138,7 +166,8 @@ def test_run_pods_mount_the_duckdb_claim_and_share_the_code_servers_env(render: 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_run_jobs_are_garbage_collected_and_restricted(render: Renderer, run_job, profile: str) -> None:
     expected_ttl = instance_config(render("platform", profile))["run_launcher"]["config"]["run_k8s_config"][
-        "job_spec_config"]["ttl_seconds_after_finished"]
+        "job_spec_config"
+    ]["ttl_seconds_after_finished"]
     job = run_job(profile)
     assert job["spec"]["ttlSecondsAfterFinished"] == expected_ttl > 0
     assert job["spec"]["backoffLimit"] == 0
@@ -179,8 +208,12 @@ def test_launcher_rbac_allows_jobs_and_pods_only_in_the_run_namespace(render: Re
     objects = render("platform")
     role = one(objects, "Role", f"{RELEASE}-dagster")
     assert role["metadata"]["namespace"] == NAMESPACE
-    rules = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
-             for group in rule["apiGroups"] for resource in rule["resources"]}
+    rules = {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert {"create", "delete", "get", "watch"} <= rules[("batch", "jobs")]
     assert "*" not in set().union(*rules.values())
     assert {"list", "get"} <= rules[("", "pods")]
@@ -198,8 +231,10 @@ def test_instance_storage_path_is_writable_in_every_dagster_pod(render: Renderer
     base_dir = instance_config(objects)["local_artifact_storage"]["config"]["base_dir"]
 
     def mounted(container: dict) -> bool:
-        return any(base_dir == m["mountPath"] or base_dir.startswith(m["mountPath"].rstrip("/") + "/")
-                   for m in container.get("volumeMounts", []))
+        return any(
+            base_dir == m["mountPath"] or base_dir.startswith(m["mountPath"].rstrip("/") + "/")
+            for m in container.get("volumeMounts", [])
+        )
 
     for name in ("webserver", "daemon"):
         spec = one(objects, "Deployment", f"{RELEASE}-dagster-{name}")["spec"]["template"]["spec"]

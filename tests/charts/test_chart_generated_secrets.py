@@ -245,6 +245,7 @@ def run_sidecar(objects: list[dict], server, tmp_path: Path, password: str) -> s
     process = subprocess.Popen(
         ["sh", "-c", script], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    assert process.stdout is not None and process.stderr is not None  # both PIPEs
     try:
         line = process.stdout.readline()
         assert "ready" in line, line + process.stderr.read()

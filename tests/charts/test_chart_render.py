@@ -38,8 +38,17 @@ def test_helm_lint_strict(helm: str, charts_dir: Path, chart: str, profile: str)
 @pytest.mark.parametrize("chart", CHARTS)
 def test_values_schema_rejects_unknown_keys(helm: str, charts_dir: Path, chart: str) -> None:
     """values.schema.json is enforced: a typo in a values key fails the install instead of being ignored."""
-    result = run(helm, "template", "x", str(charts_dir / chart), "--set", "replicaCuont=3", "--kube-version", K8S_VERSION,
-                 check=False)
+    result = run(
+        helm,
+        "template",
+        "x",
+        str(charts_dir / chart),
+        "--set",
+        "replicaCuont=3",
+        "--kube-version",
+        K8S_VERSION,
+        check=False,
+    )
     assert result.returncode != 0
     assert "additional properties 'replicaCuont' not allowed" in result.stderr
 
@@ -80,15 +89,29 @@ def standalone_schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("chart", "profile"), CASES)
-def test_kubeconform_strict(kubeconform: str, render: Renderer, standalone_schemas: Path,
-                            tmp_path: Path, chart: str, profile: str) -> None:
+def test_kubeconform_strict(
+    kubeconform: str, render: Renderer, standalone_schemas: Path, tmp_path: Path, chart: str, profile: str
+) -> None:
     manifest = tmp_path / "rendered.yaml"
     objects = [o for o in render(chart, profile) if o["kind"] not in CUSTOM_KINDS]
     manifest.write_text(yaml.safe_dump_all(objects))
-    location = f"{standalone_schemas}/{{{{.NormalizedKubernetesVersion}}}}-standalone{{{{.StrictSuffix}}}}/" \
-               "{{.ResourceKind}}{{.KindSuffix}}.json"
-    result = run(kubeconform, "-strict", "-summary", "-output", "json", "-kubernetes-version", K8S_VERSION,
-                 "-schema-location", location, str(manifest), check=False)
+    location = (
+        f"{standalone_schemas}/{{{{.NormalizedKubernetesVersion}}}}-standalone{{{{.StrictSuffix}}}}/"
+        "{{.ResourceKind}}{{.KindSuffix}}.json"
+    )
+    result = run(
+        kubeconform,
+        "-strict",
+        "-summary",
+        "-output",
+        "json",
+        "-kubernetes-version",
+        K8S_VERSION,
+        "-schema-location",
+        location,
+        str(manifest),
+        check=False,
+    )
     report = json.loads(result.stdout)
     problems = [r for r in report["resources"] if r["status"] != "statusValid"]
     assert not problems, problems

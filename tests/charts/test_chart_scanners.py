@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -38,11 +39,14 @@ def run_json(*args: str) -> object:
     try:
         return json.loads(result.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"{' '.join(args[:4])} gave no JSON ({result.returncode}):\n{result.stdout[-2000:]}\n"
-                    f"{result.stderr[-2000:]}", pytrace=False)
+        pytest.fail(
+            f"{' '.join(args[:4])} gave no JSON ({result.returncode}):\n{result.stdout[-2000:]}\n"
+            f"{result.stderr[-2000:]}",
+            pytrace=False,
+        )
 
 
-def failed_checks(report: object) -> list[str]:
+def failed_checks(report: Any) -> list[str]:
     reports = report if isinstance(report, list) else [report]
     failed = []
     for part in reports:
@@ -51,7 +55,7 @@ def failed_checks(report: object) -> list[str]:
     return failed
 
 
-def skipped_checks(report: object) -> list[dict]:
+def skipped_checks(report: Any) -> list[dict]:
     reports = report if isinstance(report, list) else [report]
     return [c for part in reports for c in part.get("results", {}).get("skipped_checks", [])]
 
@@ -60,8 +64,18 @@ def test_checkov_rendered_charts(uvx: str, render: Renderer, tmp_path: Path) -> 
     for chart, profile in CASES:
         objects = render(chart, profile, *EXTRA.get(chart, []))
         (tmp_path / f"{chart}-{profile}.yaml").write_text(yaml.safe_dump_all(objects))
-    report = run_json(uvx, "--from", CHECKOV, "checkov", "--config-file", str(CHARTS_DIR / ".checkov.yaml"),
-                      "-d", str(tmp_path), "-o", "json")
+    report = run_json(
+        uvx,
+        "--from",
+        CHECKOV,
+        "checkov",
+        "--config-file",
+        str(CHARTS_DIR / ".checkov.yaml"),
+        "-d",
+        str(tmp_path),
+        "-o",
+        "json",
+    )
     assert not failed_checks(report), "\n".join(failed_checks(report))
     # Every resource-level skip carries its reason (checkov.io/skipN: CHECK=reason).
     for skipped in skipped_checks(report):
@@ -79,8 +93,20 @@ def test_checkov_config_justifies_every_global_skip() -> None:
 
 
 def test_checkov_dockerfile(uvx: str) -> None:
-    report = run_json(uvx, "--from", CHECKOV, "checkov", "--framework", "dockerfile", "--skip-download", "--quiet",
-                      "-o", "json", "-f", str(DOCKERFILE))
+    report = run_json(
+        uvx,
+        "--from",
+        CHECKOV,
+        "checkov",
+        "--framework",
+        "dockerfile",
+        "--skip-download",
+        "--quiet",
+        "-o",
+        "json",
+        "-f",
+        str(DOCKERFILE),
+    )
     assert not failed_checks(report), "\n".join(failed_checks(report))
     for skipped in skipped_checks(report):
         assert skipped.get("suppress_comment", "").strip(), f"{skipped['check_id']} skipped without a reason"
@@ -88,8 +114,9 @@ def test_checkov_dockerfile(uvx: str) -> None:
 
 def test_hadolint_dockerfile(uvx: str) -> None:
     assert sorted(p.name for p in (REPO / "docker").iterdir()) == ["Dockerfile"], "one Dockerfile, one target per image"
-    result = subprocess.run([uvx, "--from", HADOLINT, "hadolint", str(DOCKERFILE)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [uvx, "--from", HADOLINT, "hadolint", str(DOCKERFILE)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -151,7 +178,10 @@ def test_dockerfile_target_shape(target: str) -> None:
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
-    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     assert {"!pyproject.toml", "!uv.lock", "!README.md", "!app/", "!devtools/"} <= set(lines)

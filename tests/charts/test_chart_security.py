@@ -16,10 +16,24 @@ pytestmark = pytest.mark.charts
 LONG_RUNNING = {"Deployment", "StatefulSet"}
 # Secrets a production install expects to exist already (created by the operator's secret manager), and the
 # Kafka user's, which Strimzi's User Operator writes (charts/kafka's KafkaUser <cluster>-app).
-PRODUCTION_EXISTING_SECRETS = {"webhook-inbox", "webhook-signing-secrets", "source-api-token", "ingestion-postgresql",
-                               "webhook-admin-token", f"{RELEASE}-kafka-app"}
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                           "projected", "secret"}
+PRODUCTION_EXISTING_SECRETS = {
+    "webhook-inbox",
+    "webhook-signing-secrets",
+    "source-api-token",
+    "ingestion-postgresql",
+    "webhook-admin-token",
+    f"{RELEASE}-kafka-app",
+}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 SECRET_ENV_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|INBOX_URL", re.I)
 
 
@@ -83,7 +97,9 @@ def test_webhook_receiver_probes_health_and_ready(render: Renderer) -> None:
 
 
 def test_user_code_probes_the_grpc_server(render: Renderer) -> None:
-    container = one(render("user-code"), "Deployment", f"{RELEASE}-user-code")["spec"]["template"]["spec"]["containers"][0]
+    container = one(render("user-code"), "Deployment", f"{RELEASE}-user-code")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["exec"]["command"][:3] == ["dagster", "api", "grpc-health-check"], probe
 
@@ -171,7 +187,9 @@ def test_platform_wires_one_set_of_credentials(render: Renderer, generate) -> No
     sidecar = {c["name"]: c for c in postgres["initContainers"]}["inbox-role"]
     sidecar_env = {e["name"]: e for e in sidecar["env"]}
     assert sidecar_env["INBOX_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": f"{RELEASE}-inbox", "key": "WEBHOOK_INBOX_PASSWORD"}
+        "name": f"{RELEASE}-inbox",
+        "key": "WEBHOOK_INBOX_PASSWORD",
+    }
     assert sidecar_env["INBOX_ROLE"]["value"] == "webhook_inbox"
     receiver = one(objects, "Deployment", f"{RELEASE}-webhook-receiver")["spec"]["template"]["spec"]["containers"][0]
     inbox_ref = {e["name"]: e for e in receiver["env"]}["WEBHOOK_INBOX_URL"]["valueFrom"]["secretKeyRef"]
@@ -180,7 +198,10 @@ def test_platform_wires_one_set_of_credentials(render: Renderer, generate) -> No
     token_ref = {e["name"]: e for e in mock["env"]}["MOCK_API_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert token_ref == {"name": f"{RELEASE}-source-api", "key": "SOURCE_API_TOKEN"}
     code = one(objects, "Deployment", f"{RELEASE}-user-code")["spec"]["template"]["spec"]["containers"][0]
-    assert {e["secretRef"]["name"] for e in code["envFrom"] if "secretRef" in e} == {f"{RELEASE}-inbox", f"{RELEASE}-source-api"}
+    assert {e["secretRef"]["name"] for e in code["envFrom"] if "secretRef" in e} == {
+        f"{RELEASE}-inbox",
+        f"{RELEASE}-source-api",
+    }
     statefulset = one(objects, "StatefulSet", f"{RELEASE}-postgresql")["spec"]["template"]["spec"]["containers"][0]
     pg_ref = {e["name"]: e for e in statefulset["env"]}["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert pg_ref == {"name": f"{RELEASE}-postgresql", "key": "postgresql-password"}
@@ -197,8 +218,14 @@ def test_signing_secrets_are_generated_per_source(render: Renderer, generate) ->
 
 
 def test_existing_signing_secret_is_used_and_nothing_generated(render: Renderer) -> None:
-    objects = render("webhook-receiver", "default", "--set", "signing.existingSecret=my-signing",
-                     "--set", "inbox.existingSecret=my-inbox")
+    objects = render(
+        "webhook-receiver",
+        "default",
+        "--set",
+        "signing.existingSecret=my-signing",
+        "--set",
+        "inbox.existingSecret=my-inbox",
+    )
     assert not by_kind(objects, "Secret")
     container = one(objects, "Deployment", f"{RELEASE}-webhook-receiver")["spec"]["template"]["spec"]["containers"][0]
     assert {"secretRef": {"name": "my-signing"}} in container["envFrom"]

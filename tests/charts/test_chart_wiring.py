@@ -99,9 +99,12 @@ def test_kind_maps_the_ingress_to_traefiks_node_port() -> None:
 def test_receiver_keep_alive_outlasts_the_proxy(render: Renderer) -> None:
     """The proxy must close idle upstream connections first (else a request races a server-side close)."""
     idle = next(a for a in TRAEFIK["additionalArguments"] if "idleConnTimeout" in a)
-    proxy_seconds = int(re.search(r"=(\d+)s$", idle).group(1))
-    container = one(render("platform", "kind"), "Deployment", f"{RELEASE}-webhook-receiver")[
-        "spec"]["template"]["spec"]["containers"][0]
+    match = re.search(r"=(\d+)s$", idle)
+    assert match, idle
+    proxy_seconds = int(match.group(1))
+    container = one(render("platform", "kind"), "Deployment", f"{RELEASE}-webhook-receiver")["spec"]["template"][
+        "spec"
+    ]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert int(env["WEBHOOK_KEEPALIVE_SECONDS"]) > proxy_seconds
 
@@ -125,8 +128,14 @@ def test_ingress_routes_webhooks_with_a_body_limit(render: Renderer, profile: st
 
 
 def test_other_ingress_classes_get_no_traefik_middleware(render: Renderer) -> None:
-    objects = render("webhook-receiver", "default", "--set", "ingress.className=haproxy",
-                     "--set", "ingress.annotations.haproxy\\.org/request-body-size=1m")
+    objects = render(
+        "webhook-receiver",
+        "default",
+        "--set",
+        "ingress.className=haproxy",
+        "--set",
+        "ingress.annotations.haproxy\\.org/request-body-size=1m",
+    )
     assert not by_kind(objects, "Middleware")
     ingress = one(objects, "Ingress", f"{RELEASE}-webhook-receiver")
     assert ingress["spec"]["ingressClassName"] == "haproxy"
@@ -134,8 +143,16 @@ def test_other_ingress_classes_get_no_traefik_middleware(render: Renderer) -> No
 
 
 def test_optional_httproute(render: Renderer) -> None:
-    objects = render("webhook-receiver", "default", "--set", "httpRoute.enabled=true",
-                     "--set", "httpRoute.parentRefs[0].name=eg", "--set", "httpRoute.hostnames[0]=hooks.local")
+    objects = render(
+        "webhook-receiver",
+        "default",
+        "--set",
+        "httpRoute.enabled=true",
+        "--set",
+        "httpRoute.parentRefs[0].name=eg",
+        "--set",
+        "httpRoute.hostnames[0]=hooks.local",
+    )
     route = one(objects, "HTTPRoute", f"{RELEASE}-webhook-receiver")
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert route["spec"]["parentRefs"] == [{"name": "eg"}]
@@ -158,18 +175,26 @@ def test_receiver_scales_and_is_protected(render: Renderer) -> None:
 def test_no_bare_pod_is_adopted_by_a_controller(render: Renderer, chart: str, profile: str) -> None:
     """helm test pods must not match a Deployment/StatefulSet selector (its ReplicaSet would adopt them)."""
     objects = render(chart, profile, *(["--set", "kafkaUi.enabled=true"] if chart == "kafka" else []))
-    selectors = [(o, o["spec"]["selector"]["matchLabels"]) for o in objects if o["kind"] in {"Deployment", "StatefulSet"}]
+    selectors = [
+        (o, o["spec"]["selector"]["matchLabels"]) for o in objects if o["kind"] in {"Deployment", "StatefulSet"}
+    ]
     for pod in by_kind(objects, "Pod"):
         labels = pod["metadata"]["labels"]
         for owner, selector in selectors:
-            assert not selector.items() <= labels.items(), \
+            assert not selector.items() <= labels.items(), (
                 f"Pod {pod['metadata']['name']} matches {owner['kind']} {owner['metadata']['name']}"
+            )
 
 
 def test_umbrella_needs_no_download() -> None:
     chart = yaml.safe_load((REPO / "charts" / "platform" / "Chart.yaml").read_text())
     assert {d["name"] for d in chart["dependencies"]} == {
-        "user-code", "webhook-receiver", "mock-api", "kafka", LIBRARY_CHART}
+        "user-code",
+        "webhook-receiver",
+        "mock-api",
+        "kafka",
+        LIBRARY_CHART,
+    }
     for dependency in chart["dependencies"]:
         assert dependency["repository"] == f"file://../{dependency['name']}"
         sub = yaml.safe_load((REPO / "charts" / dependency["name"] / "Chart.yaml").read_text())

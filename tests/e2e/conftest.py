@@ -24,7 +24,7 @@ import pytest
 from e2e_helpers import REPO, Cluster, Target, find_target, kafka_mode, sh
 
 sys.path.insert(0, str(REPO / "tests" / "charts"))
-from chart_helpers import find_tool  # noqa: E402  (the same tool discovery as the chart tier)
+from chart_helpers import find_tool
 
 
 @pytest.fixture(scope="session")
@@ -41,14 +41,32 @@ def deploy(target: Target, helm: str) -> None:
     if target.mode == "kind":
         sh("make", "-C", str(REPO / "k8s"), "kind-up", f"NAMESPACE={target.namespace}", timeout=1200)
     if mode == "skaffold":
-        sh("skaffold", "run", "--kube-context", target.context, "--filename", str(REPO / "skaffold.yaml"),
-           "--status-check=true", timeout=3600)
+        sh(
+            "skaffold",
+            "run",
+            "--kube-context",
+            target.context,
+            "--filename",
+            str(REPO / "skaffold.yaml"),
+            "--status-check=true",
+            timeout=3600,
+        )
     elif mode == "make":
         if target.mode != "kind":
-            pytest.fail("E2E_DEPLOY=make loads images into kind only: use skaffold (with --default-repo) "
-                        "or E2E_DEPLOY=none on this cluster", pytrace=False)
-        sh("make", "-C", str(REPO / "k8s"), "deploy", f"NAMESPACE={target.namespace}",
-           f"RELEASE={target.release}", timeout=3600)
+            pytest.fail(
+                "E2E_DEPLOY=make loads images into kind only: use skaffold (with --default-repo) "
+                "or E2E_DEPLOY=none on this cluster",
+                pytrace=False,
+            )
+        sh(
+            "make",
+            "-C",
+            str(REPO / "k8s"),
+            "deploy",
+            f"NAMESPACE={target.namespace}",
+            f"RELEASE={target.release}",
+            timeout=3600,
+        )
     elif mode != "none":
         pytest.fail(f"unknown E2E_DEPLOY={mode!r}", pytrace=False)
 
@@ -62,8 +80,15 @@ def cluster(target: Target) -> Iterator[Cluster]:
     cluster = Cluster(target, helm)
     release = target.release
     # Ready: every Deployment of the release, PostgreSQL, and the Kafka cluster built by Strimzi.
-    cluster.kubectl("wait", "--for=condition=Available", "deployment", "-l", f"app.kubernetes.io/instance={release}",
-                    "--timeout=900s", timeout=960)
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Available",
+        "deployment",
+        "-l",
+        f"app.kubernetes.io/instance={release}",
+        "--timeout=900s",
+        timeout=960,
+    )
     cluster.kubectl("rollout", "status", f"statefulset/{release}-postgresql", "--timeout=600s", timeout=660)
     kafka = kafka_mode()
     if kafka == "strimzi":
@@ -73,6 +98,8 @@ def cluster(target: Target) -> Iterator[Cluster]:
         cluster.kubectl("rollout", "status", f"statefulset/{release}-kafka-kafka", "--timeout=600s", timeout=660)
     started = time.monotonic()
     yield cluster
-    print(f"\ne2e: platform in {target.context}/{target.namespace} used for {time.monotonic() - started:.0f}s "
-          f"(left running{'; `make -C k8s kind-down` removes the kind cluster' if target.mode == 'kind' else ''})",
-          file=sys.stderr)
+    print(
+        f"\ne2e: platform in {target.context}/{target.namespace} used for {time.monotonic() - started:.0f}s "
+        f"(left running{'; `make -C k8s kind-down` removes the kind cluster' if target.mode == 'kind' else ''})",
+        file=sys.stderr,
+    )

@@ -94,12 +94,21 @@ class Cluster:
         self.helm_bin = helm
 
     def kubectl(self, *args: str, timeout: float = 600, check: bool = True) -> str:
-        return sh("kubectl", "--context", self.target.context, "-n", self.target.namespace, *args,
-                  timeout=timeout, check=check)
+        return sh(
+            "kubectl",
+            "--context",
+            self.target.context,
+            "-n",
+            self.target.namespace,
+            *args,
+            timeout=timeout,
+            check=check,
+        )
 
     def helm(self, *args: str, timeout: float = 900) -> str:
-        return sh(self.helm_bin, "--kube-context", self.target.context, "-n", self.target.namespace, *args,
-                  timeout=timeout)
+        return sh(
+            self.helm_bin, "--kube-context", self.target.context, "-n", self.target.namespace, *args, timeout=timeout
+        )
 
     def name(self, suffix: str) -> str:
         return f"{self.target.release}-{suffix}"
@@ -119,8 +128,7 @@ class Cluster:
     def table_counts(self) -> dict[str, int]:
         """Rows per table of the ``ingestion`` schema ({} before the first run created the file)."""
         return self._read_duckdb(
-            "from ingestion_patterns.warehouse import table_counts\n"
-            "print(json.dumps(table_counts(conn)))\n",
+            "from ingestion_patterns.warehouse import table_counts\nprint(json.dumps(table_counts(conn)))\n",
             missing="{}",
         )
 
@@ -159,5 +167,7 @@ class Cluster:
                     logs = self.kubectl("logs", f"job/{job['metadata']['name']}", "--tail=80", check=False)
                     raise AssertionError(f"run Job {job['metadata']['name']} failed:\n{logs}")
             time.sleep(5)
-        raise AssertionError(f"no successful run Job of {dagster_job} within {timeout:.0f}s; "
-                             f"jobs: {[j['metadata']['name'] for j in self.run_jobs(dagster_job)]}")
+        raise AssertionError(
+            f"no successful run Job of {dagster_job} within {timeout:.0f}s; "
+            f"jobs: {[j['metadata']['name'] for j in self.run_jobs(dagster_job)]}"
+        )

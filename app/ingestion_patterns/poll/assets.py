@@ -36,7 +36,8 @@ class KafkaTopicConfig(dg.Config):
     bootstrap_servers: str = Field(default="", description="host:port list; empty = KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic: str = Field(default="", description="The topic to poll; empty = the resource's (KAFKA_TOPIC).")
     consumer_group: str = Field(
-        default="", description="Consumer group that receives the offset commits (visibility only); empty = KAFKA_GROUP_ID"
+        default="",
+        description="Consumer group that receives the offset commits (visibility only); empty = KAFKA_GROUP_ID",
     )
 
 
@@ -45,9 +46,7 @@ class KafkaPollConfig(KafkaTopicConfig):
 
 
 class KafkaProcessConfig(KafkaTopicConfig):
-    batch_rows: int = Field(
-        default=200_000, ge=1, description="Messages per landing transaction (one Arrow batch)."
-    )
+    batch_rows: int = Field(default=200_000, ge=1, description="Messages per landing transaction (one Arrow batch).")
 
 
 def _offsets_text(offsets: dict) -> dg.MetadataValue:
@@ -117,8 +116,15 @@ async def process_kafka_events(
         plan = await asyncio.to_thread(wk.poll_plan, conn, topic)
         if plan:
             async with kafka.consumer_session(config.bootstrap_servers) as consumer:
-                landed = await land_planned(consumer, conn, topic, plan, batch_rows=config.batch_rows,
-                                            run_id=run_id, on_batch=partial(_log_batch, context.log))
+                landed = await land_planned(
+                    consumer,
+                    conn,
+                    topic,
+                    plan,
+                    batch_rows=config.batch_rows,
+                    run_id=run_id,
+                    on_batch=partial(_log_batch, context.log),
+                )
         else:
             context.log.info(f"no poll plan for {topic!r}: nothing to land")
         reasons = await asyncio.to_thread(wk.reject_reasons, conn, topic, run_id)
@@ -154,8 +160,9 @@ async def process_kafka_events(
     )
 
 
-async def _copy_offsets_to_group(log: dg.DagsterLogManager, consumer: AIOKafkaConsumer, group: str, topic: str,
-                                 next_offsets: dict[int, int]) -> None:
+async def _copy_offsets_to_group(
+    log: dg.DagsterLogManager, consumer: AIOKafkaConsumer, group: str, topic: str, next_offsets: dict[int, int]
+) -> None:
     try:
         await commit_group_offsets(consumer, {(topic, p): offset for p, offset in next_offsets.items()})
     except Exception as exc:  # noqa: BLE001 - visibility only, never fail a landed run
@@ -228,7 +235,8 @@ def failed_attempts_at(instance: dg.DagsterInstance, offsets_tag: str) -> int:
     """
     runs = instance.get_runs(
         dg.RunsFilter(
-            job_name=kafka_poll_job.name, tags={"kafka/offsets": offsets_tag},
+            job_name=kafka_poll_job.name,
+            tags={"kafka/offsets": offsets_tag},
             statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
         )
     )

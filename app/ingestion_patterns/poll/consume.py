@@ -67,6 +67,7 @@ class LandSummary:
 def records_to_arrow(records: Sequence) -> pa.Table:
     """aiokafka ``ConsumerRecord``s -> one Arrow table in ``INCOMING_SCHEMA``, column by column
     (C-level ``map(attrgetter)`` passes; no per-record Python function calls)."""
+
     def column(name: str) -> list:
         return list(map(attrgetter(name), records))
 
@@ -95,8 +96,9 @@ class TopicNotAuthorized(dg.Failure):
     topic, so the run fails with that reason and is not retried."""
 
     def __init__(self, topic: str):
-        super().__init__(description=f"not authorized to read topic {topic!r}: check the Kafka user's ACLs",
-                         allow_retries=False)
+        super().__init__(
+            description=f"not authorized to read topic {topic!r}: check the Kafka user's ACLs", allow_retries=False
+        )
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -127,7 +129,9 @@ def cap_ranges(starts: dict[int, int], ends: dict[int, int], max_records: int) -
     return dict(sorted(ranges.items()))
 
 
-async def start_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], stored: dict[int, int]) -> dict[int, int]:
+async def start_offsets(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], stored: dict[int, int]
+) -> dict[int, int]:
     """Where each partition's next message to land is: its stored next offset, or its log start
     for a partition never landed (and when retention deleted messages below the stored offset)."""
     beginnings = await consumer.beginning_offsets(tps)
@@ -252,5 +256,8 @@ async def commit_group_offsets(consumer: AIOKafkaConsumer, offsets: dict[tuple[s
     tps = [TopicPartition(topic, partition) for topic, partition in offsets]
     consumer.assign(tps)
     await consumer.commit(
-        {TopicPartition(topic, partition): OffsetAndMetadata(offset, "") for (topic, partition), offset in offsets.items()}
+        {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "")
+            for (topic, partition), offset in offsets.items()
+        }
     )

@@ -137,8 +137,9 @@ class LandResult:
         offsets = dict(self.next_offsets)
         for partition, offset in other.next_offsets.items():
             offsets[partition] = max(offset, offsets.get(partition, offset))
-        return LandResult(self.events + other.events, self.rejects + other.rejects, offsets,
-                          self.refused + other.refused)
+        return LandResult(
+            self.events + other.events, self.rejects + other.rejects, offsets, self.refused + other.refused
+        )
 
 
 def stored_offsets(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
@@ -199,8 +200,8 @@ def _land_judged(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, r
     params = {"topic": topic, "run_id": run_id}
     with warehouse.transaction(conn):
         conn.execute(JUDGE_BATCH)
-        events = conn.execute(_INSERT_EVENTS, params).fetchone()[0]
-        rejects = conn.execute(_INSERT_REJECTS, params).fetchone()[0]
+        events = warehouse.fetch_one(conn, _INSERT_EVENTS, params)[0]
+        rejects = warehouse.fetch_one(conn, _INSERT_REJECTS, params)[0]
         next_offsets = dict(conn.execute(_ADVANCE_OFFSETS, {"topic": topic}).fetchall())
         conn.execute("DROP TABLE kafka_judged")
     return LandResult(events=events, rejects=rejects, next_offsets=next_offsets)
@@ -214,28 +215,34 @@ _INSERT_REFUSED = """
 """
 
 
-def _land_refused(
-    conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str
-) -> LandResult:
+def _land_refused(conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str) -> LandResult:
     """Land one message DuckDB refused as a reject with ``reason``, and its offset. When its headers
     or timestamp are what DuckDB refuses, the reject keeps the rest (key, raw value, offset)."""
     try:
         return _land_reject_row(conn, topic, one, reason, run_id, whole=True)
     except warehouse.DATA_ERRORS:
-        return _land_reject_row(conn, topic, one.select(["partition", "offset", "message_key", "message_value"]),
-                                reason, run_id, whole=False)
+        return _land_reject_row(
+            conn,
+            topic,
+            one.select(["partition", "offset", "message_key", "message_value"]),
+            reason,
+            run_id,
+            whole=False,
+        )
 
 
 def _land_reject_row(
     conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str, *, whole: bool
 ) -> LandResult:
     kafka_refused = one  # noqa: F841 - scanned by name
-    insert = _INSERT_REFUSED.format(headers="headers" if whole else "NULL",
-                                    timestamp="message_timestamp" if whole else "NULL")
+    insert = _INSERT_REFUSED.format(
+        headers="headers" if whole else "NULL", timestamp="message_timestamp" if whole else "NULL"
+    )
     with warehouse.transaction(conn):
         conn.execute(insert, {"topic": topic, "reason": reason, "run_id": run_id})
-        next_offsets = dict(conn.execute(_ADVANCE_OFFSETS.replace("kafka_judged", "kafka_refused"),
-                                         {"topic": topic}).fetchall())
+        next_offsets = dict(
+            conn.execute(_ADVANCE_OFFSETS.replace("kafka_judged", "kafka_refused"), {"topic": topic}).fetchall()
+        )
     return LandResult(events=0, rejects=1, next_offsets=next_offsets, refused=1)
 
 
@@ -250,11 +257,12 @@ def reject_reasons(conn: duckdb.DuckDBPyConnection, topic: str, run_id: str) -> 
 
 def landed_counts(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[str, int]:
     """Events and rejects landed so far for ``topic``."""
-    events, rejects = conn.execute(
+    events, rejects = warehouse.fetch_one(
+        conn,
         """
         SELECT (SELECT count(*) FROM ingestion.kafka_events WHERE topic = $t),
                (SELECT count(*) FROM ingestion.kafka_rejects WHERE topic = $t)
         """,
         {"t": topic},
-    ).fetchone()
+    )
     return {"events": events, "rejects": rejects}

@@ -29,9 +29,7 @@ def _rejection_reason_sql() -> str:
     missing = ", ".join(
         f"CASE WHEN coalesce(t[{_AT[name]}], 'NULL') = 'NULL' THEN '{name}' END" for name in REQUIRED_FIELDS
     )
-    not_text = ", ".join(
-        f"CASE WHEN t[{_AT[name]}] <> 'VARCHAR' THEN '{name}' END" for name in _TEXT_FIELDS
-    )
+    not_text = ", ".join(f"CASE WHEN t[{_AT[name]}] <> 'VARCHAR' THEN '{name}' END" for name in _TEXT_FIELDS)
     numbers = ", ".join(f"'{t}'" for t in _NUMBER_TYPES)
     return f"""
         CASE
@@ -41,12 +39,12 @@ def _rejection_reason_sql() -> str:
             WHEN NOT is_object THEN 'not a JSON object'
             WHEN concat_ws(', ', {missing}) <> '' THEN 'missing field(s): ' || concat_ws(', ', {missing})
             WHEN concat_ws(', ', {not_text}) <> '' THEN 'not a string: ' || concat_ws(', ', {not_text})
-            WHEN t[{_AT['amount']}] NOT IN ({numbers}) THEN 'amount is not a number'
+            WHEN t[{_AT["amount"]}] NOT IN ({numbers}) THEN 'amount is not a number'
             -- DuckDB's JSON reader takes NaN, Infinity and 1e999 (as inf), which are no JSON numbers
-            WHEN NOT coalesce(isfinite(TRY_CAST(v[{_AT['amount']}] AS DOUBLE)), false)
+            WHEN NOT coalesce(isfinite(TRY_CAST(v[{_AT["amount"]}] AS DOUBLE)), false)
                 THEN 'amount is not a finite number'
-            WHEN CAST(v[{_AT['amount']}] AS DOUBLE) < 0 THEN 'negative amount'
-            WHEN TRY_CAST(v[{_AT['timestamp']}] AS TIMESTAMPTZ) IS NULL THEN 'timestamp is not an ISO 8601 time'
+            WHEN CAST(v[{_AT["amount"]}] AS DOUBLE) < 0 THEN 'negative amount'
+            WHEN TRY_CAST(v[{_AT["timestamp"]}] AS TIMESTAMPTZ) IS NULL THEN 'timestamp is not an ISO 8601 time'
         END
     """
 
@@ -97,4 +95,3 @@ JUDGE_BATCH = f"""
            headers, message_timestamp, reason, {_typed_fields()}
     FROM judged
 """
-

@@ -14,8 +14,8 @@ downloads while one lands. The job's failed runs are retried by the daemon (``RU
 import asyncio
 import time
 from contextlib import aclosing
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -33,11 +33,14 @@ class ExtractConfig(dg.Config):
     start_date: str | None = Field(
         default=None,
         description="Backfill: re-pull records updated at or after this ISO date/datetime (UTC). "
-        "A backfill never moves the normal cursor.")
+        "A backfill never moves the normal cursor.",
+    )
     end_date: str | None = Field(
-        default=None,
-        description="Backfill: up to this ISO date (inclusive, whole day) or datetime (exclusive), UTC.")
-    batch_size: int | None = Field(default=None, ge=1, description="Records per page; default: the resource's page_size.")
+        default=None, description="Backfill: up to this ISO date (inclusive, whole day) or datetime (exclusive), UTC."
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, description="Records per page; default: the resource's page_size."
+    )
 
 
 def parse_window_bound(value: str | None, *, end: bool = False) -> datetime | None:
@@ -47,16 +50,15 @@ def parse_window_bound(value: str | None, *, end: bool = False) -> datetime | No
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            parsed = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            parsed = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return parsed + timedelta(days=1) if end else parsed
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise dg.Failure(f"not an ISO 8601 date or datetime: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _land_page(conn: DuckDBPyConnection, page: Page, *, run_id: str,
-               seen: PullCursor | None) -> tuple[int, list[str]]:
+def _land_page(conn: DuckDBPyConnection, page: Page, *, run_id: str, seen: PullCursor | None) -> tuple[int, list[str]]:
     """Conform a page, drop what cursor ``seen`` covers (None: a backfill, which keeps all and
     leaves the cursor alone) and land the rest with the cursor and the page's rejects:
     (rows landed, schema issues). A reject never holds the cursor back: it moves with the rows."""
@@ -65,9 +67,18 @@ def _land_page(conn: DuckDBPyConnection, page: Page, *, run_id: str,
         records = drop_seen(records, seen)
     if records.num_rows == 0 and not page.rejects:
         return 0, issues
-    pull.land_page(conn, run_id=run_id, page_no=page.number, page_cursor=page.cursor, next_cursor=page.next_cursor,
-                   records=records, schema_issues=issues, advance_cursor=seen is not None,
-                   extracted_at=datetime.now(timezone.utc), rejects=page.rejects)
+    pull.land_page(
+        conn,
+        run_id=run_id,
+        page_no=page.number,
+        page_cursor=page.cursor,
+        next_cursor=page.next_cursor,
+        records=records,
+        schema_issues=issues,
+        advance_cursor=seen is not None,
+        extracted_at=datetime.now(UTC),
+        rejects=page.rejects,
+    )
     return records.num_rows, issues
 
 
@@ -87,12 +98,16 @@ async def extract_source_data(
     stats = PullStats()
     landed, issues = 0, set()
     started = time.perf_counter()
-    async with warehouse.async_session(duckdb, pull.DDL, setup=partial(pull.limit_memory, limit=source_api.duckdb_memory_limit)) as conn:
+    async with warehouse.async_session(
+        duckdb, pull.DDL, setup=partial(pull.limit_memory, limit=source_api.duckdb_memory_limit)
+    ) as conn:
         cursor_before = await asyncio.to_thread(pull.read_cursor, conn)
         if not backfill:
             since = cursor_before.updated_at
-        context.log.info(f"{'backfill' if backfill else 'incremental'} pull from {since or 'the start'}"
-                         + (f" to {before}" if before else ""))
+        context.log.info(
+            f"{'backfill' if backfill else 'incremental'} pull from {since or 'the start'}"
+            + (f" to {before}" if before else "")
+        )
         pages = source_api.pages(updated_since=since, updated_before=before, page_size=config.batch_size, stats=stats)
         try:
             # aclosing: if landing fails, the prefetched request and the HTTP session end at once.
@@ -100,7 +115,8 @@ async def extract_source_data(
                 async for page in pages:
                     # Conformed and landed in a worker thread while the next page downloads.
                     rows, page_issues = await asyncio.to_thread(
-                        _land_page, conn, page, run_id=context.run.run_id, seen=None if backfill else cursor_before)
+                        _land_page, conn, page, run_id=context.run.run_id, seen=None if backfill else cursor_before
+                    )
                     if rows:
                         landed += rows
                         issues.update(page_issues)
@@ -108,28 +124,34 @@ async def extract_source_data(
                     if page.rejects:
                         context.log.warning(
                             f"page {page.number}: {len(page.rejects)} record(s) rejected, kept in "
-                            f"ingestion.{pull.REJECTS_TABLE} (first: {page.rejects[0].reason})")
+                            f"ingestion.{pull.REJECTS_TABLE} (first: {page.rejects[0].reason})"
+                        )
         except SourceApiError as error:
             # Pages landed so far stay landed with their cursor; a rerun resumes after them.
-            raise dg.Failure(description=str(error), allow_retries=not isinstance(error, SourceApiAuthError),
-                             metadata={"pages_landed": stats.pages, "retries": stats.retries}) from error
+            raise dg.Failure(
+                description=str(error),
+                allow_retries=not isinstance(error, SourceApiAuthError),
+                metadata={"pages_landed": stats.pages, "retries": stats.retries},
+            ) from error
         cursor_after = await asyncio.to_thread(pull.read_cursor, conn)
         row_count = await asyncio.to_thread(row_count_metadata, conn, pull.RAW_TABLE)
     seconds = time.perf_counter() - started
-    return dg.MaterializeResult(metadata={
-        "mode": "backfill" if backfill else "incremental",
-        "record_count": dg.MetadataValue.int(landed),
-        "pages": dg.MetadataValue.int(stats.pages),
-        "retries": dg.MetadataValue.int(stats.retries),
-        "records_rejected": dg.MetadataValue.int(stats.rejects),
-        "retry_reasons": dg.MetadataValue.json(dict(stats.retry_reasons)),
-        "cursor_before": cursor_before.describe(),
-        "cursor_after": cursor_after.describe(),
-        "bytes_received": dg.MetadataValue.int(stats.bytes),
-        "records_per_second": dg.MetadataValue.float(round(landed / seconds, 1) if seconds else 0.0),
-        "schema_issues": dg.MetadataValue.json(sorted(issues)),
-        **row_count,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "backfill" if backfill else "incremental",
+            "record_count": dg.MetadataValue.int(landed),
+            "pages": dg.MetadataValue.int(stats.pages),
+            "retries": dg.MetadataValue.int(stats.retries),
+            "records_rejected": dg.MetadataValue.int(stats.rejects),
+            "retry_reasons": dg.MetadataValue.json(dict(stats.retry_reasons)),
+            "cursor_before": cursor_before.describe(),
+            "cursor_after": cursor_after.describe(),
+            "bytes_received": dg.MetadataValue.int(stats.bytes),
+            "records_per_second": dg.MetadataValue.float(round(landed / seconds, 1) if seconds else 0.0),
+            "schema_issues": dg.MetadataValue.json(sorted(issues)),
+            **row_count,
+        }
+    )
 
 
 @dg.asset_check(
@@ -144,7 +166,7 @@ def validate_extracted_data(duckdb: DuckDBResource, source_api: SourceApiResourc
         pull.limit_memory(conn, source_api.duckdb_memory_limit)
         summary = pull.pending_summary(conn)
     max_age = timedelta(hours=source_api.max_staleness_hours)
-    errors, warnings = assess_extract(summary, now=datetime.now(timezone.utc), max_age=max_age)
+    errors, warnings = assess_extract(summary, now=datetime.now(UTC), max_age=max_age)
     newest = summary["newest_updated_at"]
     metadata = {
         "pending_rows": dg.MetadataValue.int(summary["rows"]),
@@ -175,20 +197,24 @@ def validate_extracted_data(duckdb: DuckDBResource, source_api: SourceApiResourc
 async def load_to_storage(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, source_api: SourceApiResource
 ) -> dg.MaterializeResult:
-    async with warehouse.async_session(duckdb, pull.DDL, setup=partial(pull.limit_memory, limit=source_api.duckdb_memory_limit)) as conn:
+    async with warehouse.async_session(
+        duckdb, pull.DDL, setup=partial(pull.limit_memory, limit=source_api.duckdb_memory_limit)
+    ) as conn:
         result = await asyncio.to_thread(pull.upsert_final, conn)
         row_count = await asyncio.to_thread(row_count_metadata, conn, pull.FINAL_TABLE)
     context.log.info(f"upserted {result.raw_rows} raw rows: {result.inserted} inserted, {result.updated} updated")
-    return dg.MaterializeResult(metadata={
-        "inserted": dg.MetadataValue.int(result.inserted),
-        "updated": dg.MetadataValue.int(result.updated),
-        "unchanged": dg.MetadataValue.int(result.unchanged),
-        "skipped_without_key": dg.MetadataValue.int(result.skipped),
-        "raw_rows": dg.MetadataValue.int(result.raw_rows),
-        "pages": dg.MetadataValue.int(result.pages),
-        "final_rows": dg.MetadataValue.int(result.final_rows),
-        **row_count,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "inserted": dg.MetadataValue.int(result.inserted),
+            "updated": dg.MetadataValue.int(result.updated),
+            "unchanged": dg.MetadataValue.int(result.unchanged),
+            "skipped_without_key": dg.MetadataValue.int(result.skipped),
+            "raw_rows": dg.MetadataValue.int(result.raw_rows),
+            "pages": dg.MetadataValue.int(result.pages),
+            "final_rows": dg.MetadataValue.int(result.final_rows),
+            **row_count,
+        }
+    )
 
 
 pull_job = dg.define_asset_job(

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -86,7 +86,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def parse_ndjson(body: bytes) -> pa.Table:
@@ -218,7 +218,9 @@ class SourceApiResource(dg.ConfigurableResource):
     backoff_initial_seconds: float = Field(default=0.5)
     backoff_max_seconds: float = Field(default=30.0)
     # How the pull lands and checks what it fetched (PULL_DUCKDB_MEMORY_LIMIT, PULL_MAX_STALENESS_HOURS).
-    duckdb_memory_limit: str = Field(default="128MB", description="DuckDB's memory cap in a pull run; empty: DuckDB's own.")
+    duckdb_memory_limit: str = Field(
+        default="128MB", description="DuckDB's memory cap in a pull run; empty: DuckDB's own."
+    )
     max_staleness_hours: float = Field(default=48, gt=0, description="The check warns when the newest record is older.")
 
     async def pages(
@@ -238,19 +240,23 @@ class SourceApiResource(dg.ConfigurableResource):
             first["updated_since"] = updated_since.isoformat()
         if updated_before is not None:
             first["updated_before"] = updated_before.isoformat()
-        timeout = aiohttp.ClientTimeout(total=None, connect=self.connect_timeout_seconds,
-                                        sock_read=self.read_timeout_seconds)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.connect_timeout_seconds, sock_read=self.read_timeout_seconds
+        )
         headers = {"Authorization": f"Bearer {self.token}", "Accept": f"{NDJSON}, application/json;q=0.5"}
         async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
             number, cursor = 1, None
-            pending = asyncio.create_task(self._fetch(session, first, stats))
+            pending: asyncio.Task[tuple[pa.Table, list[RecordReject], str | None]] | None = asyncio.create_task(
+                self._fetch(session, first, stats)
+            )
             try:
                 while pending is not None:
                     records, rejects, next_cursor = await pending
                     pending = None
                     if next_cursor:  # prefetch: the request runs while the caller lands this page
                         pending = asyncio.create_task(
-                            self._fetch(session, {"limit": str(limit), "cursor": next_cursor}, stats))
+                            self._fetch(session, {"limit": str(limit), "cursor": next_cursor}, stats)
+                        )
                     stats.pages += 1
                     stats.records += records.num_rows
                     stats.rejects += len(rejects)
@@ -267,10 +273,11 @@ class SourceApiResource(dg.ConfigurableResource):
         backoff = wait_random_exponential(multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds)
         return backoff(state)
 
-    async def _fetch(self, session: aiohttp.ClientSession, params: dict[str, str],
-                     stats: PullStats) -> tuple[pa.Table, list[RecordReject], str | None]:
+    async def _fetch(
+        self, session: aiohttp.ClientSession, params: dict[str, str], stats: PullStats
+    ) -> tuple[pa.Table, list[RecordReject], str | None]:
         def count_retry(state: RetryCallState) -> None:
-            error = state.outcome.exception()
+            error = state.outcome.exception() if state.outcome else None
             stats.retries += 1
             stats.retry_reasons[getattr(error, "reason", type(error).__name__)] += 1
 
@@ -285,21 +292,24 @@ class SourceApiResource(dg.ConfigurableResource):
             async for attempt in retrying:
                 with attempt:
                     return await self._get_page(session, params, stats)
-        except (TransientError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, TransientError, aiohttp.ClientError) as error:
             raise SourceApiError(
                 f"source API at {self.base_url} still failing after {self.max_retries} retries: "
-                f"{getattr(error, 'reason', None) or repr(error)}") from error
+                f"{getattr(error, 'reason', None) or repr(error)}"
+            ) from error
         raise AssertionError("unreachable")
 
-    async def _get_page(self, session: aiohttp.ClientSession, params: dict[str, str],
-                        stats: PullStats) -> tuple[pa.Table, list[RecordReject], str | None]:
+    async def _get_page(
+        self, session: aiohttp.ClientSession, params: dict[str, str], stats: PullStats
+    ) -> tuple[pa.Table, list[RecordReject], str | None]:
         url = f"{self.base_url.rstrip('/')}/v1/records"
         async with session.get(url, params=params) as response:
             if response.status in (401, 403):
                 detail = (await response.text())[:300]
                 raise SourceApiAuthError(
                     f"source API at {self.base_url} refused the token (HTTP {response.status}: {detail}); "
-                    "check SOURCE_API_TOKEN. Not retrying.")
+                    "check SOURCE_API_TOKEN. Not retrying."
+                )
             if response.status == 429 or response.status >= 500:
                 raise TransientError(f"HTTP {response.status}", parse_retry_after(response.headers.get("Retry-After")))
             if response.status != 200:

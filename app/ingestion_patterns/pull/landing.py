@@ -153,10 +153,19 @@ def land_page(
         rows = [item for item in part if not isinstance(item, RecordReject)]
         # A part is a contiguous run of the items, so its rows are a slice of the page.
         table = records.slice(rows[0], len(rows)) if rows else records.slice(0, 0)
-        return _land_page_once(conn, run_id=run_id, page_no=page_no, page_cursor=page_cursor,
-                               next_cursor=next_cursor, records=table, schema_issues=schema_issues,
-                               advance_cursor=advance_cursor, extracted_at=extracted_at, source=source,
-                               rejects=part_rejects)
+        return _land_page_once(
+            conn,
+            run_id=run_id,
+            page_no=page_no,
+            page_cursor=page_cursor,
+            next_cursor=next_cursor,
+            records=table,
+            schema_issues=schema_issues,
+            advance_cursor=advance_cursor,
+            extracted_at=extracted_at,
+            source=source,
+            rejects=part_rejects,
+        )
 
     def refuse(one: list[RecordReject | int], reason: str) -> int | None:
         [item] = one
@@ -211,12 +220,11 @@ def _land_page_once(
                 del by_hash[line_hash]
             if not by_hash and records.num_rows == 0:
                 return None  # only rejects, and each is kept already: no page to log
-        page_seq = conn.execute("SELECT nextval('ingestion.pull_page_seq')").fetchone()[0]
+        page_seq = warehouse.fetch_one(conn, "SELECT nextval('ingestion.pull_page_seq')")[0]
         conn.execute(
             "INSERT INTO ingestion.pull_pages (page_seq, run_id, page_no, page_cursor, next_cursor, record_count,"
             " schema_issues, backfill) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [page_seq, run_id, page_no, page_cursor, next_cursor, records.num_rows, schema_issues,
-             not advance_cursor],
+            [page_seq, run_id, page_no, page_cursor, next_cursor, records.num_rows, schema_issues, not advance_cursor],
         )
         _pull_page = records  # scanned by name by DuckDB's Arrow replacement scan
         conn.execute(
@@ -266,28 +274,33 @@ def _loaded_through(conn: duckdb.DuckDBPyConnection, source: str) -> int:
 def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> dict:
     """What the next load would take (raw pages landed since the last load), for the check."""
     lo = _loaded_through(conn, source)
-    pages, rows, issues = conn.execute(
+    pages, rows, issues = warehouse.fetch_one(
+        conn,
         "SELECT count(*), coalesce(sum(record_count), 0),"
         " list_distinct(flatten(list(schema_issues))) FROM ingestion.pull_pages WHERE page_seq > ?",
         [lo],
-    ).fetchone()
+    )
     null_counts = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED)
     rows_in = "FROM ingestion.raw_extract WHERE page_seq > $lo"
-    stats = conn.execute(f"SELECT {null_counts}, max(updated_at) {rows_in}", {"lo": lo}).fetchone()
+    stats = warehouse.fetch_one(conn, f"SELECT {null_counts}, max(updated_at) {rows_in}", {"lo": lo})
     # Grouped (spillable) rather than count(DISTINCT ...), which must fit in memory.
-    duplicate_versions = conn.execute(
+    duplicate_versions = warehouse.fetch_one(
+        conn,
         f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id, updated_at HAVING n > 1)",
-        {"lo": lo}).fetchone()[0]
-    repeated_ids = conn.execute(
+        {"lo": lo},
+    )[0]
+    repeated_ids = warehouse.fetch_one(
+        conn,
         f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id HAVING n > 1)",
-        {"lo": lo}).fetchone()[0]
-    rejected = conn.execute("SELECT count(*) FROM ingestion.pull_rejects WHERE page_seq > ?", [lo]).fetchone()
+        {"lo": lo},
+    )[0]
+    rejected = warehouse.fetch_one(conn, "SELECT count(*) FROM ingestion.pull_rejects WHERE page_seq > ?", [lo])
     return {
         "pages": pages,
         "rows": rows,
-        "rejects": rejected[0] if rejected else 0,
+        "rejects": rejected[0],
         "schema_issues": sorted(issues or []),
-        "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)]) if n},
+        "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)], strict=True) if n},
         "duplicate_versions": duplicate_versions,
         "repeated_ids": repeated_ids,
         "newest_updated_at": stats[len(REQUIRED)] or read_cursor(conn, source).updated_at,
@@ -299,32 +312,34 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
     wins) and record how far it loaded, in ONE transaction."""
     with warehouse.transaction(conn):
         lo = _loaded_through(conn, source)
-        hi, pages = conn.execute(
-            "SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.pull_pages WHERE page_seq > ?", [lo, lo]
-        ).fetchone()
+        hi, pages = warehouse.fetch_one(
+            conn, "SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.pull_pages WHERE page_seq > ?", [lo, lo]
+        )
         pending = "FROM ingestion.raw_extract WHERE page_seq > $lo AND page_seq <= $hi"
         bounds = {"lo": lo, "hi": hi}
-        raw_rows, skipped = conn.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL) {pending}", bounds
-        ).fetchone()
+        raw_rows, skipped = warehouse.fetch_one(
+            conn, f"SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL) {pending}", bounds
+        )
         candidates = f"SELECT {_NAMES} {pending} AND id IS NOT NULL AND updated_at IS NOT NULL"
         # GROUP BY rather than count(DISTINCT ...): DuckDB spills a grouped aggregate to disk under
         # its memory limit, a DISTINCT aggregate it cannot.
-        repeats = conn.execute(
+        repeats = warehouse.fetch_one(
+            conn,
             f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({candidates}) GROUP BY id HAVING n > 1)",
             bounds,
-        ).fetchone()[0]
+        )[0]
         if repeats:
             # Some id came more than once (updated while we paged, or a backfill): keep its newest.
             candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
-        inserted, updated = conn.execute(
+        inserted, updated = warehouse.fetch_one(
+            conn,
             f"""
             SELECT count(*) FILTER (WHERE f.id IS NULL),
                    count(*) FILTER (WHERE f.id IS NOT NULL AND c.updated_at > f.updated_at)
             FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
             """,
             bounds,
-        ).fetchone()
+        )
         candidate_count = raw_rows - skipped - repeats
         set_columns = ", ".join(f"{c} = excluded.{c}" for c in CONTRACT.names if c != "id")
         conn.execute(
@@ -344,6 +359,13 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
             """,
             [source, hi],
         )
-        final_rows = conn.execute("SELECT count(*) FROM ingestion.final_data").fetchone()[0]
-    return LoadResult(inserted=inserted, updated=updated, unchanged=candidate_count - inserted - updated,
-                      skipped=skipped, raw_rows=raw_rows, pages=pages, final_rows=final_rows)
+        final_rows = warehouse.fetch_one(conn, "SELECT count(*) FROM ingestion.final_data")[0]
+    return LoadResult(
+        inserted=inserted,
+        updated=updated,
+        unchanged=candidate_count - inserted - updated,
+        skipped=skipped,
+        raw_rows=raw_rows,
+        pages=pages,
+        final_rows=final_rows,
+    )

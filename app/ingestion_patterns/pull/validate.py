@@ -23,17 +23,19 @@ import pyarrow.json as pa_json
 
 _TS = pa.timestamp("us", tz="UTC")
 # The source's contract: what raw_extract and final_data hold, and what the check verifies.
-CONTRACT = pa.schema([
-    ("id", pa.int64()),
-    ("name", pa.string()),
-    ("email", pa.string()),
-    ("amount", pa.float64()),
-    ("status", pa.string()),
-    ("category", pa.string()),
-    ("version", pa.int64()),
-    ("created_at", _TS),
-    ("updated_at", _TS),
-])
+CONTRACT = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("name", pa.string()),
+        ("email", pa.string()),
+        ("amount", pa.float64()),
+        ("status", pa.string()),
+        ("category", pa.string()),
+        ("version", pa.int64()),
+        ("created_at", _TS),
+        ("updated_at", _TS),
+    ]
+)
 REQUIRED = ("id", "name", "email", "amount", "status", "created_at", "updated_at")
 
 
@@ -57,8 +59,9 @@ class PullCursor:
         return self.updated_at is None
 
     def describe(self) -> str:
-        return "start" if self.is_start else f"{self.updated_at.isoformat()} / id {self.id}"
-
+        if self.updated_at is None:
+            return "start"
+        return f"{self.updated_at.isoformat()} / id {self.id}"
 
 
 def conform(table: pa.Table) -> tuple[pa.Table, list[str]]:
@@ -248,8 +251,10 @@ def assess_extract(summary: dict, *, now: datetime, max_age: timedelta) -> tuple
     warnings = []
     if rejected := summary.get("rejects", 0):
         # Rejects never block the load: the records beside them are good, and each reject is kept.
-        warnings.append(f"{rejected} record(s) rejected (not interchange JSON, or not readable into the "
-                        "contract's columns), kept with their reasons in ingestion.pull_rejects")
+        warnings.append(
+            f"{rejected} record(s) rejected (not interchange JSON, or not readable into the "
+            "contract's columns), kept with their reasons in ingestion.pull_rejects"
+        )
     newest = summary["newest_updated_at"]
     if newest is not None and now - newest > max_age:
         warnings.append(f"stale: newest updated_at {newest.isoformat()} is older than {max_age}")

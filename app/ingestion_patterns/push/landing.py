@@ -132,25 +132,29 @@ def land_webhook_batch(
     data = pa.Table.from_pylist([asdict(r) for r in rows], schema=_DATA_SCHEMA)  # noqa: F841 - scanned by name
     bad = pa.Table.from_pylist([asdict(r) for r in rejects], schema=_REJECT_SCHEMA)  # noqa: F841
     with warehouse.transaction(conn):
-        inserted = _changed(conn.execute(
-            """
+        inserted = _changed(
+            conn.execute(
+                """
             INSERT INTO ingestion.webhook_data
                 (source_id, event_id, event_type, payload, headers, inbox_seq, received_at, run_id)
             SELECT source_id, event_id, event_type, payload::JSON, headers::JSON, inbox_seq, received_at, ?
             FROM data
             ON CONFLICT DO NOTHING
             """,
-            [run_id],
-        ))
-        rejected = _changed(conn.execute(
-            """
+                [run_id],
+            )
+        )
+        rejected = _changed(
+            conn.execute(
+                """
             INSERT INTO ingestion.webhook_rejects
                 (source_id, event_id, raw_body, reason, inbox_seq, received_at, run_id)
             SELECT source_id, event_id, raw_body, reason, inbox_seq, received_at, ? FROM bad
             ON CONFLICT DO NOTHING
             """,
-            [run_id],
-        ))
+                [run_id],
+            )
+        )
     return WebhookLandResult(
         inserted=inserted,
         rejected=rejected,

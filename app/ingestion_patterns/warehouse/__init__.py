@@ -189,6 +189,14 @@ async def async_session(
         await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
+def fetch_one(conn: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple[Any, ...]:
+    """The row a statement that always returns one (an aggregate, an upsert's RETURNING) returned."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise LookupError(f"the statement returned no row: {sql.strip()[:120]}")
+    return row
+
+
 def table_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Row count of every table in the ``ingestion`` schema, by name."""
     names = [

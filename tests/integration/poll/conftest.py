@@ -24,7 +24,9 @@ from ingestion_patterns.poll.consume import topic_partitions
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_broker.Broker]:
     """One broker for the session. Skips only when Java is absent; a failed jar download fails."""
     if local_broker.java_executable() is None:
-        reason = "Java is not installed: the local Kafka broker needs Java 17+ (apt-get install openjdk-17-jre-headless)"
+        reason = (
+            "Java is not installed: the local Kafka broker needs Java 17+ (apt-get install openjdk-17-jre-headless)"
+        )
         print(f"\nSKIP poll integration tests: {reason}")
         pytest.skip(reason)
     try:
@@ -64,8 +66,10 @@ class Harness:
         return asyncio.run(produce(self.bootstrap, self.topic, count, **options))
 
     def resources(self) -> dict[str, object]:
-        return {"kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic=self.topic, group_id=f"group-{self.topic}"),
-                "duckdb": DuckDBResource(database=str(self.database))}
+        return {
+            "kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic=self.topic, group_id=f"group-{self.topic}"),
+            "duckdb": DuckDBResource(database=str(self.database)),
+        }
 
     def run_config(self, poll: dict | None = None, **process_options) -> dict:
         return {
@@ -86,6 +90,7 @@ class Harness:
         return {
             event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
             for event in result.get_asset_materialization_events()
+            if event.asset_key
         }
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
@@ -112,6 +117,7 @@ class Harness:
 
     def group_offsets(self) -> dict[int, int]:
         """What the consumer group shows (the visibility copy of the stored offsets)."""
+
         async def read() -> dict[int, int]:
             admin = KafkaResource(bootstrap_servers=self.bootstrap).admin()
             await admin.start()

@@ -14,8 +14,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def ingest(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ingestion_patterns.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ingestion_patterns.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_kafka_up_is_idempotent_produce_fills_a_topic_and_down_stops_it(kafka_broker, tmp_path):
@@ -34,8 +35,23 @@ def test_kafka_up_is_idempotent_produce_fills_a_topic_and_down_stops_it(kafka_br
         status = ingest("kafka", "status", "--data-dir", str(data))
         assert status.returncode == 0 and "answering" in status.stdout
 
-        produced = ingest("produce", "--count", "25", "--interval", "0", "--topic", "cli-topic", "--partitions", "2",
-                          "--bad-ratio", "0.2", "--bootstrap-servers", f"127.0.0.1:{port}", "--compression", "lz4")
+        produced = ingest(
+            "produce",
+            "--count",
+            "25",
+            "--interval",
+            "0",
+            "--topic",
+            "cli-topic",
+            "--partitions",
+            "2",
+            "--bad-ratio",
+            "0.2",
+            "--bootstrap-servers",
+            f"127.0.0.1:{port}",
+            "--compression",
+            "lz4",
+        )
         assert produced.returncode == 0, produced.stderr
         assert "sent 25 messages to cli-topic (2 partitions)" in produced.stdout
     finally:

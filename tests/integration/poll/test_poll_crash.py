@@ -29,11 +29,26 @@ def dagster_run(harness, tmp_path, name: str) -> ManagedProcess:
     home.mkdir(exist_ok=True)
     return ManagedProcess(
         name,
-        [sys.executable, "-m", "dagster", "job", "execute", "-m", "ingestion_patterns.definitions",
-         "-j", "kafka_poll_job", "-c", str(config)],
-        env={"DAGSTER_HOME": str(home), "DUCKDB_PATH": str(harness.database),
-             "KAFKA_BOOTSTRAP_SERVERS": harness.bootstrap, "KAFKA_TOPIC": harness.topic,
-             "KAFKA_GROUP_ID": f"group-{harness.topic}"},
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "job",
+            "execute",
+            "-m",
+            "ingestion_patterns.definitions",
+            "-j",
+            "kafka_poll_job",
+            "-c",
+            str(config),
+        ],
+        env={
+            "DAGSTER_HOME": str(home),
+            "DUCKDB_PATH": str(harness.database),
+            "KAFKA_BOOTSTRAP_SERVERS": harness.bootstrap,
+            "KAFKA_TOPIC": harness.topic,
+            "KAFKA_GROUP_ID": f"group-{harness.topic}",
+        },
         log_path=tmp_path / f"{name}.log",
     )
 
@@ -53,7 +68,9 @@ def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_p
     try:
         wait_until(
             lambda: "landed batch 3/" in crashed.log_tail(400) or not crashed.running,
-            timeout=300, what="the run to land its third batch", interval=0.02,
+            timeout=300,
+            what="the run to land its third batch",
+            interval=0.02,
         )
         assert crashed.running, f"the run ended before it could be killed:\n{crashed.log_tail()}"
     finally:
@@ -68,10 +85,12 @@ def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_p
     assert BATCH_ROWS * 3 <= landed < MESSAGES, landed
     planned = dict(harness.query('SELECT "partition", to_offset FROM ingestion.kafka_poll_plan'))
     assert sum(planned.values()) == MESSAGES  # the plan covered everything; the kill came midway
-    rows_per_partition = dict(harness.query(
-        'SELECT "partition", count(*) FROM (SELECT "partition" FROM ingestion.kafka_events '
-        'UNION ALL SELECT "partition" FROM ingestion.kafka_rejects) GROUP BY 1'
-    ))
+    rows_per_partition = dict(
+        harness.query(
+            'SELECT "partition", count(*) FROM (SELECT "partition" FROM ingestion.kafka_events '
+            'UNION ALL SELECT "partition" FROM ingestion.kafka_rejects) GROUP BY 1'
+        )
+    )
     stored = dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets'))
     assert rows_per_partition == {p: n for p, n in stored.items() if n}  # offsets start at 0, no gaps
 
@@ -82,8 +101,11 @@ def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_p
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events") == sent.valid
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_rejects") == sent.bad
     assert harness.scalar("SELECT count(DISTINCT transaction_id) FROM ingestion.kafka_events") == sent.valid
-    assert harness.scalar(
-        'SELECT count(*) FROM (SELECT "partition", "offset" FROM ingestion.kafka_events '
-        'UNION ALL SELECT "partition", "offset" FROM ingestion.kafka_rejects)'
-    ) == MESSAGES
+    assert (
+        harness.scalar(
+            'SELECT count(*) FROM (SELECT "partition", "offset" FROM ingestion.kafka_events '
+            'UNION ALL SELECT "partition", "offset" FROM ingestion.kafka_rejects)'
+        )
+        == MESSAGES
+    )
     assert dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets')) == harness.end_offsets()

@@ -56,8 +56,8 @@ def test_valid_events_and_rejects_add_up_and_a_rerun_lands_nothing(harness):
     assert sum(reasons.values()) == total - valid
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_rejects WHERE raw_value IS NULL") == 0
     covered = harness.scalar(
-        "SELECT count(*) FROM (SELECT \"partition\", \"offset\" FROM ingestion.kafka_events "
-        "UNION SELECT \"partition\", \"offset\" FROM ingestion.kafka_rejects)"
+        'SELECT count(*) FROM (SELECT "partition", "offset" FROM ingestion.kafka_events '
+        'UNION SELECT "partition", "offset" FROM ingestion.kafka_rejects)'
     )
     assert covered == total
 
@@ -69,16 +69,22 @@ def test_valid_events_and_rejects_add_up_and_a_rerun_lands_nothing(harness):
     assert harness.group_offsets() == end  # copied to the consumer group after the commit
 
     # Keys and headers are kept: keyed messages carry their account id, the first batch its headers.
-    assert harness.scalar(
-        "SELECT count(*) FROM ingestion.kafka_events WHERE message_key IS NOT NULL "
-        "AND decode(message_key) <> account_id"
-    ) == 0
+    assert (
+        harness.scalar(
+            "SELECT count(*) FROM ingestion.kafka_events WHERE message_key IS NOT NULL "
+            "AND decode(message_key) <> account_id"
+        )
+        == 0
+    )
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events WHERE message_key IS NULL") == sent[1].valid
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events WHERE len(headers) = 2") == sent[0].valid
-    assert harness.scalar(
-        "SELECT count(*) FROM ingestion.kafka_events WHERE len(headers) = 2 AND headers[1].key = 'source' "
-        "AND headers[1].value = 'ingest-produce'::BLOB"
-    ) == sent[0].valid
+    assert (
+        harness.scalar(
+            "SELECT count(*) FROM ingestion.kafka_events WHERE len(headers) = 2 AND headers[1].key = 'source' "
+            "AND headers[1].value = 'ingest-produce'::BLOB"
+        )
+        == sent[0].valid
+    )
 
     # A rerun finds nothing new and lands nothing.
     again = harness.land()
@@ -102,9 +108,9 @@ def test_a_partition_added_later_is_consumed_from_its_start(harness):
 
     metadata = harness.land()
     assert metadata["process_kafka_events"]["events_landed"] == 200
-    per_partition = dict(harness.query(
-        'SELECT "partition", min("offset") FROM ingestion.kafka_events WHERE "partition" > 0 GROUP BY 1'
-    ))
+    per_partition = dict(
+        harness.query('SELECT "partition", min("offset") FROM ingestion.kafka_events WHERE "partition" > 0 GROUP BY 1')
+    )
     assert per_partition == {1: 0, 2: 0}  # from their very first message
     assert dict(harness.query('SELECT "partition", next_offset FROM ingestion.kafka_offsets')) == end
     assert harness.scalar("SELECT count(*) FROM ingestion.kafka_events") == 240

@@ -57,10 +57,15 @@ def test_sensor_skips_while_a_run_holds_the_write_lock(harness, tick):
     harness.land()
     harness.send(5, interval=0, seed=33)
     holder = subprocess.Popen(  # another process writing the warehouse, as a run does
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); c.execute('BEGIN'); "
-         "print('locked', flush=True); time.sleep(120)", str(harness.database)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); c.execute('BEGIN'); "
+            "print('locked', flush=True); time.sleep(120)",
+            str(harness.database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -91,6 +96,7 @@ def test_after_a_failed_run_the_sensor_asks_again_under_a_new_key(harness):
 
     harness.send(5, partitions=1, interval=0, seed=34)
     with dg.instance_for_test() as instance:
+
         def tick():
             return kafka_polling_sensor(dg.build_sensor_context(instance=instance, resources=harness.resources()))
 
@@ -100,8 +106,12 @@ def test_after_a_failed_run_the_sensor_asks_again_under_a_new_key(harness):
             assets=[poll_kafka_events, process_kafka_events], jobs=[kafka_poll_job], resources=harness.resources()
         ).resolve_job_def("kafka_poll_job")
         unreachable = f"127.0.0.1:{free_port()}"  # this run fails: its broker does not exist
-        config = {"ops": {name: {"config": {"kafka_topic": harness.topic, "bootstrap_servers": unreachable}}
-                          for name in ("poll_kafka_events", "process_kafka_events")}}
+        config = {
+            "ops": {
+                name: {"config": {"kafka_topic": harness.topic, "bootstrap_servers": unreachable}}
+                for name in ("poll_kafka_events", "process_kafka_events")
+            }
+        }
         failed = job.execute_in_process(run_config=config, instance=instance, tags=first.tags, raise_on_error=False)
         assert not failed.success
 

@@ -21,8 +21,19 @@ class MockApiLauncher:
 
     def start(self, *, records: int = 5000, workers: int = 1, state: Path | None = None, **flags) -> MockApi:
         port = free_port()
-        args = ["mock-api", "--port", str(port), "--workers", str(workers), "--records", str(records),
-                "--token", TOKEN, "--state", str(state or self.workdir / "mock_api_state.sqlite3")]
+        args = [
+            "mock-api",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--records",
+            str(records),
+            "--token",
+            TOKEN,
+            "--state",
+            str(state or self.workdir / "mock_api_state.sqlite3"),
+        ]
         for name, value in flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         process = ManagedProcess.ingest(f"mock-api:{port}", *args, log_path=self.workdir / f"mock-api-{port}.log")

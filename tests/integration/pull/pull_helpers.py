@@ -28,9 +28,12 @@ class MockApi:
 
     def _request(self, method: str, path: str, body: dict | None = None) -> urllib.request.Request:
         data = json.dumps(body).encode() if body is not None else None
-        return urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                      headers={"Authorization": f"Bearer {self.token}",
-                                               "Content-Type": "application/json"})
+        return urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
 
     def admin(self, path: str, body: dict) -> dict:
         with urllib.request.urlopen(self._request("POST", path, body), timeout=60) as response:
@@ -45,13 +48,25 @@ class MockApi:
             return [json.loads(line) for line in response.read().splitlines() if line]
 
     def client(self, **overrides) -> SourceApiResource:
-        options = {"base_url": self.url, "token": self.token, "page_size": 700, "max_retries": 10,
-                   "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5, **overrides}
+        options = {
+            "base_url": self.url,
+            "token": self.token,
+            "page_size": 700,
+            "max_retries": 10,
+            "backoff_initial_seconds": 0.05,
+            "backoff_max_seconds": 0.5,
+            **overrides,
+        }
         return SourceApiResource(**options)
 
 
-def run_pull(api_client: SourceApiResource, db_path: Path, *, extract_config: dict | None = None,
-             instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+def run_pull(
+    api_client: SourceApiResource,
+    db_path: Path,
+    *,
+    extract_config: dict | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
     """The pull (extract, check, load) in-process, as the job runs it."""
     run_config = {"ops": {"extract_source_data": {"config": extract_config}}} if extract_config else None
     return dg.materialize(
@@ -64,7 +79,9 @@ def run_pull(api_client: SourceApiResource, db_path: Path, *, extract_config: di
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key and e.asset_key.to_user_string() == asset
+    ]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 

@@ -48,13 +48,16 @@ def test_auth_health_and_openapi(shared_mock_api):
     assert status == 200 and "/v1/records" in json.loads(body)["paths"]
 
 
-@pytest.mark.parametrize("query, reason", [
-    ("limit=0", "limit must be an integer between 1 and 50000"),
-    ("limit=abc", "limit must be an integer"),
-    ("limit=50001", "limit must be an integer between 1 and 50000"),
-    ("cursor=zzz", "invalid cursor"),
-    ("updated_since=yesterday", "updated_since must be an ISO 8601 timestamp"),
-])
+@pytest.mark.parametrize(
+    "query, reason",
+    [
+        ("limit=0", "limit must be an integer between 1 and 50000"),
+        ("limit=abc", "limit must be an integer"),
+        ("limit=50001", "limit must be an integer between 1 and 50000"),
+        ("cursor=zzz", "invalid cursor"),
+        ("updated_since=yesterday", "updated_since must be an ISO 8601 timestamp"),
+    ],
+)
 def test_bad_parameters_get_a_400_with_the_reason(shared_mock_api, query, reason):
     api = shared_mock_api
     status, _, body = get(f"{api.url}/v1/records?{query}", token=api.token)
@@ -63,11 +66,13 @@ def test_bad_parameters_get_a_400_with_the_reason(shared_mock_api, query, reason
 
 def test_bad_admin_bodies_get_a_400_with_the_reason(shared_mock_api):
     api = shared_mock_api
-    for body, reason in ((b'{"create": -1}', "create must be an integer between 0"),
-                         (b'{"update": "x"}', "update must be an integer"),
-                         (b'{"create": 1, "delete": 2}', "unknown fields: delete"),
-                         (b"not json", "body must be a JSON object"),
-                         (b"[1]", "body must be a JSON object")):
+    for body, reason in (
+        (b'{"create": -1}', "create must be an integer between 0"),
+        (b'{"update": "x"}', "update must be an integer"),
+        (b'{"create": 1, "delete": 2}', "unknown fields: delete"),
+        (b"not json", "body must be a JSON object"),
+        (b"[1]", "body must be a JSON object"),
+    ):
         status, answer = post(f"{api.url}/admin/mutate", body, api.token)
         assert status == 400 and reason in json.loads(answer)["error"], body
     status, answer = post(f"{api.url}/admin/schema", b'{"mode": "chaos"}', api.token)
@@ -126,10 +131,11 @@ def test_a_restart_on_the_same_state_serves_the_same_source(start_mock_api, tmp_
 
 def test_truncated_bodies_are_detected_and_retried(start_mock_api):
     api = start_mock_api(records=100, fault_truncate_ratio=1.0)
-    request = urllib.request.Request(f"{api.url}/v1/records?limit=100", headers={"Authorization": f"Bearer {api.token}"})
-    with pytest.raises(http.client.IncompleteRead):
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
+    request = urllib.request.Request(
+        f"{api.url}/v1/records?limit=100", headers={"Authorization": f"Bearer {api.token}"}
+    )
+    with pytest.raises(http.client.IncompleteRead), urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
 
     async def drain(stats: PullStats) -> None:
         async for _ in api.client(max_retries=2).pages(stats=stats):

@@ -22,9 +22,16 @@ def test_with_429s_and_5xx_injected_the_result_is_identical(start_mock_api, tmp_
     clean.mutate(create=100, update=300)
     # The same source (same state file), served badly: a tight rate limit, 20% 503s, some cut-off
     # bodies and some hung requests.
-    faulty = start_mock_api(records=6000, rate_limit=10, rate_burst=3, fault_5xx_ratio=0.2,
-                            fault_truncate_ratio=0.05, fault_timeout_ratio=0.05, fault_timeout_seconds=3,
-                            fault_seed=7)
+    faulty = start_mock_api(
+        records=6000,
+        rate_limit=10,
+        rate_burst=3,
+        fault_5xx_ratio=0.2,
+        fault_truncate_ratio=0.05,
+        fault_timeout_ratio=0.05,
+        fault_timeout_seconds=3,
+        fault_seed=7,
+    )
 
     assert run_pull(clean.client(page_size=400), tmp_path / "clean.duckdb").success
     result = run_pull(faulty.client(page_size=400, read_timeout_seconds=1.0), tmp_path / "faulty.duckdb")
@@ -61,15 +68,31 @@ def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, 
     run_config.write_text("ops:\n  extract_source_data:\n    config:\n      batch_size: 300\n")
     job = ManagedProcess(
         "pull_job",
-        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "ingestion_patterns.definitions",
-         "-j", "pull_job", "-c", str(run_config)],
-        env={"DAGSTER_HOME": str(_dagster_home(tmp_path)), "DUCKDB_PATH": str(db),
-             "SOURCE_API_URL": api.url, "SOURCE_API_TOKEN": api.token},
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "ingestion_patterns.definitions",
+            "-j",
+            "pull_job",
+            "-c",
+            str(run_config),
+        ],
+        env={
+            "DAGSTER_HOME": str(_dagster_home(tmp_path)),
+            "DUCKDB_PATH": str(db),
+            "SOURCE_API_URL": api.url,
+            "SOURCE_API_TOKEN": api.token,
+        },
         log_path=tmp_path / "pull_job.log",
     ).start()
     try:
-        wait_until(lambda: "landed page 6:" in job.log_tail(400) or not job.running, timeout=240,
-                   what="the job to land its sixth page")
+        wait_until(
+            lambda: "landed page 6:" in job.log_tail(400) or not job.running,
+            timeout=240,
+            what="the job to land its sixth page",
+        )
         assert job.running, job.log_tail()
     finally:
         job.kill()  # SIGKILL the job's whole process group: a crash, mid-pages
@@ -89,7 +112,9 @@ def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, 
     assert result.success
     assert materialization_metadata(result, "extract_source_data")["record_count"] == records - pages[1]
     assert materialization_metadata(result, "load_to_storage")["inserted"] == records
-    assert query(db, "SELECT count(*), count(DISTINCT (id, updated_at)) FROM ingestion.raw_extract") == [(records, records)]
+    assert query(db, "SELECT count(*), count(DISTINCT (id, updated_at)) FROM ingestion.raw_extract") == [
+        (records, records)
+    ]
     assert final_rows(db) == source_rows(api)
 
 

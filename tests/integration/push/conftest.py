@@ -44,12 +44,19 @@ class Receiver:
     process: ManagedProcess = field(init=False)
     _starts: itertools.count = field(default_factory=itertools.count, init=False)
 
-    def start(self, ready_path: str = "/health") -> "Receiver":
+    def start(self, ready_path: str = "/health") -> Receiver:
         n = next(self._starts)
         self.process = ManagedProcess.ingest(
-            f"webhook-receiver:{self.port}", "webhook-receiver", "--port", str(self.port),
-            "--workers", str(self.workers), "--inbox", self.inbox_url,
-            env=self.env, log_path=self.log_dir / f"receiver-{self.port}-{n}.log",
+            f"webhook-receiver:{self.port}",
+            "webhook-receiver",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--inbox",
+            self.inbox_url,
+            env=self.env,
+            log_path=self.log_dir / f"receiver-{self.port}-{n}.log",
         )
         self.process.start().wait_http(self.url + ready_path, timeout=90)
         return self
@@ -61,7 +68,7 @@ class Receiver:
     def stop(self) -> None:
         self.process.stop()
 
-    def restart(self) -> "Receiver":
+    def restart(self) -> Receiver:
         """Start again on the same port and inbox (after kill() or stop())."""
         self.process.stop()
         return self.start()
@@ -75,13 +82,18 @@ class ReceiverLauncher:
         self.log_dir = log_dir
         self.started: list[Receiver] = []
 
-    def __call__(self, inbox_url: str, *, workers: int = 1, env: dict[str, str] | None = None,
-                 ready_path: str = "/health") -> Receiver:
+    def __call__(
+        self, inbox_url: str, *, workers: int = 1, env: dict[str, str] | None = None, ready_path: str = "/health"
+    ) -> Receiver:
         port = free_port()
         metrics_dir = self.log_dir / f"metrics-{port}"
         receiver = Receiver(
-            url=f"http://127.0.0.1:{port}", port=port, inbox_url=inbox_url, workers=workers,
-            env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})}, log_dir=self.log_dir,
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+            inbox_url=inbox_url,
+            workers=workers,
+            env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(env or {})},
+            log_dir=self.log_dir,
         )
         self.started.append(receiver)
         return receiver.start(ready_path)

@@ -67,8 +67,12 @@ def test_two_processes_claiming_at_once_get_every_row_exactly_once(inbox_url, tm
     seqs = asyncio.run(setup())
     go = tmp_path / "go"
     claimers = [
-        subprocess.Popen([sys.executable, "-c", CLAIMER, inbox_url, f"claimer-{n}", str(tmp_path / f"ready-{n}"),
-                          str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, inbox_url, f"claimer-{n}", str(tmp_path / f"ready-{n}"), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
     deadline = time.monotonic() + 60

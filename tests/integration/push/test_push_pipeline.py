@@ -16,8 +16,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ingestion_patterns.instance import prepare_dagster_home
 from ingestion_devtools.processes import ManagedProcess, wait_until
+from ingestion_patterns.instance import prepare_dagster_home
 from ingestion_patterns.push.resource import WebhookInboxResource
 from ingestion_patterns.warehouse import DUCKDB_POOL
 
@@ -72,8 +72,7 @@ class Platform:
 
     def landed_ids(self, source: str) -> list[str]:
         return [
-            row[0]
-            for row in self.query(f"SELECT event_id FROM ingestion.webhook_data WHERE source_id = '{source}'")
+            row[0] for row in self.query(f"SELECT event_id FROM ingestion.webhook_data WHERE source_id = '{source}'")
         ]
 
 
@@ -187,9 +186,21 @@ def _execute_job_process(platform: Platform, source: str, batch_size: int, name:
     )
     return ManagedProcess(
         name,
-        [sys.executable, "-m", "dagster", "job", "execute", "-m", "ingestion_patterns.definitions", "-j", JOB,
-         "-c", str(config)],
-        env=platform.env, log_path=platform.home / f"{name}.log",
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "job",
+            "execute",
+            "-m",
+            "ingestion_patterns.definitions",
+            "-j",
+            JOB,
+            "-c",
+            str(config),
+        ],
+        env=platform.env,
+        log_path=platform.home / f"{name}.log",
     ).start()
 
 
@@ -236,8 +247,12 @@ def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform)
     # resource's connect retries still keep the writes apart then (docs/architecture.md).
     runs = [_execute_job_process(platform, "alpha", batch_size=100, name="run-alpha")]
     storage = platform.instance.event_log_storage
-    wait_until(lambda: storage.get_concurrency_info(DUCKDB_POOL).claimed_slots or not runs[0].running,
-               timeout=120, what="the first run's duckdb slot", interval=0.02)
+    wait_until(
+        lambda: storage.get_concurrency_info(DUCKDB_POOL).claimed_slots or not runs[0].running,
+        timeout=120,
+        what="the first run's duckdb slot",
+        interval=0.02,
+    )
     runs.append(_execute_job_process(platform, "beta", batch_size=100, name="run-beta"))
     for run in runs:
         run.proc.wait(timeout=300)
@@ -251,8 +266,12 @@ def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform)
     for record in instance.get_run_records():
         events = instance.all_logs(record.dagster_run.run_id)
         blocked += [e for e in events if "blocked by limit for pool duckdb" in (e.message or "")]
-        step_start = min(e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_START")
-        step_end = max(e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS")
+        step_start = min(
+            e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+        )
+        step_end = max(
+            e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"
+        )
         run_start = min(e.timestamp for e in events)
         windows.append((run_start, step_start, step_end))
     (a_run, a_start, a_end), (b_run, b_start, b_end) = sorted(windows, key=lambda w: w[1])
@@ -283,7 +302,7 @@ def test_receiver_killed_under_32_concurrent_senders_loses_no_acknowledged_webho
                 async with session.post(f"{url}/webhook/crash", json=payload(event_id)) as response:
                     if response.status == 202:
                         acknowledged[event_id] = time.monotonic()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 await asyncio.sleep(0.05)  # the receiver is down; a real sender retries later
 
     async def load() -> None:

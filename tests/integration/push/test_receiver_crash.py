@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from webhook_http import get
 
-from ingestion_patterns.push.inbox import open_inbox
 from ingestion_devtools.webhook_simulator import SendResult, send_webhooks
+from ingestion_patterns.push.inbox import open_inbox
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +23,11 @@ async def stored_event_ids(inbox_url: str, source: str) -> Counter:
         return Counter(record.event_id for record in await inbox.peek(source, 10 * TOTAL))
 
 
-@pytest.mark.parametrize("backend, workers", [("sqlite", 1), ("sqlite", 2), ("postgres", 1)],
-                         ids=["sqlite-1-worker", "sqlite-2-workers", "postgres-1-worker"])
+@pytest.mark.parametrize(
+    "backend, workers",
+    [("sqlite", 1), ("sqlite", 2), ("postgres", 1)],
+    ids=["sqlite-1-worker", "sqlite-2-workers", "postgres-1-worker"],
+)
 def test_every_acknowledged_webhook_survives_a_kill_9(start_receiver, make_inbox_url, backend, workers):
     inbox_url = make_inbox_url(backend)
     receiver = start_receiver(inbox_url, workers=workers, ready_path="/ready")
@@ -36,8 +39,9 @@ def test_every_acknowledged_webhook_survives_a_kill_9(start_receiver, make_inbox
         if accepted_so_far == KILL_AFTER_ACCEPTED:
             receiver.kill()  # SIGKILL to master and workers while ~32 requests are in flight
 
-    summary = asyncio.run(send_webhooks(receiver.url, "crash", TOTAL, concurrency=SENDERS, on_result=kill_midway,
-                                        timeout=10))
+    summary = asyncio.run(
+        send_webhooks(receiver.url, "crash", TOTAL, concurrency=SENDERS, on_result=kill_midway, timeout=10)
+    )
     sent_ids = summary.accepted + [r.event_id for r in summary.failed + summary.rejected] + summary.duplicates
     assert len(summary.accepted) >= KILL_AFTER_ACCEPTED
     assert summary.failed, "the kill happened after every request was answered; nothing was tested"

@@ -9,7 +9,7 @@ import hmac
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks import Webhook
@@ -55,9 +55,12 @@ def pending_count(receiver, source: str) -> int:
 
 
 def standard_signed(body: bytes, msg_id: str, *, at: float | None = None, secret: str = STANDARD_SECRET) -> dict:
-    moment = datetime.fromtimestamp(int(time.time() if at is None else at), timezone.utc)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(moment.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, moment, body.decode())}
+    moment = datetime.fromtimestamp(int(time.time() if at is None else at), UTC)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, moment, body.decode()),
+    }
 
 
 def github_signed(body: bytes, delivery: str, secret: str = GITHUB_SECRET) -> dict:
@@ -66,6 +69,7 @@ def github_signed(body: bytes, delivery: str, secret: str = GITHUB_SECRET) -> di
 
 
 # -- accepted, duplicate, event ids -----------------------------------------------------------------
+
 
 def test_accepted_payload_is_stored_with_its_raw_body_and_headers(receiver):
     source, event_id = new_source(), new_id()
@@ -159,30 +163,36 @@ def test_bad_input_gets_its_status_and_a_reason(receiver, case, suffix, body, he
     assert pending_count(receiver, source) == 0
 
 
-@pytest.mark.parametrize("method, path, status, reason", [
-    ("POST", "/webhook/bad.source", 400, "source_id must match"),
-    ("POST", "/webhook/" + "x" * 65, 400, "source_id must match"),
-    ("POST", "/webhook/a%20b", 400, "source_id must match"),
-    ("POST", "/webhook/a/b", 404, "no such endpoint"),
-    ("POST", "/webhook/", 404, "no such endpoint"),
-    ("GET", "/nowhere", 404, "no such endpoint"),
-    ("PUT", "/webhook/src", 405, "not allowed"),
-    ("GET", "/webhook/src", 405, "not allowed"),
-    ("GET", "/webhook/bad.source/pending", 400, "source_id must match"),
-    ("GET", "/webhook/src/pending?peek=lots", 400, "peek"),
-    ("GET", "/webhook/src/pending?peek=101", 400, "peek"),
-])
+@pytest.mark.parametrize(
+    "method, path, status, reason",
+    [
+        ("POST", "/webhook/bad.source", 400, "source_id must match"),
+        ("POST", "/webhook/" + "x" * 65, 400, "source_id must match"),
+        ("POST", "/webhook/a%20b", 400, "source_id must match"),
+        ("POST", "/webhook/a/b", 404, "no such endpoint"),
+        ("POST", "/webhook/", 404, "no such endpoint"),
+        ("GET", "/nowhere", 404, "no such endpoint"),
+        ("PUT", "/webhook/src", 405, "not allowed"),
+        ("GET", "/webhook/src", 405, "not allowed"),
+        ("GET", "/webhook/bad.source/pending", 400, "source_id must match"),
+        ("GET", "/webhook/src/pending?peek=lots", 400, "peek"),
+        ("GET", "/webhook/src/pending?peek=101", 400, "peek"),
+    ],
+)
 def test_bad_paths_and_methods_get_a_json_reason(receiver, method, path, status, reason):
-    answer = request(method, receiver.url + path, b"{}" if method != "GET" else None,
-                     {"Content-Type": "application/json"})
+    answer = request(
+        method, receiver.url + path, b"{}" if method != "GET" else None, {"Content-Type": "application/json"}
+    )
     assert answer.status == status, answer.body
     assert reason in answer.error_reason()
 
 
 def test_413_from_content_length_is_answered_before_the_body_is_sent(receiver):
     source = new_source()
-    head = (f"POST /webhook/{source} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {50 * 1024 * 1024}\r\n\r\n").encode()
+    head = (
+        f"POST /webhook/{source} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+    ).encode()
     answer = raw_exchange(receiver.url, head)  # no body at all: the answer cannot wait for it
     assert answer.status == 413
     assert str(MAX_BODY) in answer.error_reason()
@@ -191,8 +201,10 @@ def test_413_from_content_length_is_answered_before_the_body_is_sent(receiver):
 
 def test_413_for_a_chunked_body_that_grows_past_the_limit(receiver):
     source = new_source()
-    head = (f"POST /webhook/{source} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    head = (
+        f"POST /webhook/{source} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
     piece = b'{"pad": "' + b"x" * (16 * 1024) + b'"}'
     chunks = [f"{len(piece):x}\r\n".encode() + piece + b"\r\n"] * 8 + [b"0\r\n\r\n"]  # ~128 KiB > 64 KiB
     answer = raw_exchange(receiver.url, head, chunks)
@@ -207,7 +219,7 @@ def test_a_body_of_exactly_the_limit_is_accepted(receiver):
     body = skeleton.replace(b'"pad": ""', b'"pad": "' + b"x" * (MAX_BODY - len(skeleton)) + b'"')
     assert len(body) == MAX_BODY
     assert post_json(f"{receiver.url}/webhook/{source}", body=body).status == 202
-    assert post_json(f"{receiver.url}/webhook/{source}", body=body[:-1] + b' }').status == 413
+    assert post_json(f"{receiver.url}/webhook/{source}", body=body[:-1] + b" }").status == 413
 
 
 def test_odd_requests_never_get_a_500(receiver):
@@ -233,6 +245,7 @@ def test_odd_requests_never_get_a_500(receiver):
 
 
 # -- signatures -----------------------------------------------------------------------------------------
+
 
 def test_standard_webhooks_signed_by_the_library_verify(receiver):
     event_id = new_id()
@@ -295,13 +308,20 @@ def test_sources_without_a_secret_take_unsigned_webhooks(receiver):
 
 # -- health, readiness, metrics, OpenAPI --------------------------------------------------------------
 
+
 def test_health_ready_and_openapi(receiver):
     assert (get(f"{receiver.url}/health").status, get(f"{receiver.url}/health").json) == (200, {"status": "ok"})
     assert get(f"{receiver.url}/ready").status == 200
     document = get(f"{receiver.url}/openapi.json").json
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {"/webhook/{source_id}", "/webhook/{source_id}/pending", "/health", "/ready",
-                                      "/metrics", "/openapi.json"}
+    assert set(document["paths"]) == {
+        "/webhook/{source_id}",
+        "/webhook/{source_id}/pending",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/openapi.json",
+    }
     responses = document["paths"]["/webhook/{source_id}"]["post"]["responses"]
     assert {"202", "200", "400", "401", "413", "415", "503"} <= set(responses)
 
@@ -334,11 +354,15 @@ def test_metrics_count_outcomes_and_report_pending(receiver):
 
 # -- the admin-only peek ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("headers, status, reason", [
-    ({}, 401, "Authorization: Bearer"),
-    ({"Authorization": "Bearer wrong-token"}, 401, "Authorization: Bearer"),
-    ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401, "Authorization: Bearer"),
-])
+
+@pytest.mark.parametrize(
+    "headers, status, reason",
+    [
+        ({}, 401, "Authorization: Bearer"),
+        ({"Authorization": "Bearer wrong-token"}, 401, "Authorization: Bearer"),
+        ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401, "Authorization: Bearer"),
+    ],
+)
 def test_peek_needs_the_admin_token(receiver, headers, status, reason):
     source = new_source()
     assert post_json(f"{receiver.url}/webhook/{source}", {"id": new_id()}).status == 202

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def hook(source: str, event_id: str, body: bytes = b'{"a": 1}', at: datetime | None = None) -> NewWebhook:
-    return NewWebhook(source, event_id, body, {"content-type": "application/json", "webhook-id": event_id},
-                      at or datetime.now(timezone.utc))
+    return NewWebhook(
+        source, event_id, body, {"content-type": "application/json", "webhook-id": event_id}, at or datetime.now(UTC)
+    )
 
 
 def run(coro):
@@ -43,7 +44,7 @@ def test_put_dedups_and_keeps_body_headers_and_order(inbox_url):
 
 
 def test_pending_claim_and_mark_done(inbox_url):
-    old = datetime.now(timezone.utc) - timedelta(minutes=5)
+    old = datetime.now(UTC) - timedelta(minutes=5)
 
     async def scenario():
         async with open_inbox(inbox_url) as inbox:
@@ -89,6 +90,7 @@ def test_mark_done_only_touches_its_own_source(inbox_url):
 
 def test_concurrent_puts_share_commits_and_each_id_lands_once(inbox_url):
     """200 concurrent puts, 50 of them repeats: 150 rows, 50 duplicates, seqs unique."""
+
     async def scenario():
         async with open_inbox(inbox_url) as inbox:
             items = [hook("s", f"e{i % 150}") for i in range(200)]
@@ -108,7 +110,8 @@ def test_postgres_group_commit_uses_fewer_transactions_than_puts(make_inbox_url)
     def commits() -> int:
         with psycopg.connect(url) as conn:
             query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-            return conn.execute(query).fetchone()[0]
+            (count,) = conn.execute(query).fetchall()[0]
+            return count
 
     async def puts(items: list[NewWebhook]) -> None:
         # Closing the inbox ends its server backends, which flushes their statistics.

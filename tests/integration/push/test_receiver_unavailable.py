@@ -20,8 +20,9 @@ def assert_unavailable(answer) -> None:
 
 
 def test_postgres_refusing_connections_gives_503_and_not_ready(start_receiver):
-    receiver = start_receiver(f"postgresql://ingest@127.0.0.1:{free_port()}/postgres",
-                              env={"WEBHOOK_RETRY_AFTER_SECONDS": "7"})
+    receiver = start_receiver(
+        f"postgresql://ingest@127.0.0.1:{free_port()}/postgres", env={"WEBHOOK_RETRY_AFTER_SECONDS": "7"}
+    )
     assert get(f"{receiver.url}/health").status == 200  # liveness does no I/O
     ready = get(f"{receiver.url}/ready")
     assert_unavailable(ready)
@@ -79,8 +80,9 @@ def test_sqlite_locked_by_another_writer_gives_503_then_recovers(start_receiver,
 def test_a_commit_slower_than_the_request_budget_gives_503(start_receiver, tmp_path):
     """The request gives up after WEBHOOK_INBOX_TIMEOUT_SECONDS; the sender's retry is then safe."""
     path = tmp_path / "inbox.sqlite3"
-    receiver = start_receiver(f"sqlite:///{path}?timeout=5", env={"WEBHOOK_INBOX_TIMEOUT_SECONDS": "0.5"},
-                              ready_path="/ready")
+    receiver = start_receiver(
+        f"sqlite:///{path}?timeout=5", env={"WEBHOOK_INBOX_TIMEOUT_SECONDS": "0.5"}, ready_path="/ready"
+    )
     url = f"{receiver.url}/webhook/src"
     event_id = str(uuid.uuid4())
     holder = sqlite3.connect(path, isolation_level=None)

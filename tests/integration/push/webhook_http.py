@@ -6,6 +6,7 @@ import http.client
 import json
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,10 +30,11 @@ class Answer:
         return document["reason"]
 
 
-def request(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-            timeout: float = 30) -> Answer:
+def request(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30
+) -> Answer:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         conn.request(method, path, body=body, headers=headers or {})
@@ -42,8 +44,14 @@ def request(method: str, url: str, body: bytes | None = None, headers: dict[str,
         conn.close()
 
 
-def post_json(url: str, payload: Any = None, *, body: bytes | None = None, headers: dict[str, str] | None = None,
-              content_type: str | None = "application/json") -> Answer:
+def post_json(
+    url: str,
+    payload: Any = None,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    content_type: str | None = "application/json",
+) -> Answer:
     data = body if body is not None else json.dumps(payload).encode()
     all_headers = {"Content-Type": content_type} if content_type else {}
     all_headers.update(headers or {})
@@ -54,7 +62,7 @@ def get(url: str) -> Answer:
     return request("GET", url)
 
 
-def raw_exchange(url: str, head: bytes, body_chunks: list[bytes] = (), timeout: float = 10) -> Answer:
+def raw_exchange(url: str, head: bytes, body_chunks: Sequence[bytes] = (), timeout: float = 10) -> Answer:
     """Send a hand-written request head (and optional raw body pieces); parse the first answer."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
