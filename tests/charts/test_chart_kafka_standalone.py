@@ -195,7 +195,9 @@ def test_platform_clients_point_at_the_standalone_bootstrap_service(render: Rend
     env = one(objects, "ConfigMap", f"{RELEASE}-user-code-env")["data"]
     statefulset = one(objects, "StatefulSet", f"{CLUSTER}-kafka")
     bootstrap = one(objects, "Service", f"{CLUSTER}-kafka-bootstrap")
-    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{bootstrap['metadata']['name']}:{bootstrap['spec']['ports'][0]['port']}"
+    # The platform's clients log in on the tls listener (SASL_SSL as the KafkaUser) by default.
+    tls = next(p["port"] for p in bootstrap["spec"]["ports"] if p["targetPort"] == "tls")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{bootstrap['metadata']['name']}:{tls}"
     assert selects(bootstrap, statefulset["spec"]["template"]["metadata"]["labels"])
     ui = one(
         render("platform", "kind+standalone", "--set", "kafka.kafkaUi.enabled=true"),
@@ -203,7 +205,9 @@ def test_platform_clients_point_at_the_standalone_bootstrap_service(render: Rend
         f"{RELEASE}-kafka-ui",
     )
     ui_env = {e["name"]: e["value"] for e in container(ui)["env"]}
-    assert ui_env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == env["KAFKA_BOOTSTRAP_SERVERS"]
+    # The optional UI reads over the plain listener of the same bootstrap Service.
+    plain = next(p["port"] for p in bootstrap["spec"]["ports"] if p["targetPort"] == "plain")
+    assert ui_env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == f"{bootstrap['metadata']['name']}:{plain}"
 
 
 def test_nodeport_listener_in_standalone_mode(render: Renderer) -> None:
