@@ -101,7 +101,11 @@ def test_dev_ui_shows_the_push_assets_and_one_ctrl_c_stops_everything(dev_ui, tm
     assert not leftovers, f"processes left running: {leftovers}"
 
 
-ASSETS = ("process_webhook_data", "extract_source_data", "load_to_storage", "poll_kafka_events", "process_kafka_events")
+GROUPS = {
+    "push": ("process_webhook_data",),
+    "pull": ("extract_source_data", "load_to_storage"),
+    "poll": ("poll_kafka_events", "process_kafka_events"),
+}
 
 
 def test_after_the_demo_the_asset_graph_shows_every_pattern_materialized(tmp_path):
@@ -122,23 +126,25 @@ def test_after_the_demo_the_asset_graph_shows_every_pattern_materialized(tmp_pat
     assert demo.started.wait(timeout=600) == 0, demo.log_tail()
     # The demo's runs are in the instance the UI reads (same DAGSTER_HOME); the UI starts no runs.
     url, process = _start_dev_ui(tmp_path, "--no-kafka")
+    shots = {}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1800, "height": 1000})
-            page.goto(f"{url}/asset-groups", wait_until="domcontentloaded")
-            for name in ASSETS:
-                page.get_by_text(name, exact=True).first.wait_for(timeout=120_000)
-            # Every asset was materialized by the demo: no node says it never was.
-            page.get_by_text("Materialized", exact=False).first.wait_for(timeout=60_000)
-            assert page.get_by_text("Never materialized").count() == 0
-            page.wait_for_timeout(2000)  # let the graph layout settle for the picture
-            screenshot = tmp_path / "asset-graph.png"
-            page.screenshot(path=str(screenshot))
+            page = browser.new_page(viewport={"width": 1600, "height": 700})
+            # One graph per pattern (the global lineage collapses groups into boxes).
+            for group, assets in GROUPS.items():
+                page.goto(f"{url}/locations/ingestion_patterns/asset-groups/{group}", wait_until="domcontentloaded")
+                for name in assets:
+                    page.get_by_text(name, exact=True).first.wait_for(timeout=120_000)
+                page.wait_for_timeout(2000)  # the latest materialization loads after the graph
+                assert page.get_by_text("Never materialized").count() == 0, f"{group}: an asset the demo never landed"
+                shots[group] = tmp_path / f"asset-graph-{group}.png"
+                page.screenshot(path=str(shots[group]))
             browser.close()
     finally:
         process.stop(timeout=30)
-    assert screenshot.stat().st_size > 10_000
-    if os.environ.get("INGEST_UPDATE_SCREENSHOTS"):
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(screenshot, DOCS_IMAGES / "asset-graph.png")
+    for group, shot in shots.items():
+        assert shot.stat().st_size > 10_000, group
+        if os.environ.get("INGEST_UPDATE_SCREENSHOTS"):
+            DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, DOCS_IMAGES / shot.name)
