@@ -189,12 +189,12 @@ def verify_slack(
     if missing:
         raise SignatureError(f"missing Slack header(s): {', '.join(missing)}", missing=True)
     signature, timestamp_text = (headers[name] for name in SLACK_HEADERS)
+    version, sep, digest = signature.strip().partition("=")
+    if version != "v0" or not sep:  # what the header is comes before when it was sent
+        raise SignatureError("malformed X-Slack-Signature: expected v0=<hex>")
     timestamp = check_timestamp(
         timestamp_text, "X-Slack-Request-Timestamp", tolerance_seconds=tolerance_seconds, now=now
     )
-    version, sep, digest = signature.strip().partition("=")
-    if version != "v0" or not sep:
-        raise SignatureError("malformed X-Slack-Signature: expected v0=<hex>")
     expected = _hmac_sha256(secret, f"v0:{timestamp}:".encode() + body).hex()
     if not hmac.compare_digest(expected, digest.lower()):
         raise SignatureError("X-Slack-Signature does not match the body (tampered, or signed with another secret)")
