@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +65,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ingestion_devtools.mock_api.generator import CATEGORIES, FIRST_NAMES, LAST_NAMES, STATUSES
 from ingestion_devtools.processes import ManagedProcess, free_port
 from ingestion_patterns import warehouse
 from ingestion_patterns.poll import landing as poll
@@ -142,47 +143,11 @@ def grow_webhooks(conn: duckdb.DuckDBPyConnection, start: int, stop: int) -> Non
     """)
 
 
-_FIRST = [
-    "Ada",
-    "Alan",
-    "Barbara",
-    "Claude",
-    "Donald",
-    "Edsger",
-    "Frances",
-    "Grace",
-    "Hedy",
-    "Ivan",
-    "John",
-    "Katherine",
-    "Linus",
-    "Margaret",
-    "Niklaus",
-    "Radia",
-]
-_LAST = [
-    "Lovelace",
-    "Turing",
-    "Liskov",
-    "Shannon",
-    "Knuth",
-    "Dijkstra",
-    "Allen",
-    "Hopper",
-    "Lamarr",
-    "Sutherland",
-    "Backus",
-    "Johnson",
-    "Torvalds",
-    "Hamilton",
-    "Wirth",
-    "Perlman",
-]
-_STATUSES = ["active", "pending", "suspended", "closed"]
-_CATEGORIES = ["books", "electronics", "garden", "grocery", "music", "sports", "toys", "travel"]
+# The mock API's own vocabularies: history rows look like the records a pull lands.
+_FIRST, _LAST, _STATUSES, _CATEGORIES = FIRST_NAMES, LAST_NAMES, STATUSES, CATEGORIES
 
 
-def _sql_list(values: list[str]) -> str:
+def _sql_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{value}'" for value in values) + "]"
 
 
