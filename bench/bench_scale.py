@@ -255,7 +255,7 @@ def grow_kafka(conn: duckdb.DuckDBPyConnection, start: int, stop: int) -> None:
 class Pattern:
     name: str
     table: str
-    ddl: list[str]
+    ddl: list[warehouse.DDLStep]
     other_tables: tuple[str, ...]  # tables of its file with real volume (their bytes are not the table's)
     grow: Callable[[duckdb.DuckDBPyConnection, int, int], None]
     prepare: Callable[[duckdb.DuckDBPyConnection], Any]
@@ -524,24 +524,23 @@ def storage(path: Path, pattern: Pattern) -> Storage:
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \(([^)]*)\)\s*\)\s*$")
 
 
-def deferred_key_ddl(pattern: Pattern) -> tuple[list[str], str]:
-    """The pattern's DDL with its table's PRIMARY KEY left out, and that key's columns: the history
-    goes in first and the key's index is built once, in bulk, by ``ALTER TABLE … ADD PRIMARY KEY``
-    (inserting 50M random keys one by one into the ART takes several times longer). The table that
-    results is the one the DDL makes: same columns, same primary key."""
+def deferred_key_ddl(pattern: Pattern) -> tuple[list[warehouse.DDLStep], str]:
+    """The pattern's DDL with its table's PRIMARY KEY (if it has one) left out, and that key's
+    columns: the history goes in first and the key's index is built once, in bulk, by ``ALTER TABLE
+    … ADD PRIMARY KEY`` (inserting 50M random keys one by one into the ART takes several times
+    longer). The table that results is the one the DDL makes: same columns, same primary key."""
     marker = f"{warehouse.SCHEMA}.{pattern.table} ("
-    ddl, key = [], ""
+    ddl: list[warehouse.DDLStep] = []
+    key = ""
     for statement in pattern.ddl:
-        match = _PRIMARY_KEY.search(statement)
-        if marker in statement and match:
+        match = _PRIMARY_KEY.search(statement) if isinstance(statement, str) else None
+        if isinstance(statement, str) and marker in statement and match:
             statement, key = statement[: match.start()] + "\n)", match.group(1)
         ddl.append(statement)
-    if not key:
-        raise RuntimeError(f"no PRIMARY KEY found in the DDL of {pattern.table}: update deferred_key_ddl")
     return ddl, key
 
 
-def build_connection(path: Path, ddl: list[str], memory_limit: str) -> duckdb.DuckDBPyConnection:
+def build_connection(path: Path, ddl: list[warehouse.DDLStep], memory_limit: str) -> duckdb.DuckDBPyConnection:
     conn = warehouse.connect(path, ddl=ddl)
     conn.execute("SET TimeZone = 'UTC'")
     if memory_limit:
@@ -597,8 +596,9 @@ def build_files(pattern: Pattern, sizes: list[int], workdir: Path, args: argpars
             shutil.copyfile(growing, path)
             if size != sizes[-1]:
                 conn = build_connection(growing, ddl, args.build_memory_limit)
-            seconds = add_primary_key(path, pattern, key, args.build_memory_limit)
-            print(f"    {pattern.table}: primary key ({key}) over {human(size)} rows, {seconds:.1f} s", flush=True)
+            if key:
+                seconds = add_primary_key(path, pattern, key, args.build_memory_limit)
+                print(f"    {pattern.table}: primary key ({key}) over {human(size)} rows, {seconds:.1f} s", flush=True)
     finally:
         conn.close()
         growing.unlink(missing_ok=True)

@@ -135,6 +135,12 @@ def test_upsert_counts_inserts_and_updates_and_the_latest_version_wins(conn):
     third = pull.upsert_final(conn)
     assert (third.inserted, third.updated, third.raw_rows, third.pages) == (0, 0, 0, 0)
 
+    # Pages landed again (a backfill of the same window): nothing is newer, so nothing changes.
+    land(conn, page([2, 3, 4], minutes=[50, 0, 40], version=1), number=4)
+    replayed = pull.upsert_final(conn)
+    assert (replayed.inserted, replayed.updated, replayed.unchanged, replayed.final_rows) == (0, 0, 3, 4)
+    assert conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall() == rows
+
 
 def test_pending_summary_reports_nulls_duplicates_and_schema_issues(conn):
     land(conn, page([1, 2]))

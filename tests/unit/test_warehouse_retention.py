@@ -109,3 +109,31 @@ def test_only_poll_plans_that_have_landed_are_deleted(conn):
     assert poll.poll_plan(conn, "t") == {1: (0, 10), 3: (0, 4)}
     assert poll.poll_plan(conn, "other") == {0: (0, 3)}
     assert purge_landed_poll_plans(conn) == 0
+
+
+def test_the_dedup_keeps_the_first_copy_of_a_re_sent_webhook_event_and_looks_only_at_new_keys():
+    from ingestion_patterns.maintenance.warehouse_retention import dedupe_webhook_data
+    from ingestion_patterns.push import landing as push
+
+    with duckdb.connect() as conn:
+        warehouse.ensure_schema(conn, push.DDL)
+        assert dedupe_webhook_data(conn) == 0  # empty table
+
+        def deliver(seq: int, event_id: str, landed_days_ago: float) -> None:
+            conn.execute(
+                "INSERT INTO ingestion.webhook_data (source_id, event_id, payload, inbox_seq, received_at, landed_at)"
+                " VALUES ('s', ?, '{}', ?, now(), now() - to_seconds(?))",
+                [event_id, seq, landed_days_ago * DAY],
+            )
+
+        for seq, event in enumerate(["a", "b", "c"], start=1):
+            deliver(seq, event, landed_days_ago=30)
+        deliver(4, "a", landed_days_ago=20)  # "a" re-sent after the inbox's window
+        assert dedupe_webhook_data(conn) == 1
+        assert dedupe_webhook_data(conn) == 0
+        deliver(5, "b", landed_days_ago=0)  # "b" re-sent again, after the last dedup: a copy of an old row
+        deliver(6, "b", landed_days_ago=0)
+        deliver(7, "d", landed_days_ago=0)
+        assert dedupe_webhook_data(conn) == 2
+        rows = conn.execute("SELECT event_id, inbox_seq FROM ingestion.webhook_data ORDER BY inbox_seq").fetchall()
+        assert rows == [("a", 1), ("b", 2), ("c", 3), ("d", 7)]

@@ -57,3 +57,40 @@ def test_a_replayed_batch_is_counted_as_already_landed(conn):
     assert (first.inserted, first.rejected, first.already_landed) == (1, 1, 0)
     assert (replay.inserted, replay.rejected, replay.already_landed) == (0, 0, 2)
     assert conn.execute("SELECT event_type, run_id FROM ingestion.webhook_data").fetchall() == [("t", "r1")]
+
+
+def test_a_replay_is_skipped_by_its_inbox_seqs_and_only_an_event_the_inbox_accepted_again_lands_twice(conn):
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    body = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": 1, "type": "t"}).encode()
+    batch = [InboxRecord(seq, "s", f"e{seq}", body, {}, at) for seq in range(10, 20)]
+    rows, _ = split_batch(batch, WebhookBatchConfig())
+    assert landing.land_webhook_batch(conn, rows, [], run_id="r1").inserted == 10
+    # A replay of part of the batch beside rows that are new: only the new ones land.
+    more, _ = split_batch([*batch[5:], InboxRecord(20, "s", "e20", body, {}, at)], WebhookBatchConfig())
+    replay = landing.land_webhook_batch(conn, more, [], run_id="r2")
+    assert (replay.inserted, replay.already_landed) == (1, 5)
+    # Event e10 re-sent after the inbox forgot it: a new inbox seq, so a second row (the dedup's job).
+    again, _ = split_batch([InboxRecord(99, "s", "e10", body, {}, at)], WebhookBatchConfig())
+    assert landing.land_webhook_batch(conn, again, [], run_id="r3").inserted == 1
+    assert conn.execute("SELECT count(*), count(DISTINCT event_id) FROM ingestion.webhook_data").fetchone() == (12, 11)
+
+
+def test_a_file_made_with_the_old_primary_key_is_rebuilt_without_it_and_keeps_its_rows():
+    with duckdb.connect(":memory:") as old:
+        warehouse.ensure_schema(
+            old, [warehouse.create_table(landing.DATA_TABLE, landing.DATA_COLUMNS, ("source_id", "event_id"))]
+        )
+        old.execute(
+            "INSERT INTO ingestion.webhook_data (source_id, event_id, payload, inbox_seq, received_at)"
+            " VALUES ('s', 'e1', '{}', 1, now()), ('s', 'e2', '[1]', 2, now())"
+        )
+        keys = "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'webhook_data' AND constraint_type = ?"
+        assert old.execute(keys, ["PRIMARY KEY"]).fetchone() == (1,)
+
+        warehouse.ensure_schema(old, landing.DDL)
+        warehouse.ensure_schema(old, landing.DDL)  # idempotent
+
+        assert old.execute(keys, ["PRIMARY KEY"]).fetchone() == (0,)
+        assert old.execute(keys, ["NOT NULL"]).fetchone() == (sum(c.not_null for c in landing.DATA_COLUMNS),)
+        rows = old.execute("SELECT event_id, payload, landed_at IS NOT NULL FROM ingestion.webhook_data ORDER BY 1")
+        assert rows.fetchall() == [("e1", "{}", True), ("e2", "[1]", True)]

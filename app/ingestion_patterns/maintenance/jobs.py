@@ -4,8 +4,8 @@ Two independent ops, so the multiprocess executor runs them side by side:
 
 - ``purge_webhook_inbox`` deletes landed inbox rows past ``WEBHOOK_INBOX_RETENTION``, a batch per
   transaction (the receiver's group commits wait one batch at most). It takes no DuckDB slot.
-- ``purge_warehouse`` deletes loaded raw pages past ``PULL_RAW_RETENTION`` and landed poll plans, in
-  the ``duckdb`` pool like every DuckDB writer, so it queues behind a landing run instead of racing it.
+- ``purge_warehouse`` deletes loaded raw pages past ``PULL_RAW_RETENTION``, landed poll plans and
+  the later copies of webhook events re-sent after the inbox forgot them, in the ``duckdb`` pool like every DuckDB writer, so it queues behind a landing run instead of racing it.
 
 Each op's output metadata says what it removed (rows per store) and what is left; the sizes are also
 recorded as observations of the assets the stores belong to (``process_webhook_data`` for the
@@ -26,6 +26,7 @@ from ..push.resource import WebhookInboxResource
 from .resource import RetentionResource
 from .warehouse_retention import (
     PAGES_TABLE,
+    dedupe_webhook_data,
     existing_tables,
     file_bytes,
     purge_landed_poll_plans,
@@ -79,19 +80,21 @@ async def purge_webhook_inbox(
 @dg.op(
     out=dg.Out(dg.Nothing),
     pool=warehouse.DUCKDB_POOL,
-    description="Delete raw_extract pages loaded into final_data longer ago than PULL_RAW_RETENTION, and poll "
-    "plans that have landed; report every table's row count.",
+    description="Delete raw_extract pages loaded into final_data longer ago than PULL_RAW_RETENTION, poll "
+    "plans that have landed and the later copies of re-sent webhook events; report every table's row count.",
     tags={"retention/store": "duckdb"},
 )
 def purge_warehouse(context: dg.OpExecutionContext, duckdb: DuckDBResource, retention: RetentionResource) -> dg.Output:
     with warehouse.session(duckdb) as conn:
         raw = purge_loaded_raw_pages(conn, retention.pull_raw_seconds, pages_per_batch=retention.pull_batch_pages)
         plans = purge_landed_poll_plans(conn)
+        webhook_copies = dedupe_webhook_data(conn)
         counts = warehouse.table_counts(conn)
         tables = existing_tables(conn)
     context.log.info(
         f"warehouse: deleted {raw.raw_rows} raw_extract rows ({raw.pages} pages) loaded more than "
-        f"{retention.pull_raw_seconds:.0f} s ago and {plans} landed poll plan rows"
+        f"{retention.pull_raw_seconds:.0f} s ago, {plans} landed poll plan rows and {webhook_copies} later "
+        "copies of re-sent webhook events"
     )
     if {"raw_extract", PAGES_TABLE} <= tables:
         context.log_event(
@@ -117,6 +120,7 @@ def purge_warehouse(context: dg.OpExecutionContext, duckdb: DuckDBResource, rete
             "raw_extract_rows_deleted": raw.raw_rows,
             "pull_pages_rows_deleted": raw.pages,
             "kafka_poll_plan_rows_deleted": plans,
+            "webhook_data_copies_deleted": webhook_copies,
             "retention_seconds": retention.pull_raw_seconds,
             "duckdb_file_bytes": file_bytes(duckdb.database),
             "row_counts": dg.MetadataValue.json(counts),
@@ -126,7 +130,8 @@ def purge_warehouse(context: dg.OpExecutionContext, duckdb: DuckDBResource, rete
 
 @dg.job(
     name="retention_job",
-    description="Delete what retention allows: landed webhook inbox rows, loaded raw pages, landed poll plans.",
+    description="Delete what retention allows: landed webhook inbox rows, loaded raw pages, landed poll plans; "
+    "dedupe webhook events re-sent after the inbox's window.",
     tags={"retention": "true"},
 )
 def retention_job() -> None:

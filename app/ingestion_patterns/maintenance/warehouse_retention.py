@@ -1,4 +1,5 @@
-"""Retention in the DuckDB warehouse: the pull pattern's loaded raw pages and the poll pattern's landed plans.
+"""Retention in the DuckDB warehouse: the pull pattern's loaded raw pages and the poll pattern's landed
+plans, and the dedup of webhook events re-sent after the inbox forgot them.
 
 Both deletions only remove what a checkpoint stored with the data already covers, so no landing can
 need them again: a raw page at or below ``pull_state.loaded_page_seq`` is in ``final_data`` (the load
@@ -18,10 +19,20 @@ import duckdb
 from .. import warehouse
 from ..poll.landing import PLAN_TABLE
 from ..pull.landing import RAW_TABLE
+from ..push.landing import DATA_TABLE as WEBHOOK_TABLE
 
 PAGES_TABLE = "pull_pages"
 PULL_STATE_TABLE = "pull_state"
 OFFSETS_TABLE = "kafka_offsets"
+# How far each maintenance task has looked (e.g. the webhook dedup's landed_at watermark).
+MAINTENANCE_STATE_DDL = f"""
+CREATE TABLE IF NOT EXISTS {warehouse.SCHEMA}.maintenance_state (
+    task         VARCHAR PRIMARY KEY,
+    done_through TIMESTAMPTZ NOT NULL
+)"""
+# Rows landed this long before the watermark are looked at again: a landing that began before the
+# last dedup may have committed after it (its landed_at is its transaction's start).
+_DEDUP_OVERLAP = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,46 @@ def purge_landed_poll_plans(conn: duckdb.DuckDBPyConnection) -> int:
                 """
             )
         )
+
+
+def dedupe_webhook_data(conn: duckdb.DuckDBPyConnection) -> int:
+    """Delete the later copies of an event (same ``source_id`` and ``event_id``) in ``webhook_data``,
+    keeping the first landed (lowest ``inbox_seq``); returns how many rows it deleted.
+
+    A copy can only come from the inbox accepting an event id it had forgotten (re-sent after
+    ``WEBHOOK_INBOX_RETENTION``), so a later copy landed after the previous dedup: only the keys
+    landed since then (with an overlap) are looked up, in one scan of the table's key columns."""
+    if WEBHOOK_TABLE not in existing_tables(conn):
+        return 0
+    table = f"{warehouse.SCHEMA}.{WEBHOOK_TABLE}"
+    conn.execute(MAINTENANCE_STATE_DDL)
+    with warehouse.transaction(conn):
+        watermark = conn.execute(
+            f"SELECT done_through FROM {warehouse.SCHEMA}.maintenance_state WHERE task = 'webhook_dedup'"
+        ).fetchone()
+        since = watermark[0] - _DEDUP_OVERLAP if watermark else datetime.min.replace(tzinfo=UTC)
+        through = _first(conn.execute(f"SELECT max(landed_at) FROM {table}"), None)
+        deleted = _first(
+            conn.execute(
+                f"""
+            DELETE FROM {table} AS w USING (
+                SELECT source_id, event_id, min(inbox_seq) AS first_seq
+                FROM {table}
+                WHERE (source_id, event_id) IN (SELECT (source_id, event_id) FROM {table} WHERE landed_at >= $since)
+                GROUP BY source_id, event_id HAVING count(*) > 1
+            ) AS copies
+            WHERE w.source_id = copies.source_id AND w.event_id = copies.event_id AND w.inbox_seq > copies.first_seq
+            """,
+                {"since": since},
+            )
+        )
+        if through is not None:
+            conn.execute(
+                f"INSERT INTO {warehouse.SCHEMA}.maintenance_state VALUES ('webhook_dedup', ?)"
+                " ON CONFLICT (task) DO UPDATE SET done_through = excluded.done_through",
+                [through],
+            )
+    return deleted
 
 
 def file_bytes(path: str | Path) -> int:

@@ -5,7 +5,10 @@
 * ``pull_state`` holds the checkpoints: the extract cursor (updated_at, id) and the last page
   loaded into ``final_data``. Each moves in the same transaction as the rows it covers, so a crash
   at any point either keeps a page and its checkpoint or neither: a rerun resumes exactly.
-* ``final_data`` has one row per id, the version with the latest updated_at.
+* ``final_data`` has one row per id, the version with the latest updated_at. It has no primary key:
+  the upsert (one transaction, in the ``duckdb`` pool's single slot) keeps one row per id, and a key
+  index over 50M ids does not fit the pull's memory limit, so every upsert through it slowed 30x from an
+  empty table to 50M rows (docs/scale.md).
 * ``pull_rejects`` keeps the records that cannot land (not interchange JSON, not readable into the
   contract, refused by DuckDB) with their raw line and reason, landed with their page and its
   cursor; a line rejected again (fetched again because the cursor cannot move past it) is kept once.
@@ -62,7 +65,7 @@ REJECTS_COLUMNS = (
 _NAMES = ", ".join(CONTRACT.names)
 
 
-DDL: list[str] = [
+DDL: list[warehouse.DDLStep] = [
     "CREATE SEQUENCE IF NOT EXISTS ingestion.pull_page_seq START 1",
     """
     CREATE TABLE IF NOT EXISTS ingestion.pull_pages (
@@ -78,7 +81,8 @@ DDL: list[str] = [
     )
     """,
     warehouse.create_table(RAW_TABLE, RAW_COLUMNS),
-    warehouse.create_table(FINAL_TABLE, FINAL_COLUMNS, primary_key=("id",)),
+    warehouse.create_table(FINAL_TABLE, FINAL_COLUMNS),
+    warehouse.without_primary_key(FINAL_TABLE, FINAL_COLUMNS),  # files made before the key was dropped
     warehouse.create_table(REJECTS_TABLE, REJECTS_COLUMNS, primary_key=("line_sha256",)),
     """
     CREATE TABLE IF NOT EXISTS ingestion.pull_state (
@@ -331,26 +335,31 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
         if repeats:
             # Some id came more than once (updated while we paged, or a backfill): keep its newest.
             candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
-        inserted, updated = warehouse.fetch_one(
-            conn,
-            f"""
-            SELECT count(*) FILTER (WHERE f.id IS NULL),
-                   count(*) FILTER (WHERE f.id IS NOT NULL AND c.updated_at > f.updated_at)
-            FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
-            """,
-            bounds,
-        )
-        candidate_count = raw_rows - skipped - repeats
-        set_columns = ", ".join(f"{c} = excluded.{c}" for c in CONTRACT.names if c != "id")
+        # Judge each candidate once against the row it would replace: new (no row), newer (replaces
+        # it) or not (left alone, so a replayed page changes nothing). Then DELETE the replaced rows
+        # by rowid and INSERT: DuckDB's UPDATE path (ON CONFLICT DO UPDATE included) versions every
+        # touched vector and took 100x longer at 50M rows.
         conn.execute(
             f"""
-            INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)
-            SELECT {_NAMES}, current_timestamp FROM ({candidates})
-            ON CONFLICT (id) DO UPDATE SET {set_columns}, loaded_at = excluded.loaded_at
-            WHERE excluded.updated_at > final_data.updated_at
+            CREATE OR REPLACE TEMP TABLE pull_judged AS
+            SELECT c.*, f.rowid AS replaces, f.id IS NULL AS is_new
+            FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
+            WHERE f.id IS NULL OR c.updated_at > f.updated_at
             """,
             bounds,
         )
+        inserted, updated = warehouse.fetch_one(
+            conn, "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM pull_judged"
+        )
+        conn.execute(
+            "DELETE FROM ingestion.final_data WHERE rowid IN (SELECT replaces FROM pull_judged WHERE NOT is_new)"
+        )
+        conn.execute(
+            f"INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)"
+            f" SELECT {_NAMES}, current_timestamp FROM pull_judged"
+        )
+        conn.execute("DROP TABLE pull_judged")
+        candidate_count = raw_rows - skipped - repeats
         conn.execute(
             """
             INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)

@@ -1,7 +1,12 @@
 """Tables and landing of the push pattern: webhook payloads claimed from the inbox.
 
-Rows are keyed by (source_id, event_id), the same key the inbox deduplicates on, so replaying a
-batch whose DuckDB commit succeeded but whose inbox ``mark_done`` did not is harmless.
+A row is one inbox row: its ``inbox_seq`` and (source_id, event_id), the key the inbox deduplicates
+on. Replaying a batch whose DuckDB commit succeeded but whose inbox ``mark_done`` did not is
+harmless: the landing skips the rows it finds with the batch's own inbox seqs. ``webhook_data`` has
+no primary key: a key over random event ids makes every batch walk an index that outgrows memory,
+so landing slowed 16x from an empty table to 50M rows (docs/scale.md). An event the inbox accepts
+twice (re-sent after ``WEBHOOK_INBOX_RETENTION`` forgot it) lands twice, and ``retention_job``'s
+dedup (``dedupe_webhook_data``) keeps its first copy.
 
 ``land_claimed`` lands a claimed batch so that no single payload can fail it: a payload DuckDB
 refuses (its JSON cast, say, for a payload accepted before the edge's rule) is isolated
@@ -48,9 +53,10 @@ REJECTS_COLUMNS = (
     Column("run_id", "VARCHAR"),
 )
 
-# Same key as the inbox's dedup key: a replayed batch collides with itself instead of doubling.
-DDL: list[str] = [
-    warehouse.create_table(DATA_TABLE, DATA_COLUMNS, ("source_id", "event_id")),
+# Rejects keep the inbox's dedup key (they are few): a replayed reject collides with itself.
+DDL: list[warehouse.DDLStep] = [
+    warehouse.create_table(DATA_TABLE, DATA_COLUMNS),
+    warehouse.without_primary_key(DATA_TABLE, DATA_COLUMNS),  # files made before the key was dropped
     warehouse.create_table(REJECTS_TABLE, REJECTS_COLUMNS, ("source_id", "event_id")),
 ]
 
@@ -127,21 +133,28 @@ def land_webhook_batch(
     """Land one claimed batch (valid rows and rejects) in a single transaction.
 
     Rows already present (a replay after a crash between this commit and the inbox's mark-done)
-    are skipped by the primary key and counted as ``already_landed``.
+    are skipped and counted as ``already_landed``: a replayed row carries the inbox seq it landed
+    with, so the check reads only the row groups whose ``inbox_seq`` zone maps overlap the batch's
+    seqs, whatever the table's size.
     """
     data = pa.Table.from_pylist([asdict(r) for r in rows], schema=_DATA_SCHEMA)  # noqa: F841 - scanned by name
     bad = pa.Table.from_pylist([asdict(r) for r in rejects], schema=_REJECT_SCHEMA)  # noqa: F841
+    seqs = [row.inbox_seq for row in rows] or [0]
     with warehouse.transaction(conn):
         inserted = _changed(
             conn.execute(
                 """
             INSERT INTO ingestion.webhook_data
                 (source_id, event_id, event_type, payload, headers, inbox_seq, received_at, run_id)
-            SELECT source_id, event_id, event_type, payload::JSON, headers::JSON, inbox_seq, received_at, ?
+            SELECT source_id, event_id, event_type, payload::JSON, headers::JSON, inbox_seq, received_at, $run_id
             FROM data
-            ON CONFLICT DO NOTHING
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ingestion.webhook_data landed
+                WHERE landed.inbox_seq BETWEEN $first_seq AND $last_seq
+                  AND landed.inbox_seq = data.inbox_seq
+                  AND landed.source_id = data.source_id AND landed.event_id = data.event_id)
             """,
-                [run_id],
+                {"run_id": run_id, "first_seq": min(seqs), "last_seq": max(seqs)},
             )
         )
         rejected = _changed(

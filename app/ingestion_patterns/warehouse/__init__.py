@@ -58,11 +58,45 @@ def create_table(table: str, columns: Iterable[Column], primary_key: Iterable[st
     return f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} (\n    " + ",\n    ".join(lines) + "\n)"
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection, ddl: Iterable[str] = ()) -> None:
-    """Create the schema and the tables of ``ddl`` that do not exist yet (idempotent)."""
+# A step of a pattern's DDL: an idempotent statement, or a migration that checks before it changes.
+DDLStep = str | Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection, ddl: Iterable[DDLStep] = ()) -> None:
+    """Create the schema and the tables of ``ddl`` that do not exist yet, and run its migrations (idempotent)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    for statement in ddl:
-        conn.execute(statement)
+    for step in ddl:
+        if callable(step):
+            step(conn)
+        else:
+            conn.execute(step)
+
+
+def without_primary_key(table: str, columns: tuple[Column, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """A migration: rebuild ``table`` without the primary key an earlier version declared on it.
+
+    Keys over random values cost every landing a walk of an index that does not fit in memory, and
+    DuckDB cannot drop a constraint in place (docs/scale.md). The rebuild copies the rows once, in one
+    transaction, into a table made from ``columns`` (so NOT NULL and defaults stay); a file without
+    the key is left alone."""
+
+    def migrate(conn: duckdb.DuckDBPyConnection) -> None:
+        keyed = fetch_one(
+            conn,
+            "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? AND table_name = ?"
+            " AND constraint_type = 'PRIMARY KEY'",
+            [SCHEMA, table],
+        )[0]
+        if not keyed:
+            return
+        names = ", ".join(f'"{column.name}"' for column in columns)
+        with transaction(conn):
+            conn.execute(create_table(f"{table}__rebuilt", columns))
+            conn.execute(f"INSERT INTO {SCHEMA}.{table}__rebuilt ({names}) SELECT {names} FROM {SCHEMA}.{table}")
+            conn.execute(f"DROP TABLE {SCHEMA}.{table}")
+            conn.execute(f"ALTER TABLE {SCHEMA}.{table}__rebuilt RENAME TO {table}")
+
+    return migrate
 
 
 @contextmanager
@@ -144,7 +178,7 @@ def land_isolating(
     return land_isolating(conn, first, land, reject) + land_isolating(conn, second, land, reject)
 
 
-def connect(path: str | Path, *, read_only: bool = False, ddl: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, *, read_only: bool = False, ddl: Iterable[DDLStep] = ()) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file; when writable, create its folder, the schema and ``ddl``'s tables."""
     path = Path(path)
     if not read_only:
@@ -156,7 +190,7 @@ def connect(path: str | Path, *, read_only: bool = False, ddl: Iterable[str] = (
 
 
 @contextmanager
-def session(resource: DuckDBResource, ddl: Iterable[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+def session(resource: DuckDBResource, ddl: Iterable[DDLStep] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
     """A writable connection from the Dagster resource with ``ddl``'s tables in place, closed on the
     way out whatever happens: a failed step must not keep DuckDB's file lock for its process's life."""
     Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +204,9 @@ def session(resource: DuckDBResource, ddl: Iterable[str] = ()) -> Iterator[duckd
 
 @asynccontextmanager
 async def async_session(
-    resource: DuckDBResource, ddl: Iterable[str] = (), setup: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    resource: DuckDBResource,
+    ddl: Iterable[DDLStep] = (),
+    setup: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> AsyncIterator[duckdb.DuckDBPyConnection]:
     """``session`` for an async step: entered and left in a worker thread, since connecting runs the
     DDL and closing may checkpoint the WAL, blocking calls that must not stall the event loop.
