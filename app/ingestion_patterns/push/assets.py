@@ -2,7 +2,8 @@
 
 The receiver has already made each payload durable. Here a run claims the pending payloads of one
 source, validates them, lands valid ones and rejects in one DuckDB transaction, and only then marks
-them done in the inbox: a crash in between replays the batch, and the primary key absorbs it.
+them done in the inbox: a crash in between replays the batch, and the landing skips the rows it
+finds under the batch's own inbox seqs.
 
 Each batch is claimed under a lease owned by the run (its run id): another run never gets the same
 rows, and the rows of a run that dies come back when the lease expires, or at once when Dagster
