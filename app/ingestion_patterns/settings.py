@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         default="", description="CIDRs of proxies whose X-Forwarded-For names the client (the ingress controller's)"
     )
     webhook_inbox_lease_seconds: int = Field(default=600, ge=1, description="How long a run's claim holds its rows")
+    webhook_accept_undeclared_sources: bool = Field(
+        default=True,
+        description="Accept a source id no declaration names (local development); off, it gets a 404. Off in the chart.",
+    )
+    ingest_sources_file: str = Field(
+        default="", description="A YAML file of declared sources (`webhooks:` …), e.g. the chart's mounted ConfigMap"
+    )
     # Filled from WEBHOOK_SECRET_<SOURCE> variables by ``_collect_secrets``; keyed by ``secret_key``.
     webhook_secrets: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False, exclude=True)
 

@@ -20,6 +20,7 @@ from ...rate_limit import ClientRateLimiter, retry_after_header
 from ..inbox import Inbox, InboxUnavailable, NewWebhook, describe_inbox_url, open_inbox
 from .config import ReceiverConfig
 from .intake import (
+    MAX_EVENT_ID_LENGTH,
     Rejection,
     check_content_type,
     check_source_id,
@@ -155,16 +156,24 @@ async def receive_webhook(request: web.Request) -> web.Response:
 async def _receive(request: web.Request) -> tuple[str, web.Response]:
     config = request.app[CONFIG]
     source_id = check_source_id(request.match_info["source_id"])
+    if not config.is_known(source_id):
+        raise Rejection(404, "undeclared_source", f"no webhook source {source_id!r} is declared here")
     check_content_type(request.headers.get("Content-Type"))
     body = await read_body(request, config.max_body_bytes)
     if secret := config.secret_for(source_id):
         try:
-            verify_signature(secret, body, request.headers, tolerance_seconds=config.signature_tolerance_seconds)
+            verify_signature(
+                secret,
+                body,
+                request.headers,
+                tolerance_seconds=config.tolerance_for(source_id),
+                scheme=config.scheme_for(source_id),
+            )
         except SignatureError as error:
             code = "missing_signature" if error.missing else "bad_signature"
             raise Rejection(401, code, error.reason) from None
     payload = parse_json_object(body)
-    item = NewWebhook(source_id, event_id_for(request.headers, payload), body, kept_headers(request.headers))
+    item = NewWebhook(source_id, _event_id(config, source_id, request, payload), body, kept_headers(request.headers))
     try:
         async with asyncio.timeout(config.inbox_timeout_seconds):
             result = await request.app[INBOX].put(item)
@@ -178,6 +187,21 @@ async def _receive(request: web.Request) -> tuple[str, web.Response]:
         return "accepted", web.json_response({"status": "accepted", "id": result.event_id}, status=202)
     app_metrics.duplicates.labels(source_id).inc()
     return "duplicate", web.json_response({"status": "duplicate", "id": result.event_id}, status=200)
+
+
+def _event_id(config: ReceiverConfig, source_id: str, request: web.Request, payload: dict) -> str:
+    """The event id from where the source's declaration says (400 when the delivery lacks it), else by
+    the default rules (``event_id_for``)."""
+    spec = config.sources.get(source_id)
+    if spec is None or spec.event_id is None:
+        return event_id_for(request.headers, payload)
+    where = f"header {spec.event_id.header}" if spec.event_id.header else f"payload field {spec.event_id.json_path}"
+    event_id = spec.event_id.read(request.headers, payload)
+    if event_id is None:
+        raise Rejection(400, "missing_event_id", f"this source takes its event id from the {where}, which is missing")
+    if len(event_id) > MAX_EVENT_ID_LENGTH:
+        raise Rejection(400, "bad_event_id", f"the {where} is longer than {MAX_EVENT_ID_LENGTH} characters")
+    return event_id
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -4,6 +4,11 @@ Signing secrets are per source: ``WEBHOOK_SECRET_<SOURCE>`` (the source id upper
 ``_``), or a JSON file ``{"source-id": "secret", …}`` named by ``WEBHOOK_SECRETS_FILE`` (e.g. a mounted
 Kubernetes Secret). The environment wins over the file. A source without a secret takes unsigned
 webhooks.
+
+Declared sources (``push/source.py``: the ``WebhookSource`` defs.yaml files and ``INGEST_SOURCES_FILE``)
+pin their scheme, and their secret comes from the variable the declaration names (``secret_env``),
+read once at start: a declared scheme whose variable is unset stops the receiver with its name. A
+source id no declaration names gets a 404, unless ``WEBHOOK_ACCEPT_UNDECLARED_SOURCES`` is on.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...settings import ConfigError, Settings, load_settings, secret_key
+from ..source import SourceConfigError, WebhookSourceSpec, environ_secrets, load_webhook_sources, package_defs_folder
 
 __all__ = ["ConfigError", "ReceiverConfig", "load_secrets"]
 
@@ -30,13 +36,38 @@ class ReceiverConfig:
     rate_limit_per_second: float = 0.0  # per client address and worker process; 0: no limit
     rate_limit_burst: int = 0
     trusted_proxies: tuple[str, ...] = ()
+    sources: Mapping[str, WebhookSourceSpec] = field(default_factory=dict)  # the declared sources by id
+    declared_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # source id -> secret
+    accept_undeclared: bool = True  # a source id no declaration names is taken (local development)
 
     def secret_for(self, source_id: str) -> str | None:
+        if source_id in self.sources:
+            return self.declared_secrets.get(source_id)
         return self.secrets.get(secret_key(source_id))
 
+    def scheme_for(self, source_id: str) -> str | None:
+        """The scheme a declared, signed source pins; None: told by the delivery's headers."""
+        spec = self.sources.get(source_id)
+        return spec.signature if spec is not None and spec.signature != "none" else None
+
+    def tolerance_for(self, source_id: str) -> int:
+        spec = self.sources.get(source_id)
+        return spec.tolerance_seconds if spec is not None else self.signature_tolerance_seconds
+
+    def is_known(self, source_id: str) -> bool:
+        return self.accept_undeclared or source_id in self.sources
+
     @classmethod
-    def from_settings(cls, settings: Settings, *, workers: int = 1) -> ReceiverConfig:
-        """The configuration of one of ``workers`` worker processes (each takes its share of the rate)."""
+    def from_settings(
+        cls, settings: Settings, *, workers: int = 1, environ: Mapping[str, str] | None = None
+    ) -> ReceiverConfig:
+        """The configuration of one of ``workers`` worker processes (each takes its share of the rate);
+        declared secrets are read from ``environ`` (default: this process's environment)."""
+        try:
+            sources = load_webhook_sources(package_defs_folder(), settings.ingest_sources_file)
+            declared_secrets = environ_secrets(sources, environ)
+        except SourceConfigError as error:
+            raise ConfigError(str(error)) from error
         return cls(
             inbox_url=settings.webhook_inbox_url,
             max_body_bytes=settings.webhook_max_body_bytes,
@@ -48,12 +79,15 @@ class ReceiverConfig:
             rate_limit_per_second=settings.webhook_rate_limit_per_second / workers,
             rate_limit_burst=-(-settings.webhook_rate_limit_burst // workers),  # rounded up: 0 stays 0
             trusted_proxies=tuple(p.strip() for p in settings.webhook_trusted_proxies.split(",") if p.strip()),
+            sources=sources,
+            declared_secrets=declared_secrets,
+            accept_undeclared=settings.webhook_accept_undeclared_sources,
         )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReceiverConfig:
         """The configuration from ``environ`` (default: this process's environment)."""
-        return cls.from_settings(load_settings(environ))
+        return cls.from_settings(load_settings(environ), environ=environ)
 
 
 def load_secrets(settings: Settings) -> dict[str, str]:

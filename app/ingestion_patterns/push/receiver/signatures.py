@@ -48,15 +48,50 @@ class SignatureError(Exception):
         self.missing = missing
 
 
+# The headers each scheme's signature travels in (any of them present means the scheme was attempted).
+SCHEME_HEADERS: dict[str, tuple[str, ...]] = {
+    "standard-webhooks": STANDARD_HEADERS,
+    "github": (GITHUB_HEADER,),
+    "stripe": (STRIPE_HEADER,),
+    "shopify": (SHOPIFY_HEADER,),
+    "slack": SLACK_HEADERS,
+}
+_SCHEME_NAMES = {
+    "standard-webhooks": "webhook-id/webhook-timestamp/webhook-signature (Standard Webhooks)",
+    "github": "X-Hub-Signature-256 (GitHub)",
+    "stripe": "Stripe-Signature",
+    "shopify": "X-Shopify-Hmac-Sha256",
+    "slack": "X-Slack-Signature and X-Slack-Request-Timestamp",
+}
+
+
 def verify_signature(
-    secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_seconds: int, now: float | None = None
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    tolerance_seconds: int,
+    now: float | None = None,
+    scheme: str | None = None,
 ) -> str:
     """Check ``body`` against the signature headers; return the scheme that verified it.
 
-    Raises SignatureError when no signature is present, it is malformed or wrong, or (Standard
-    Webhooks) its timestamp is further than ``tolerance_seconds`` from now.
+    ``scheme`` pins the scheme (a declared source's): only its headers count, and a delivery without
+    them is refused as unsigned. Without it (a source known only by its secret) the headers tell
+    which scheme the sender used.
+
+    Raises SignatureError when no signature is present, it is malformed or wrong, or (timestamped
+    schemes) its timestamp is further than ``tolerance_seconds`` from now.
     """
     lowered = {name.lower(): value for name, value in headers.items()}
+    if scheme is not None:
+        if not any(name in lowered for name in SCHEME_HEADERS[scheme]):
+            raise SignatureError(f"missing signature: this source requires {_SCHEME_NAMES[scheme]}", missing=True)
+        lowered = {
+            name: value
+            for name, value in lowered.items()
+            if name in SCHEME_HEADERS[scheme] or not any(name in names for names in SCHEME_HEADERS.values())
+        }
     if any(name in lowered for name in STANDARD_HEADERS):
         verify_standard(secret, body, lowered, tolerance_seconds=tolerance_seconds, now=now)
         return "standard-webhooks"

@@ -1,0 +1,181 @@
+"""A webhook source, declared: ``WebhookSourceSpec``, and the declarations a deployment holds.
+
+Plain pydantic, no Dagster: the receiver reads the same declarations the code location does
+(docs/architecture.md, "Declared sources"). A declaration comes from a ``defs.yaml`` whose ``type``
+is the ``WebhookSource`` component (its ``attributes``), or from the ``webhooks:`` list of the file
+``INGEST_SOURCES_FILE`` names (the chart's ConfigMap). The receiver answers 404 for a source id that
+is not declared, unless ``WEBHOOK_ACCEPT_UNDECLARED_SOURCES`` is on (local development).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+Scheme = Literal["none", "standard-webhooks", "github", "stripe", "shopify", "slack"]
+# Schemes whose signature carries a timestamp, so a tolerance applies.
+TIMESTAMPED: frozenset[str] = frozenset({"standard-webhooks", "stripe", "slack"})
+# The `type:` of a defs.yaml that declares a webhook source.
+COMPONENT_TYPE = "ingestion_patterns.components.WebhookSource"
+
+
+class SourceConfigError(ValueError):
+    """A declaration is invalid or two declare the same source; the message names the file and field."""
+
+
+class FieldFrom(BaseModel):
+    """Where a value comes from: a request header or a path into the JSON payload (dots between keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+    header: str | None = Field(default=None, description="A request header, e.g. X-Request-Id.")
+    json_path: str | None = Field(default=None, description="Dotted keys into the payload, e.g. event.id.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FieldFrom:
+        if (self.header is None) == (self.json_path is None):
+            raise ValueError("give exactly one of header or json_path")
+        return self
+
+    def read(self, headers: Mapping[str, str], payload: Mapping[str, Any]) -> str | None:
+        if self.header is not None:
+            value = headers.get(self.header, "").strip()
+            return value or None
+        found: Any = payload
+        for key in (self.json_path or "").split("."):
+            if not isinstance(found, Mapping) or key not in found:
+                return None
+            found = found[key]
+        if isinstance(found, bool) or not isinstance(found, (str, int, float)):
+            return None
+        text = str(found).strip()
+        return text or None
+
+
+class WebhookSourceSpec(BaseModel):
+    """One webhook source: what its deliveries look like and how they are checked and landed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: str = Field(description="The path segment senders POST to: /webhook/<source_id>.")
+    signature: Scheme = Field(
+        default="none",
+        description="The signature scheme every delivery must carry (each provider's documented algorithm); "
+        "none: unsigned deliveries are accepted.",
+    )
+    secret_env: str | None = Field(
+        default=None, description="The environment variable that holds the signing secret (required with a scheme)."
+    )
+    tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How far a signed timestamp may be from now (standard-webhooks, stripe, slack): the replay window.",
+    )
+    event_id: FieldFrom | None = Field(
+        default=None,
+        description="Where the event id comes from; default: webhook-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, "
+        'then the payload\'s "id", else a new UUID.',
+    )
+    event_type: FieldFrom | None = Field(
+        default=None, description='Where the event type comes from; default: the payload\'s "type" or "event_type".'
+    )
+    required_fields: list[str] = Field(
+        default_factory=lambda: ["timestamp", "data"],
+        description="Top-level keys every payload must have; a payload without one becomes a reject with the reason.",
+    )
+    batch_size: int = Field(default=5000, ge=1, description="Payloads claimed and landed per transaction.")
+
+    @model_validator(mode="after")
+    def _checked(self) -> WebhookSourceSpec:
+        if not SOURCE_ID.match(self.source_id):
+            raise ValueError(
+                f"source_id {self.source_id!r}: 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+        if self.signature != "none" and not self.secret_env:
+            raise ValueError(f"signature {self.signature!r} needs secret_env (the variable that holds the secret)")
+        if self.secret_env is not None and not ENV_NAME.match(self.secret_env):
+            raise ValueError(f"secret_env {self.secret_env!r} is not an environment variable name")
+        return self
+
+    def secret(self, environ: Mapping[str, str]) -> str | None:
+        """The signing secret from the environment; a scheme whose variable is unset is a ``SourceConfigError``."""
+        if self.signature == "none" or self.secret_env is None:
+            return None
+        secret = environ.get(self.secret_env, "")
+        if not secret:
+            raise SourceConfigError(
+                f"webhook source {self.source_id!r}: {self.secret_env} is not set (its {self.signature} secret)"
+            )
+        return secret
+
+
+def declarations_in_defs(defs_folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, attributes)`` of every WebhookSource ``defs.yaml`` under ``defs_folder``."""
+    found = []
+    for path in sorted(defs_folder.rglob("defs.yaml")):
+        for number, document in enumerate(yaml.safe_load_all(path.read_text()) or [], start=1):
+            if isinstance(document, dict) and document.get("type") == COMPONENT_TYPE:
+                found.append((f"{path} (document {number})", document.get("attributes") or {}))
+    return found
+
+
+def declarations_in_file(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, fields)`` of each entry of the ``webhooks:`` list in a sources file (the chart's ConfigMap)."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise SourceConfigError(f"INGEST_SOURCES_FILE={path}: cannot read it as YAML ({error})") from error
+    entries = document.get("webhooks") or [] if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise SourceConfigError(f"INGEST_SOURCES_FILE={path}: `webhooks` must be a list of sources")
+    return [(f"{path} webhooks[{index}]", entry) for index, entry in enumerate(entries)]
+
+
+def parse_declarations(declarations: Iterable[tuple[str, Any]]) -> dict[str, WebhookSourceSpec]:
+    """The declared sources by id; a bad declaration or a repeated id is a ``SourceConfigError`` naming where."""
+    sources: dict[str, WebhookSourceSpec] = {}
+    where_declared: dict[str, str] = {}
+    for where, fields in declarations:
+        try:
+            spec = WebhookSourceSpec.model_validate(fields)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in issue['loc']) or 'source'}: {issue['msg']}"
+                for issue in error.errors()
+            )
+            raise SourceConfigError(f"{where}: {problems}") from None
+        if spec.source_id in sources:
+            raise SourceConfigError(
+                f"{where}: source_id {spec.source_id!r} is declared twice (first in {where_declared[spec.source_id]})"
+            )
+        sources[spec.source_id] = spec
+        where_declared[spec.source_id] = where
+    return sources
+
+
+def load_webhook_sources(defs_folder: Path | None, sources_file: str = "") -> dict[str, WebhookSourceSpec]:
+    """Every declared webhook source: the ``defs.yaml`` files under ``defs_folder``, then ``sources_file``'s."""
+    declarations = declarations_in_defs(defs_folder) if defs_folder is not None else []
+    if sources_file:
+        declarations += declarations_in_file(Path(sources_file))
+    return parse_declarations(declarations)
+
+
+def package_defs_folder() -> Path:
+    """The ``defs/`` folder of this package: where the shipped instances' ``defs.yaml`` files live."""
+    return Path(__file__).resolve().parent.parent / "defs"
+
+
+def environ_secrets(
+    sources: Mapping[str, WebhookSourceSpec], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each signed source's secret, read now from ``environ`` (default: this process's environment)."""
+    env = os.environ if environ is None else environ
+    return {source_id: secret for source_id, spec in sources.items() if (secret := spec.secret(env))}
