@@ -382,19 +382,20 @@ class Credentials:
 
 class OAuth2ClientCredentials(Credentials):
     """A token from the token endpoint (RFC 6749 §4.4), cached and fetched again ``refresh_margin_seconds``
-    before its ``expires_in`` runs out, or once when the API answers 401."""
+    before its ``expires_in`` runs out (at half its life, if that comes later), or once when the API
+    answers 401."""
 
     def __init__(self, auth: OAuth2ClientCredentialsAuth, secret: str, http: HttpPolicy, stats: PullStats):
         super().__init__(check=f"client_id and environment variable {auth.client_secret_env} (auth.client_secret_env)")
         self.auth, self.secret, self.http, self.stats = auth, secret, http, stats
         self.token: str | None = None
-        self.expires_at = float("inf")
+        self.refresh_at = float("inf")
         self.tokens_fetched = 0
         self._lock = asyncio.Lock()
 
     async def apply(self, session: aiohttp.ClientSession) -> tuple[dict[str, str], dict[str, str]]:
         async with self._lock:
-            if self.token is None or time.monotonic() >= self.expires_at - self.auth.refresh_margin_seconds:
+            if self.token is None or time.monotonic() >= self.refresh_at:
                 await self.http.call(
                     lambda: self._fetch(session), self.stats, service=f"token endpoint {self.auth.token_url}"
                 )
@@ -432,7 +433,11 @@ class OAuth2ClientCredentials(Credentials):
         except (orjson.JSONDecodeError, KeyError, TypeError) as error:
             raise SourceApiError(f"token endpoint {self.auth.token_url} answered no access_token: {error!r}") from None
         self.token = str(token)
-        self.expires_at = requested + float(expires_in) if expires_in is not None else float("inf")
+        if expires_in is None:  # no expiry said: kept until the API refuses it
+            self.refresh_at = float("inf")
+        else:  # the margin before expiry, but never less than half the token's life (a short-lived token)
+            life = float(expires_in)
+            self.refresh_at = requested + max(life - self.auth.refresh_margin_seconds, life / 2)
         self.tokens_fetched += 1
 
 

@@ -108,7 +108,7 @@ class OAuth2ClientCredentialsAuth(_Spec):
         default=60.0,
         ge=0,
         description="Fetch a new token this long before the current one expires (its expires_in), so "
-        "that no request goes out with a token about to expire.",
+        "that no request goes out with a token about to expire; a token is kept at least half its life.",
     )
 
     @field_validator("token_url")
