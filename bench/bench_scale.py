@@ -777,9 +777,8 @@ async def land_pending(inbox: Any, conn: duckdb.DuckDBPyConnection, deadline: fl
     """Until ``deadline``: claim, validate, land and mark done what is pending, one run id per source
     and pass, as the sensor's runs would (polling again a second after the inbox was found empty),
     through the asset's own step (validate, land, isolate what DuckDB refuses); returns the rows landed."""
-    from ingestion_patterns.push.assets import WebhookBatchConfig, _validate_and_land
+    from ingestion_patterns.push.assets import BatchRules, _validate_and_land
 
-    config = WebhookBatchConfig()
     landed = 0
     while time.monotonic() < deadline:
         before = landed
@@ -789,7 +788,9 @@ async def land_pending(inbox: Any, conn: duckdb.DuckDBPyConnection, deadline: fl
                 records = await inbox.claim(summary.source_id, batch_size, owner=run_id)
                 if not records:
                     break
-                await asyncio.to_thread(_validate_and_land, conn, records, config, run_id)
+                await asyncio.to_thread(
+                    _validate_and_land, conn, records, BatchRules.for_source(summary.source_id), run_id
+                )
                 await inbox.mark_done(summary.source_id, [r.seq for r in records], owner=run_id)
                 landed += len(records)
         if landed == before:

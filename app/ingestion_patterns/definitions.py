@@ -1,4 +1,5 @@
-"""The code location: everything under ``defs/`` plus the shared resources, built from the settings."""
+"""The code location: everything under ``defs/`` (modules and component instances), the sensors that
+serve every instance of a kind, and the shared resources, built from the settings."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ from pathlib import Path
 
 import dagster as dg
 
+from .push.assets import build_webhook_pending_sensor
 from .resources import build_resources
 from .settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The definitions with resources for ``settings`` (the CLI passes its own, e.g. the demo's URLs)."""
+    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    # One sensor per kind of source, over every instance's job (docs/architecture.md, "Declared sources").
+    jobs = list(loaded.jobs or [])
     return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=build_resources(settings)),
+        loaded,
+        dg.Definitions(sensors=[build_webhook_pending_sensor(jobs)], resources=build_resources(settings)),
     )
 
 

@@ -19,7 +19,7 @@ from ingestion_patterns.pull import landing as pull_landing
 from ingestion_patterns.pull.client import read_envelope, read_ndjson
 from ingestion_patterns.pull.validate import assess_extract, conform
 from ingestion_patterns.push import landing as push_landing
-from ingestion_patterns.push.assets import WebhookBatchConfig
+from ingestion_patterns.push.assets import BatchRules
 from ingestion_patterns.push.inbox import InboxRecord
 from ingestion_patterns.push.validate import compact_json, split_batch
 
@@ -129,7 +129,7 @@ def _webhook(value: str) -> bytes:
 
 
 def _land_push(conn, records, split=None):
-    config = WebhookBatchConfig()
+    config = BatchRules.for_source("s")
     return push_landing.land_claimed(conn, records, split or (lambda part: split_batch(part, config)), run_id="r")
 
 

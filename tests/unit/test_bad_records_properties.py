@@ -38,7 +38,7 @@ from ingestion_patterns.pull import landing as pull_landing
 from ingestion_patterns.pull.client import _read_line_by_line, read_ndjson
 from ingestion_patterns.pull.validate import conform
 from ingestion_patterns.push import landing as push_landing
-from ingestion_patterns.push.assets import WebhookBatchConfig
+from ingestion_patterns.push.assets import BatchRules
 from ingestion_patterns.push.inbox import NewWebhook, open_inbox
 from ingestion_patterns.push.validate import compact_json, split_batch, validate_payload
 
@@ -81,7 +81,7 @@ def test_push_every_payload_in_the_inbox_ends_as_one_row_or_one_reject(
     workdir, warehouse_conn, bodies, headers, validate_schema
 ):
     source = f"s{uuid.uuid4().hex[:12]}"
-    config = WebhookBatchConfig(source_id=source, validate_schema=validate_schema)
+    config = BatchRules.for_source(source, validate_schema=validate_schema)
     ids = [f"e{i}" for i in range(len(bodies))]
 
     async def through_the_inbox() -> int:

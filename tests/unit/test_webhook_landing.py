@@ -10,8 +10,9 @@ import duckdb
 import pytest
 
 from ingestion_patterns import warehouse
+from ingestion_patterns.definitions import defs
 from ingestion_patterns.push import landing
-from ingestion_patterns.push.assets import WebhookBatchConfig, process_webhook_data
+from ingestion_patterns.push.assets import BatchRules
 from ingestion_patterns.push.inbox import InboxRecord
 from ingestion_patterns.push.validate import split_batch
 
@@ -39,6 +40,7 @@ def test_tables_have_the_declared_columns_and_batches_carry_a_subset(conn, table
 
 
 def test_the_asset_declares_its_table_and_columns():
+    process_webhook_data = defs().resolve_assets_def("process_webhook_data")
     spec = process_webhook_data.specs_by_key[process_webhook_data.key]
     assert spec.metadata["dagster/table_name"] == "ingestion.webhook_data"
     schema = spec.metadata["dagster/column_schema"]
@@ -49,7 +51,7 @@ def test_a_replayed_batch_is_counted_as_already_landed(conn):
     at = datetime(2026, 1, 1, tzinfo=UTC)
     good = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": 1, "type": "t"}).encode()
     records = [InboxRecord(1, "s", "ok", good, {}, at), InboxRecord(2, "s", "bad", b"[]", {}, at)]
-    rows, rejects = split_batch(records, WebhookBatchConfig())
+    rows, rejects = split_batch(records, BatchRules.for_source("s"))
 
     first = landing.land_webhook_batch(conn, rows, rejects, run_id="r1")
     replay = landing.land_webhook_batch(conn, rows, rejects, run_id="r2")
@@ -63,14 +65,14 @@ def test_a_replay_is_skipped_by_its_inbox_seqs_and_only_an_event_the_inbox_accep
     at = datetime(2026, 1, 1, tzinfo=UTC)
     body = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": 1, "type": "t"}).encode()
     batch = [InboxRecord(seq, "s", f"e{seq}", body, {}, at) for seq in range(10, 20)]
-    rows, _ = split_batch(batch, WebhookBatchConfig())
+    rows, _ = split_batch(batch, BatchRules.for_source("s"))
     assert landing.land_webhook_batch(conn, rows, [], run_id="r1").inserted == 10
     # A replay of part of the batch beside rows that are new: only the new ones land.
-    more, _ = split_batch([*batch[5:], InboxRecord(20, "s", "e20", body, {}, at)], WebhookBatchConfig())
+    more, _ = split_batch([*batch[5:], InboxRecord(20, "s", "e20", body, {}, at)], BatchRules.for_source("s"))
     replay = landing.land_webhook_batch(conn, more, [], run_id="r2")
     assert (replay.inserted, replay.already_landed) == (1, 5)
     # Event e10 re-sent after the inbox forgot it: a new inbox seq, so a second row (the dedup's job).
-    again, _ = split_batch([InboxRecord(99, "s", "e10", body, {}, at)], WebhookBatchConfig())
+    again, _ = split_batch([InboxRecord(99, "s", "e10", body, {}, at)], BatchRules.for_source("s"))
     assert landing.land_webhook_batch(conn, again, [], run_id="r3").inserted == 1
     assert conn.execute("SELECT count(*), count(DISTINCT event_id) FROM ingestion.webhook_data").fetchone() == (12, 11)
 

@@ -8,11 +8,15 @@ finds under the batch's own inbox seqs.
 Each batch is claimed under a lease owned by the run (its run id): another run never gets the same
 rows, and the rows of a run that dies come back when the lease expires, or at once when Dagster
 reports that run ended (its retry releases them).
+
+Each declared source (a ``WebhookSource`` instance, ``component.py``) gets its own asset and job from
+``build_webhook_source``; ``build_webhook_pending_sensor`` makes the one sensor that serves them all.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -25,37 +29,117 @@ from ..dagster_conventions import RUN_RETRY_TAGS, row_count_metadata, table_meta
 from .inbox import Inbox, InboxRecord, InboxUnavailable, PendingSummary
 from .landing import DATA_COLUMNS, DATA_TABLE, DDL, REJECTS_TABLE, WebhookLandResult, land_claimed
 from .resource import WebhookInboxResource
+from .source import WebhookSourceSpec
 from .validate import split_batch
+
+# The tags a webhook source's job carries: the sensor finds its sources' jobs by them.
+KIND_TAG = "ingestion/source-kind"
+SOURCE_TAG = "ingestion/source"
+UNDECLARED_TAG = "ingestion/lands-undeclared-sources"
+ASSET_TAG = "ingestion/asset"  # the asset (op) whose config names the source
+# The run tag that names a run's source (alerts read it).
+RUN_SOURCE_TAG = "webhook/source_id"
 
 
 class WebhookBatchConfig(dg.Config):
-    source_id: str = Field(default="default", description="The source whose pending payloads to land.")
+    source_id: str | None = Field(
+        default=None,
+        description="The source whose pending payloads to land; default: the asset's own source. Another id "
+        "only on the job that lands undeclared sources (local development).",
+    )
     validate_schema: bool = Field(
         default=True, description="Reject payloads that lack `required_fields` or carry a bad timestamp."
     )
-    required_fields: list[str] = Field(
-        default=["timestamp", "data"], description="Top-level keys every payload must have."
+    required_fields: list[str] | None = Field(
+        default=None, description="Top-level keys every payload must have; default: the source's declaration."
     )
-    batch_size: int = Field(default=5000, ge=1, description="Payloads claimed and landed per transaction.")
+    batch_size: int | None = Field(
+        default=None, ge=1, description="Payloads claimed and landed per transaction; default: the declaration's."
+    )
 
 
-@dg.asset(
-    group_name="push",
-    kinds={"duckdb", "python"},
-    pool=warehouse.DUCKDB_POOL,
-    description="Webhook payloads from the durable inbox, landed in ingestion.webhook_data "
-    "(invalid ones in ingestion.webhook_rejects).",
-    metadata=table_metadata(DATA_TABLE, DATA_COLUMNS),
-)
-async def process_webhook_data(
-    context: dg.AssetExecutionContext,
-    config: WebhookBatchConfig,
-    duckdb: DuckDBResource,
-    webhook_inbox: WebhookInboxResource,
+@dataclass(frozen=True)
+class BatchRules:
+    """A run's validation rules: its config over its source's declaration (``validate.BatchRules``)."""
+
+    source_id: str
+    validate_schema: bool
+    required_fields: list[str]
+    batch_size: int
+
+    @classmethod
+    def for_source(cls, source_id: str, *, validate_schema: bool = True) -> "BatchRules":
+        """The rules of a source declared with the defaults (an undeclared one)."""
+        return cls.of(WebhookBatchConfig(validate_schema=validate_schema), WebhookSourceSpec(source_id=source_id))
+
+    @classmethod
+    def of(cls, config: WebhookBatchConfig, spec: WebhookSourceSpec) -> "BatchRules":
+        declared = spec if config.source_id in (None, spec.source_id) else WebhookSourceSpec(source_id=config.source_id)
+        return cls(
+            source_id=declared.source_id,
+            validate_schema=config.validate_schema,
+            required_fields=declared.required_fields if config.required_fields is None else config.required_fields,
+            batch_size=declared.batch_size if config.batch_size is None else config.batch_size,
+        )
+
+
+def default_names(source_id: str) -> tuple[str, str]:
+    """The asset and job names of a source: ``<source>_webhooks`` and ``<source>_webhook_job``."""
+    stem = source_id.replace("-", "_").replace(".", "_").lower()
+    return f"{stem}_webhooks", f"{stem}_webhook_job"
+
+
+def build_webhook_source(
+    spec: WebhookSourceSpec, *, asset_name: str, job_name: str, lands_undeclared: bool = False
+) -> tuple[dg.AssetsDefinition, Any]:
+    """The asset that lands ``spec``'s pending payloads, and its job (tagged for the shared sensor)."""
+
+    @dg.asset(
+        name=asset_name,
+        group_name="push",
+        kinds={"duckdb", "python"},
+        pool=warehouse.DUCKDB_POOL,
+        description=f"Webhook payloads of source {spec.source_id!r} from the durable inbox, landed in "
+        f"ingestion.{DATA_TABLE} (invalid ones in ingestion.{REJECTS_TABLE})."
+        + (" Also lands sources accepted without a declaration (local development)." if lands_undeclared else ""),
+        metadata=table_metadata(DATA_TABLE, DATA_COLUMNS),
+        tags={SOURCE_TAG: spec.source_id},
+    )
+    async def land_webhooks(
+        context: dg.AssetExecutionContext,
+        config: WebhookBatchConfig,
+        duckdb: DuckDBResource,
+        webhook_inbox: WebhookInboxResource,
+    ) -> dg.MaterializeResult:
+        rules = BatchRules.of(config, spec)
+        if rules.source_id != spec.source_id and not lands_undeclared:
+            raise dg.Failure(f"{asset_name} lands source {spec.source_id!r} only, not {rules.source_id!r}")
+        return await land_pending(context, rules, duckdb, webhook_inbox)
+
+    job = dg.define_asset_job(
+        job_name,
+        selection=[land_webhooks],
+        description=f"Land the pending webhook payloads of source {spec.source_id!r}.",
+        # A failed run is retried by the daemon: the sensor's run key for an unchanged inbox position
+        # would otherwise never request it again.
+        tags={
+            **RUN_RETRY_TAGS,
+            KIND_TAG: "webhook",
+            SOURCE_TAG: spec.source_id,
+            ASSET_TAG: asset_name,
+            **({UNDECLARED_TAG: "true"} if lands_undeclared else {}),
+        },
+    )
+    return land_webhooks, job
+
+
+async def land_pending(
+    context: dg.AssetExecutionContext, rules: BatchRules, duckdb: DuckDBResource, webhook_inbox: WebhookInboxResource
 ) -> dg.MaterializeResult:
+    """Claim, validate and land what ``rules.source_id`` had pending when the run started."""
     run_id = context.run.run_id  # also the lease owner of every batch this run claims
     lease_seconds = webhook_inbox.lease_seconds
-    source_id = config.source_id
+    source_id = rules.source_id
     totals = {"processed": 0, "duplicates": 0, "rejected": 0, "refused": 0, "batches": 0}
 
     async with webhook_inbox.open() as inbox:
@@ -65,11 +149,11 @@ async def process_webhook_data(
         seen = 0
         async with warehouse.async_session(duckdb, DDL) as conn:
             while seen < target:
-                records = await inbox.claim(source_id, config.batch_size, owner=run_id, lease_seconds=lease_seconds)
+                records = await inbox.claim(source_id, rules.batch_size, owner=run_id, lease_seconds=lease_seconds)
                 if not records:
                     break  # what is left is leased by a live run
                 async with _lease_kept(context, inbox, source_id, records, run_id, lease_seconds):
-                    rejected, result = await asyncio.to_thread(_validate_and_land, conn, records, config, run_id)
+                    rejected, result = await asyncio.to_thread(_validate_and_land, conn, records, rules, run_id)
                 # Only after the DuckDB commit: a crash before this line replays the batch harmlessly.
                 await inbox.mark_done(source_id, [r.seq for r in records], owner=run_id)
                 seen += len(records)
@@ -105,12 +189,12 @@ async def process_webhook_data(
 
 
 def _validate_and_land(
-    conn: duckdb.DuckDBPyConnection, records: list[InboxRecord], config: WebhookBatchConfig, run_id: str
+    conn: duckdb.DuckDBPyConnection, records: list[InboxRecord], rules: BatchRules, run_id: str
 ) -> tuple[int, WebhookLandResult]:
     """In a worker thread: validate the batch and land its rows and rejects in one DuckDB transaction
     (a record DuckDB refuses is isolated and becomes a reject: ``landing.land_claimed``); returns how
     many ended as rejects, and the landing's result."""
-    return land_claimed(conn, records, lambda part: split_batch(part, config), run_id=run_id)
+    return land_claimed(conn, records, lambda part: split_batch(part, rules), run_id=run_id)
 
 
 def _table_metadata(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -172,41 +256,70 @@ async def _lease_kept(
                 raise
 
 
-webhook_ingestion_job = dg.define_asset_job(
-    "webhook_ingestion_job",
-    selection=[process_webhook_data],
-    description="Land the pending webhook payloads of one source.",
-    # A failed run is retried by the daemon: the sensor's run key for an unchanged inbox position
-    # would otherwise never request it again.
-    tags=RUN_RETRY_TAGS,
-)
+@dataclass(frozen=True)
+class SourceJob:
+    """Where the sensor sends a source's pending payloads: the job, and the asset (op) it configures."""
+
+    job_name: str
+    op_name: str
 
 
-@dg.sensor(
-    job=webhook_ingestion_job,
-    minimum_interval_seconds=10,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests one run per source with pending webhook payloads.",
-)
-def webhook_pending_sensor(
-    context: dg.SensorEvaluationContext, webhook_inbox: WebhookInboxResource
-) -> dg.SensorResult | dg.SkipReason:
-    # Sensors are synchronous in Dagster: one short event loop per tick.
-    pending = asyncio.run(_pending_sources(webhook_inbox))
-    if not pending:
-        return dg.SkipReason("no webhook payloads pending in the inbox")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                # The inbox position: a tick that sees the same position requests nothing new. Leased
-                # rows count as pending, so a run that has started does not move it.
-                run_key=f"{summary.source_id}:{summary.max_seq}",
-                run_config=dg.RunConfig(ops={"process_webhook_data": WebhookBatchConfig(source_id=summary.source_id)}),
-                tags={"webhook/source_id": summary.source_id, "webhook/pending": str(summary.count)},
-            )
-            for summary in pending
-        ]
+def source_jobs(jobs: Sequence[Any]) -> tuple[dict[str, SourceJob], SourceJob | None]:
+    """The webhook sources' jobs among ``jobs`` (found by their tags), and the one that lands undeclared sources."""
+    routes: dict[str, SourceJob] = {}
+    undeclared = None
+    for job in jobs:
+        tags = getattr(job, "tags", None) or {}
+        if tags.get(KIND_TAG) != "webhook":
+            continue
+        route = routes[tags[SOURCE_TAG]] = SourceJob(job.name, tags[ASSET_TAG])
+        if tags.get(UNDECLARED_TAG) == "true":
+            undeclared = route
+    return routes, undeclared
+
+
+def build_webhook_pending_sensor(jobs: Sequence[Any]) -> dg.SensorDefinition:
+    """``webhook_pending_sensor``: one run per source with pending payloads, of that source's job.
+
+    One sensor for every webhook source (one inbox query per tick, however many sources); a pending
+    source no job lands (accepted without a declaration) goes to the job tagged to land undeclared
+    sources, and is skipped, with a log line, where there is none."""
+    routes, undeclared = source_jobs(jobs)
+    targets = [job for job in jobs if getattr(job, "name", None) in {r.job_name for r in routes.values()}]
+
+    @dg.sensor(
+        name="webhook_pending_sensor",
+        jobs=targets,
+        minimum_interval_seconds=10,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests one run per webhook source with pending payloads, of that source's job.",
     )
+    def webhook_pending_sensor(
+        context: dg.SensorEvaluationContext, webhook_inbox: WebhookInboxResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        # Sensors are synchronous in Dagster: one short event loop per tick.
+        pending = asyncio.run(_pending_sources(webhook_inbox))
+        if not pending:
+            return dg.SkipReason("no webhook payloads pending in the inbox")
+        requests = []
+        for summary in pending:
+            route = routes.get(summary.source_id, undeclared)
+            if route is None:
+                context.log.warning(f"webhook source {summary.source_id!r} has pending payloads but no job lands it")
+                continue
+            requests.append(
+                dg.RunRequest(
+                    job_name=route.job_name,
+                    # The inbox position: a tick that sees the same position requests nothing new.
+                    # Leased rows count as pending, so a run that has started does not move it.
+                    run_key=f"{summary.source_id}:{summary.max_seq}",
+                    run_config=dg.RunConfig(ops={route.op_name: WebhookBatchConfig(source_id=summary.source_id)}),
+                    tags={RUN_SOURCE_TAG: summary.source_id, "webhook/pending": str(summary.count)},
+                )
+            )
+        return dg.SensorResult(run_requests=requests)
+
+    return webhook_pending_sensor
 
 
 async def _pending_sources(webhook_inbox: WebhookInboxResource) -> list[PendingSummary]:

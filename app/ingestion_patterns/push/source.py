@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the receiver's path takes
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Scheme = Literal["none", "standard-webhooks", "github", "stripe", "shopify", "slack"]
 # Schemes whose signature carries a timestamp, so a tolerance applies.
@@ -59,6 +59,15 @@ class FieldFrom(BaseModel):
         return text or None
 
 
+class DagsterNames(BaseModel):
+    """Names that replace the ones made from the source id; the shipped reference instance keeps the
+    names the reference example pins with them, and nothing else should need them."""
+
+    model_config = ConfigDict(extra="forbid")
+    asset: str | None = Field(default=None, description="The asset's name; default <source>_webhooks.")
+    job: str | None = Field(default=None, description="The job's name; default <source>_webhook_job.")
+
+
 class WebhookSourceSpec(BaseModel):
     """One webhook source: what its deliveries look like and how they are checked and landed."""
 
@@ -91,12 +100,19 @@ class WebhookSourceSpec(BaseModel):
         description="Top-level keys every payload must have; a payload without one becomes a reject with the reason.",
     )
     batch_size: int = Field(default=5000, ge=1, description="Payloads claimed and landed per transaction.")
+    # Dagster's side only (the receiver ignores them).
+    names: DagsterNames = Field(default_factory=DagsterNames, description="Asset and job names, when not the default.")
+    lands_undeclared_sources: bool = Field(
+        default=False,
+        description="This source's job also lands sources the receiver accepted without a declaration "
+        "(WEBHOOK_ACCEPT_UNDECLARED_SOURCES, local development), with the default rules.",
+    )
 
     @model_validator(mode="after")
     def _checked(self) -> WebhookSourceSpec:
         if not SOURCE_ID.match(self.source_id):
             raise ValueError(
-                f"source_id {self.source_id!r}: 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"
+                f"source_id {self.source_id!r}: 1-64 letters, digits, '_' or '-' (the path segment of /webhook/<source_id>)"
             )
         if self.signature != "none" and not self.secret_env:
             raise ValueError(f"signature {self.signature!r} needs secret_env (the variable that holds the secret)")

@@ -22,10 +22,13 @@ _SHOWN = 200  # characters of an offending value quoted in a reason
 
 
 class BatchRules(Protocol):
-    """What validation needs of a run's config (``assets.WebhookBatchConfig``)."""
+    """What validation needs of a run's rules (``assets.BatchRules``)."""
 
-    validate_schema: bool
-    required_fields: list[str]
+    @property
+    def validate_schema(self) -> bool: ...
+
+    @property
+    def required_fields(self) -> list[str]: ...
 
 
 def validate_payload(body: bytes, config: BatchRules) -> tuple[dict | None, str | None]:

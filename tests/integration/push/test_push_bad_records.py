@@ -13,9 +13,10 @@ import pytest
 from dagster_duckdb import DuckDBResource
 from webhook_http import post_json
 
-from ingestion_patterns.push.assets import process_webhook_data
+from ingestion_patterns.push.assets import build_webhook_source
 from ingestion_patterns.push.inbox import NewWebhook, open_inbox
 from ingestion_patterns.push.resource import WebhookInboxResource
+from ingestion_patterns.push.source import WebhookSourceSpec
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,13 @@ def _body(data: str) -> bytes:
 
 
 def _land(database: Path, inbox_url: str, source: str) -> dg.ExecuteInProcessResult:
+    # The shipped instance's asset: it also lands undeclared sources (as the demo's do).
+    process_webhook_data, _ = build_webhook_source(
+        WebhookSourceSpec(source_id="test-source"),
+        asset_name="process_webhook_data",
+        job_name="webhook_ingestion_job",
+        lands_undeclared=True,
+    )
     return dg.materialize(
         [process_webhook_data],
         resources={

@@ -17,8 +17,10 @@ import duckdb
 import pytest
 
 from ingestion_devtools.processes import ManagedProcess, wait_until
+from ingestion_patterns import warehouse
 from ingestion_patterns.definitions import defs
 from ingestion_patterns.instance import prepare_dagster_home
+from ingestion_patterns.maintenance.warehouse_retention import dedupe_webhook_data
 from ingestion_patterns.push.inbox import NewWebhook, open_inbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -158,12 +160,16 @@ def test_landing_killed_and_rerun_beside_a_retention_loop_lands_each_payload_onc
     sizes = inbox_sizes(inbox_url)
     assert (sizes.total, sizes.pending) == (0, 0)
 
-    # Past the window the inbox has forgotten an id: sent again it is accepted, and its landing is a
-    # no-op (the warehouse's primary key), so the warehouse still holds it once.
+    # Past the window the inbox has forgotten an id: sent again it is accepted and lands a second row,
+    # which retention's dedup (purge_warehouse's last step) removes, keeping the first.
     fill(inbox_url, "bulk", ids[:3])
     again = definitions.resolve_job_def(JOB).execute_in_process(
         run_config={"ops": {"process_webhook_data": {"config": {"source_id": "bulk"}}}}, instance=instance
     )
     metadata = again.asset_materializations_for_node("process_webhook_data")[0].metadata
-    assert (metadata["processed"].value, metadata["duplicates"].value) == (0, 3)
-    assert len(landed(db, "bulk")) == PAYLOADS
+    assert (metadata["processed"].value, metadata["duplicates"].value) == (3, 0)
+    assert len(landed(db, "bulk")) == PAYLOADS + 3
+    with warehouse.connect(db) as conn:
+        assert dedupe_webhook_data(conn) == 3
+    rows = landed(db, "bulk")
+    assert len(rows) == len(set(rows)) == PAYLOADS

@@ -1,0 +1,6 @@
+"""The component types of this project (dg's ``registry_modules``): ``dg list components`` shows them,
+``dg scaffold defs ingestion_patterns.components.<Type> <path>`` writes an instance."""
+
+from .push.component import WebhookSource
+
+__all__ = ["WebhookSource"]
