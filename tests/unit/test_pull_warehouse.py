@@ -189,3 +189,53 @@ def test_each_asset_declares_its_table_with_the_columns_the_ddl_creates(conn):
         ).fetchall()
         assert declared == created
         assert set(pull.CONTRACT.names) <= {name for name, _ in declared}  # the contract lands whole
+
+
+def test_an_upsert_in_parts_ends_as_one_upsert_and_a_crash_between_parts_is_finished_by_the_rerun(conn, monkeypatch):
+    land(conn, page([1, 2, 3, 4, 5, 6]))
+    pull.upsert_final(conn)
+    land(conn, page([1, 2, 3, 4, 5, 7, 8], minutes=[50] * 7, version=1), number=2)
+
+    real_part = pull._replace_part
+
+    def crash_on_the_second_part(connection, part):
+        if part == 1:
+            raise RuntimeError("killed between parts")
+        real_part(connection, part)
+
+    monkeypatch.setattr(pull, "_replace_part", crash_on_the_second_part)
+    with pytest.raises(RuntimeError, match="between parts"):
+        pull.upsert_final(conn, replaced_rows_per_commit=2)
+    # The first part (two replaced rows and the new ones) committed; the watermark did not move; one row per id.
+    assert conn.execute("SELECT count(*), count(DISTINCT id) FROM ingestion.final_data").fetchone() == (8, 8)
+    assert conn.execute("SELECT count(*) FROM ingestion.final_data WHERE version = 1").fetchone() == (4,)
+
+    monkeypatch.setattr(pull, "_replace_part", real_part)
+    rerun = pull.upsert_final(conn, replaced_rows_per_commit=2)
+    assert (rerun.inserted, rerun.updated, rerun.unchanged) == (0, 3, 4)
+    rows = conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall()
+    assert rows == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 0), (7, 1), (8, 1)]
+
+
+def test_a_replaced_row_that_moved_is_found_by_its_id_and_nothing_else_is_deleted(conn):
+    land(conn, page([1, 2, 3]))
+    pull.upsert_final(conn)
+    land(conn, page([2], minutes=[50], version=1), number=2)
+    # The judgement as upsert_final makes it, with a rowid that no longer holds id 2 (a compaction moved it).
+    conn.execute(
+        "CREATE TEMP TABLE pull_judged AS SELECT r.* EXCLUDE (page_seq, run_id, page_cursor, extracted_at),"
+        " (SELECT rowid FROM ingestion.final_data WHERE id = 3) AS replaces, false AS is_new, 0 AS part"
+        " FROM ingestion.raw_extract r WHERE page_seq = 2"
+    )
+    with pytest.raises(pull._RowsMoved):  # noqa: SIM117 - the transaction must see the error
+        with warehouse.transaction(conn):
+            pull._replace_part(conn, 0)
+    assert conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall() == [
+        (1, 0),
+        (2, 0),
+        (3, 0),
+    ]
+    with warehouse.transaction(conn):
+        pull._replace_part(conn, 0, by_id=True)
+    rows = conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall()
+    assert rows == [(1, 0), (2, 1), (3, 0)], "id 3 kept (its rowid held another id), id 2's old row replaced"

@@ -311,9 +311,26 @@ def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> di
     }
 
 
-def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> LoadResult:
-    """Upsert every raw row landed since the last load into final_data by id (latest updated_at
-    wins) and record how far it loaded, in ONE transaction."""
+# DuckDB keeps 16 KiB of bookkeeping per 2,048-row vector a DELETE touches until the next checkpoint,
+# committed or not, in the buffer pool. Replacing random ids touches one vector each, so an upsert that
+# replaces 15,000 rows of a 50M-row table needs ~240 MiB, past the pull's 128 MB cap. So the rows are
+# replaced this many at a time, each part committed and checkpointed (~64 MiB at most).
+REPLACED_ROWS_PER_COMMIT = 4096
+
+
+def upsert_final(
+    conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE, replaced_rows_per_commit: int = REPLACED_ROWS_PER_COMMIT
+) -> LoadResult:
+    """Upsert every raw row landed since the last load into final_data by id (latest updated_at wins)
+    and record how far it loaded.
+
+    Each candidate is judged once against the row it would replace: new (no row), newer (replaces it)
+    or not (left alone, so a replayed page changes nothing). The replacements are committed in parts
+    of ``replaced_rows_per_commit`` (each part deletes the old rows and inserts the new ones in one
+    transaction, so a reader sees one row per id throughout), and the load watermark moves with the
+    last part. A crash between parts is harmless: the rerun judges again, and what a committed part
+    wrote is no longer newer. No ON CONFLICT DO UPDATE: DuckDB's UPDATE path versions every touched
+    vector and took 100x longer at 50M rows (docs/scale.md)."""
     with warehouse.transaction(conn):
         lo = _loaded_through(conn, source)
         hi, pages = warehouse.fetch_one(
@@ -335,40 +352,49 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
         if repeats:
             # Some id came more than once (updated while we paged, or a backfill): keep its newest.
             candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
-        # Judge each candidate once against the row it would replace: new (no row), newer (replaces
-        # it) or not (left alone, so a replayed page changes nothing). Then DELETE the replaced rows
-        # by rowid and INSERT: DuckDB's UPDATE path (ON CONFLICT DO UPDATE included) versions every
-        # touched vector and took 100x longer at 50M rows.
+        # The replaced rows numbered into parts in rowid order; the new ones (nothing to delete) in part 0.
         conn.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE pull_judged AS
-            SELECT c.*, f.rowid AS replaces, f.id IS NULL AS is_new
+            SELECT c.*, f.rowid AS replaces, f.id IS NULL AS is_new,
+                   CASE WHEN f.id IS NULL THEN 0
+                        ELSE (row_number() OVER (PARTITION BY f.id IS NULL ORDER BY f.rowid) - 1) // $per_part
+                   END AS part
             FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
             WHERE f.id IS NULL OR c.updated_at > f.updated_at
             """,
-            bounds,
+            {**bounds, "per_part": replaced_rows_per_commit},
         )
-        inserted, updated = warehouse.fetch_one(
-            conn, "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM pull_judged"
+        inserted, updated, parts = warehouse.fetch_one(
+            conn,
+            "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new), coalesce(max(part) + 1, 0)"
+            " FROM pull_judged",
         )
-        conn.execute(
-            "DELETE FROM ingestion.final_data WHERE rowid IN (SELECT replaces FROM pull_judged WHERE NOT is_new)"
-        )
-        conn.execute(
-            f"INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)"
-            f" SELECT {_NAMES}, current_timestamp FROM pull_judged"
-        )
-        conn.execute("DROP TABLE pull_judged")
-        candidate_count = raw_rows - skipped - repeats
-        conn.execute(
-            """
-            INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
-            ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq,
-                                               changed_at = now()
-            """,
-            [source, hi],
-        )
+    try:
+        for part in range(max(parts, 1)):
+            last = part >= parts - 1
+            try:
+                with warehouse.transaction(conn):
+                    _replace_part(conn, part)
+            except _RowsMoved:
+                with warehouse.transaction(conn):
+                    _replace_part(conn, part, by_id=True)
+            if last:
+                with warehouse.transaction(conn):
+                    conn.execute(
+                        """
+                        INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
+                        ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq,
+                                                           changed_at = now()
+                        """,
+                        [source, hi],
+                    )
+            if not last:
+                conn.execute("CHECKPOINT")  # frees the part's delete bookkeeping (see REPLACED_ROWS_PER_COMMIT)
         final_rows = warehouse.fetch_one(conn, "SELECT count(*) FROM ingestion.final_data")[0]
+    finally:
+        conn.execute("DROP TABLE IF EXISTS pull_judged")
+    candidate_count = raw_rows - skipped - repeats
     return LoadResult(
         inserted=inserted,
         updated=updated,
@@ -377,4 +403,32 @@ def upsert_final(conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE) -> Lo
         raw_rows=raw_rows,
         pages=pages,
         final_rows=final_rows,
+    )
+
+
+class _RowsMoved(Exception):
+    """The rows at the judged rowids are not the ones to replace: a checkpoint compacted the table."""
+
+
+def _replace_part(conn: duckdb.DuckDBPyConnection, part: int, *, by_id: bool = False) -> None:
+    """Delete the rows the part's candidates replace and insert the candidates (in the caller's transaction).
+
+    The old rows are deleted at the rowids the judgement saw (no scan), and the ids deleted are
+    compared with the part's: should a checkpoint between parts have moved rows (DuckDB compacts row
+    groups with many deletions), ``_RowsMoved`` is raised so that the caller rolls the part back and
+    does it again ``by_id`` (a scan of the table's ids)."""
+    replaced = "FROM pull_judged WHERE part = $part AND NOT is_new"
+    expected = {row_id for (row_id,) in conn.execute(f"SELECT id {replaced}", {"part": part}).fetchall()}
+    if expected and by_id:
+        conn.execute(f"DELETE FROM ingestion.final_data WHERE id IN (SELECT id {replaced})", {"part": part})
+    elif expected:
+        deleted = conn.execute(
+            f"DELETE FROM ingestion.final_data WHERE rowid IN (SELECT replaces {replaced}) RETURNING id", {"part": part}
+        ).fetchall()
+        if len(deleted) != len(expected) or {row_id for (row_id,) in deleted} != expected:
+            raise _RowsMoved
+    conn.execute(
+        f"INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)"
+        f" SELECT {_NAMES}, current_timestamp FROM pull_judged WHERE part = $part",
+        {"part": part},
     )
