@@ -8,19 +8,39 @@ from pathlib import Path
 import dagster as dg
 
 from .push.assets import build_webhook_pending_sensor
+from .push.component import WebhookSource
+from .push.source import declarations_in_file, load_webhook_sources, package_defs_folder
 from .resources import build_resources
 from .settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The definitions with resources for ``settings`` (the CLI passes its own, e.g. the demo's URLs)."""
-    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    loaded = dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        *declared_in_sources_file(settings),
+    )
     # One sensor per kind of source, over every instance's job (docs/architecture.md, "Declared sources").
     jobs = list(loaded.jobs or [])
     return dg.Definitions.merge(
         loaded,
         dg.Definitions(sensors=[build_webhook_pending_sensor(jobs)], resources=build_resources(settings)),
     )
+
+
+def declared_in_sources_file(settings: Settings) -> list[dg.Definitions]:
+    """The instances ``INGEST_SOURCES_FILE`` declares (the chart's ConfigMap), built as their
+    ``defs.yaml`` would be; a source both there and in a ``defs.yaml`` is an error (the receiver's too)."""
+    if not settings.ingest_sources_file:
+        return []
+    # Read with the defs.yaml declarations, so a source declared twice is named with both places.
+    webhooks = load_webhook_sources(package_defs_folder(), settings.ingest_sources_file)
+    in_file = {fields.get("source_id") for _, fields in declarations_in_file(Path(settings.ingest_sources_file))}
+    return [
+        WebhookSource.model_validate(spec.model_dump()).definitions()
+        for source_id, spec in webhooks.items()
+        if source_id in in_file
+    ]
 
 
 @dg.definitions

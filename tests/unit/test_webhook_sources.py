@@ -78,3 +78,22 @@ def test_a_field_is_read_from_a_header_or_a_json_path():
     assert FieldFrom(json_path="meta.flag").read({}, payload) is None  # not an id
     assert FieldFrom(json_path="meta.absent").read({}, payload) is None
     assert FieldFrom(header="X-Id").read({"X-Id": " abc "}, payload) == "abc"
+
+
+def test_the_sources_file_builds_the_same_instances_as_defs_yaml_files(tmp_path):
+    from ingestion_patterns.definitions import build_definitions
+    from ingestion_patterns.settings import load_settings
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("webhooks:\n  - {source_id: crm-eu, batch_size: 10}\n")
+    definitions = build_definitions(load_settings({"INGEST_SOURCES_FILE": str(sources)}))
+    job = definitions.resolve_job_def("crm_eu_webhook_job")
+    assert job.tags["ingestion/source"] == "crm-eu"
+    assert {j.name for j in definitions.resolve_sensor_def("webhook_pending_sensor").jobs} == {
+        "crm_eu_webhook_job",
+        "webhook_ingestion_job",
+    }
+
+    sources.write_text("webhooks:\n  - {source_id: test-source}\n")
+    with pytest.raises(SourceConfigError, match="declared twice"):
+        build_definitions(load_settings({"INGEST_SOURCES_FILE": str(sources)}))

@@ -58,6 +58,10 @@ class WebhookSource(dg.Component, dg.Resolvable, WebhookSourceSpec):
     ingestion.webhook_data (keyed by source) through its own asset and job."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return self.definitions()
+
+    def definitions(self) -> dg.Definitions:
+        """The instance's asset and job (also for a declaration from INGEST_SOURCES_FILE, which has no load context)."""
         asset_name, job_name = default_names(self.source_id)
         asset, job = build_webhook_source(
             self,
