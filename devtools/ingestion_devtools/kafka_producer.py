@@ -3,12 +3,20 @@
 ``ingest produce`` and the benchmark use it. A transaction is a JSON object with the fields that
 ``process_kafka_events`` validates (see ``REQUIRED_FIELDS``); ``bad_ratio`` replaces that share of
 the messages with malformed JSON, a negative amount or a missing field, in equal parts.
+
+With ``value_format="avro"`` the values are Avro in the Confluent wire format instead: the schema
+(``TRANSACTION_SCHEMA``, or another version of it for evolution tests) is registered under the
+subject ``<topic>-value`` of a Confluent-compatible registry, and each value is the magic byte, that
+id and the Avro body. Its bad kinds are ``AVRO_BAD_KINDS``: a cut-off body, a negative or non-finite
+amount, a value that is not in the wire format.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import math
 import random
 import secrets
 from collections import Counter
@@ -17,11 +25,44 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from fastavro import parse_schema, schemaless_writer
+
+from ingestion_patterns.poll.avro import AvroColumn, encode_wire
 
 REQUIRED_FIELDS = ("transaction_id", "account_id", "amount", "currency", "timestamp")
 BAD_KINDS = ("malformed_json", "negative_amount", "missing_field")
+AVRO_BAD_KINDS = ("corrupt_body", "negative_amount", "non_finite_amount", "not_wire_format")
+VALUE_FORMATS = ("json", "avro")
+# The Avro form of a transaction: the timestamp as microseconds since the epoch (timestamp-micros), the
+# descriptive fields optional. Versions of it (fields added with defaults, optional ones removed) make
+# evolution tests; fields a version lacks are left out of its values, fields no transaction has take
+# their default.
+TRANSACTION_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "Transaction",
+    "namespace": "ingestion_patterns.poll",
+    "fields": [
+        {"name": "transaction_id", "type": "string"},
+        {"name": "account_id", "type": "string"},
+        {"name": "amount", "type": "double"},
+        {"name": "currency", "type": "string"},
+        {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "merchant", "type": ["null", "string"], "default": None},
+        {"name": "channel", "type": ["null", "string"], "default": None},
+    ],
+}
+# The columns a consumer declares for it (the required fields required, the descriptive ones nullable).
+TRANSACTION_COLUMNS = [
+    *(AvroColumn(name, pa.string(), required=True) for name in ("transaction_id", "account_id")),
+    AvroColumn("amount", pa.float64(), required=True),
+    AvroColumn("currency", pa.string(), required=True),
+    AvroColumn("timestamp", pa.timestamp("us", tz="UTC"), required=True),
+    AvroColumn("merchant", pa.string()),
+    AvroColumn("channel", pa.string()),
+]
 COMPRESSION_TYPES = ("gzip", "snappy", "lz4", "zstd")
 _CURRENCIES = ("EUR", "USD", "GBP", "CHF", "JPY")
 _MERCHANTS = ("grocer", "airline", "bookshop", "pharmacy", "cinema", "hardware", "bakery", "taxi")
@@ -33,7 +74,7 @@ class Message:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
-    kind: str  # "valid" or one of BAD_KINDS
+    kind: str  # "valid" or one of BAD_KINDS (AVRO_BAD_KINDS for Avro)
 
 
 @dataclass
@@ -42,6 +83,7 @@ class ProduceSummary:
     partitions: int
     sent: int = 0
     kinds: Counter = field(default_factory=Counter)
+    schema_id: int | None = None  # Avro: the id the registry gave the schema
 
     @property
     def valid(self) -> int:
@@ -78,6 +120,36 @@ def spoil(event: dict[str, Any], kind: str, rng: random.Random) -> bytes:
     raise ValueError(f"unknown bad kind {kind!r}; expected one of {BAD_KINDS}")
 
 
+class AvroEncoding:
+    """Transactions as wire-format Avro values of ``schema`` (registered as ``schema_id``)."""
+
+    def __init__(self, schema: dict[str, Any], schema_id: int):
+        self.schema, self.schema_id = parse_schema(schema), schema_id
+        fields = {f["name"]: f["type"] for f in schema["fields"]}
+        # Written as an ISO string where this version declares the timestamp a string, else as a datetime.
+        self.timestamp_as_text = fields.get("timestamp") == "string"
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        if not self.timestamp_as_text and isinstance(event.get("timestamp"), str):
+            event = {**event, "timestamp": datetime.fromisoformat(event["timestamp"])}
+        body = io.BytesIO()
+        schemaless_writer(body, self.schema, event)
+        return encode_wire(self.schema_id, body.getvalue())
+
+    def spoil(self, event: dict[str, Any], kind: str, rng: random.Random) -> bytes:
+        """The bad value of ``kind`` (one of AVRO_BAD_KINDS) made from a valid ``event``."""
+        if kind == "negative_amount":
+            return self.encode({**event, "amount": -abs(event["amount"]) or -1.0})
+        if kind == "non_finite_amount":
+            return self.encode({**event, "amount": rng.choice((math.nan, math.inf, -math.inf))})
+        if kind == "corrupt_body":
+            value = self.encode(event)
+            return value[: rng.randrange(6, len(value) - 1)]  # cut inside the body: never decodes whole
+        if kind == "not_wire_format":
+            return json.dumps(event).encode()
+        raise ValueError(f"unknown bad kind {kind!r}; expected one of {AVRO_BAD_KINDS}")
+
+
 def messages(
     count: int,
     *,
@@ -85,8 +157,10 @@ def messages(
     keys: bool = True,
     headers: bool = False,
     seed: int | None = None,
+    avro: AvroEncoding | None = None,
 ) -> Iterator[Message]:
-    """``count`` messages; about ``bad_ratio`` of them bad (exactly round(count * bad_ratio))."""
+    """``count`` messages; about ``bad_ratio`` of them bad (exactly round(count * bad_ratio)); JSON values,
+    or wire-format Avro ones with ``avro``."""
     if not 0.0 <= bad_ratio <= 1.0:
         raise ValueError("bad_ratio must lie between 0 and 1")
     rng = random.Random(seed)
@@ -94,13 +168,16 @@ def messages(
     bad_total = round(count * bad_ratio)
     bad_positions = set(rng.sample(range(count), bad_total))
     start = datetime.now(UTC)
+    kinds = BAD_KINDS if avro is None else AVRO_BAD_KINDS
     for seq in range(count):
         event = transaction(rng, f"txn-{run}-{seq:09d}", start + timedelta(milliseconds=seq))
         if seq in bad_positions:
-            kind = BAD_KINDS[rng.randrange(len(BAD_KINDS))]
-            value = spoil(event, kind, rng)
-        else:
+            kind = kinds[rng.randrange(len(kinds))]
+            value = spoil(event, kind, rng) if avro is None else avro.spoil(event, kind, rng)
+        elif avro is None:
             kind, value = "valid", json.dumps(event, separators=(",", ":")).encode()
+        else:
+            kind, value = "valid", avro.encode(event)
         yield Message(
             key=event["account_id"].encode() if keys else None,
             value=value,
@@ -157,16 +234,32 @@ async def produce(
     seed: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     client_kwargs: dict[str, Any] | None = None,
+    value_format: str = "json",
+    registry_url: str | None = None,
+    schema: dict[str, Any] | None = None,
 ) -> ProduceSummary:
     """Send ``count`` transactions to ``topic``, waiting for every acknowledgement (acks=all).
 
     ``interval`` > 0 sends one message at a time with that pause; 0 sends as fast as batching allows.
-    ``on_progress(n)`` is called with the number of messages newly acknowledged.
+    ``on_progress(n)`` is called with the number of messages newly acknowledged. With ``value_format``
+    "avro", ``schema`` (default ``TRANSACTION_SCHEMA``) is registered under ``<topic>-value`` at
+    ``registry_url`` (a Confluent-compatible API) and the values are wire-format Avro.
     """
     if compression not in (None, *COMPRESSION_TYPES):
         raise ValueError(f"compression must be one of {COMPRESSION_TYPES}")
+    if value_format not in VALUE_FORMATS:
+        raise ValueError(f"value_format must be one of {VALUE_FORMATS}")
+    avro = None
+    if value_format == "avro":
+        if not registry_url:
+            raise ValueError("Avro values need a schema registry URL (its Confluent-compatible API)")
+        from .schema_registry import register_schema
+
+        schema = schema or TRANSACTION_SCHEMA
+        avro = AvroEncoding(schema, await register_schema(registry_url, f"{topic}-value", schema))
     client_kwargs = {"bootstrap_servers": bootstrap_servers, **(client_kwargs or {})}
     summary = ProduceSummary(topic=topic, partitions=await ensure_topic(topic, partitions, **client_kwargs))
+    summary.schema_id = avro.schema_id if avro else None
     producer = AIOKafkaProducer(
         **client_kwargs,
         acks="all",
@@ -178,7 +271,7 @@ async def produce(
     await producer.start()
     try:
         pending: list[asyncio.Future] = []
-        for message in messages(count, bad_ratio=bad_ratio, keys=keys, headers=headers, seed=seed):
+        for message in messages(count, bad_ratio=bad_ratio, keys=keys, headers=headers, seed=seed, avro=avro):
             summary.kinds[message.kind] += 1
             future = await producer.send(topic, message.value, key=message.key, headers=message.headers)
             if interval > 0:

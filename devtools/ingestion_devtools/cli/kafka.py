@@ -161,8 +161,51 @@ def fetch() -> None:
 @click.option("--headers/--no-headers", default=False, show_default=True, help="Add Kafka headers.")
 @click.option("--compression", type=click.Choice(["gzip", "snappy", "lz4", "zstd"]), default=None)
 @click.option("--seed", type=int, default=None, help="Repeatable messages.")
-def produce(count, interval, topic, bootstrap_servers, partitions, bad_ratio, keys, headers, compression, seed) -> None:
+@click.option(
+    "--format",
+    "value_format",
+    type=click.Choice(["json", "avro"]),
+    default="json",
+    show_default=True,
+    help="JSON values, or Avro in the Confluent wire format (needs --registry).",
+)
+@click.option(
+    "--registry",
+    default=None,
+    metavar="URL",
+    help="With --format avro: the schema registry's Confluent-compatible API, e.g. "
+    "http://127.0.0.1:8081/apis/ccompat/v7 (`ingest registry up`); the schema is registered as <topic>-value.",
+)
+@click.option(
+    "--schema-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --format avro: the Avro schema (.avsc) to write with instead of the built-in transaction "
+    "schema, e.g. another version of it for an evolution test. Fields a transaction lacks take their default.",
+)
+def produce(
+    count,
+    interval,
+    topic,
+    bootstrap_servers,
+    partitions,
+    bad_ratio,
+    keys,
+    headers,
+    compression,
+    seed,
+    value_format,
+    registry,
+    schema_file,
+) -> None:
     """Send test transactions to Kafka (the poll pattern's source), with a progress bar."""
+    import json
+
+    if value_format == "avro" and not registry:
+        raise click.UsageError("--format avro needs --registry URL (the Confluent-compatible API)")
+    if value_format != "avro" and (registry or schema_file):
+        raise click.UsageError("--registry and --schema-file go with --format avro")
+    schema = json.loads(schema_file.read_text()) if schema_file else None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ingestion_patterns.poll.client import kafka_resource
@@ -198,12 +241,17 @@ def produce(count, interval, topic, bootstrap_servers, partitions, bad_ratio, ke
                     seed=seed,
                     on_progress=lambda n: progress.advance(task, n),
                     client_kwargs=client_kwargs,
+                    value_format=value_format,
+                    registry_url=registry,
+                    schema=schema,
                 )
             )
         except Exception as error:  # noqa: BLE001 - a clear one-line error instead of a traceback
             raise click.ClickException(f"producing to {servers} failed: {error!r}") from None
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.kinds.items()))
     click.echo(f"sent {summary.sent} messages to {topic} ({summary.partitions} partitions): {kinds}")
+    if summary.schema_id is not None:
+        click.echo(f"Avro values written with schema id {summary.schema_id} (subject {topic}-value)")
 
 
 COMMANDS = [kafka_group, produce]

@@ -133,3 +133,7 @@ class Harness:
 @pytest.fixture
 def harness(bootstrap: str, topic: str, database: Path) -> Harness:
     return Harness(bootstrap, topic, database)
+
+
+# The Avro tests' schema registry (started on first use).
+from registry_fixture import schema_registry  # noqa: E402, F401
