@@ -39,12 +39,9 @@ V1 = {
 }
 # v2: note (optional) removed, fee added with a default, a nested record added.
 V2 = {
-    "type": "record",
-    "name": "Payment",
+    **V1,
     "fields": [
-        {"name": "id", "type": "string"},
-        {"name": "amount", "type": "double"},
-        {"name": "ratio", "type": "float", "default": 1.0},
+        *V1["fields"][:3],
         {"name": "fee", "type": "long", "default": 5},
         {
             "name": "card",
@@ -211,3 +208,27 @@ def test_registry_client_answers_caches_and_outages():
                 await AvroDecoder(COLUMNS).decode_batch([encode_wire(1, b"")], down)
 
     asyncio.run(scenario())
+
+
+def test_timestamps_read_as_longs_match_fastavro_s_datetimes_whatever_the_writers_units():
+    from datetime import UTC, datetime
+
+    def stamped(unit: str) -> dict:
+        kind = {"type": "long", "logicalType": f"timestamp-{unit}"}
+        return {"type": "record", "name": "E", "fields": [{"name": "at", "type": ["null", kind], "default": None}]}
+
+    millis, micros = WriterSchema.of(1, stamped("millis")), WriterSchema.of(2, stamped("micros"))
+    assert millis.timestamp_units == {"at": "ms"} and micros.timestamp_units == {"at": "us"}
+    when = datetime(2024, 5, 1, 12, 30, 15, 123000, tzinfo=UTC)
+
+    def encoded(writer: WriterSchema, at) -> bytes:
+        body = io.BytesIO()
+        schemaless_writer(body, writer.parsed, {"at": at})
+        return encode_wire(writer.schema_id, body.getvalue())
+
+    decoder = AvroDecoder([AvroColumn("at", pa.timestamp("us", tz="UTC"))])
+    schemas = {1: millis, 2: micros}
+    for values in ([encoded(millis, when), encoded(millis, None)], [encoded(millis, when), encoded(micros, when)]):
+        result = decoder.decode(values, schemas)  # one unit: longs cast at once; two: fastavro's datetimes
+        assert result.rejects == []
+        assert result.table.column("at").to_pylist()[0] == when

@@ -52,6 +52,22 @@ class WriterSchema:
     schema_id: int
     parsed: Any = None
     problem: str | None = None  # set when the id is unknown or the schema is not a usable Avro schema
+    # The same schema with its top-level timestamp-millis/-micros fields read as plain longs (fastavro makes
+    # no datetime per value; Arrow casts the column at once), and each such field's unit ("ms" or "us").
+    raw_timestamps: Any = None
+    timestamp_units: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, schema_id: int, schema: dict | str) -> WriterSchema:
+        """A writer schema from its JSON (a dict, or its text)."""
+        document = json.loads(schema) if isinstance(schema, str) else schema
+        raw, units = _raw_timestamps(document)
+        return cls(
+            schema_id,
+            parse_schema(document),
+            raw_timestamps=parse_schema(raw) if units else None,
+            timestamp_units=units,
+        )
 
 
 def wire_header(value: bytes | None) -> tuple[int | None, str | None]:
@@ -164,9 +180,30 @@ def parse_writer_schema(schema_id: int, body: str) -> WriterSchema:
             return WriterSchema(schema_id, problem=f"schema id {schema_id} is a {kind} schema, not Avro")
         if document.get("references"):
             return WriterSchema(schema_id, problem=f"schema id {schema_id} has schema references (not supported)")
-        return WriterSchema(schema_id, parsed=parse_schema(json.loads(document["schema"])))
+        return WriterSchema.of(schema_id, document["schema"])
     except Exception as error:  # noqa: BLE001 - any defect of the stored schema is that id's reason
         return WriterSchema(schema_id, problem=f"schema id {schema_id} is not a usable Avro schema: {error}")
+
+
+_UNITS = {"timestamp-millis": "ms", "timestamp-micros": "us"}
+
+
+def _raw_timestamps(schema: Any) -> tuple[Any, dict[str, str]]:
+    """``schema`` with the logical type taken off its top-level timestamp fields, and their units."""
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        return schema, {}
+    units: dict[str, str] = {}
+    fields = []
+    for item in schema["fields"]:
+        kind = item["type"]
+        branches = kind if isinstance(kind, list) else [kind]
+        stamps = [b for b in branches if isinstance(b, dict) and b.get("logicalType") in _UNITS and b["type"] == "long"]
+        if len(stamps) == 1:
+            units[item["name"]] = _UNITS[stamps[0]["logicalType"]]
+            plain = ["long" if b is stamps[0] else b for b in branches]
+            item = {**item, "type": plain if isinstance(kind, list) else "long"}
+        fields.append(item)
+    return {**schema, "fields": fields}, units
 
 
 @dataclass(frozen=True)
@@ -237,6 +274,7 @@ class AvroDecoder:
         if headers is None:
             headers = [wire_header(v) for v in values]
         reader_schema = self.reader_schema
+        units = self._raw_units(schemas, {i for i, _ in headers if i is not None})
         reasons: list[str | None] = [None] * len(values)
         records: list[dict | None] = [None] * len(values)
         for position, (value, (schema_id, problem)) in enumerate(zip(values, headers, strict=True)):
@@ -250,7 +288,9 @@ class AvroDecoder:
             stream = io.BytesIO(value)  # type: ignore[arg-type]
             stream.seek(HEADER_SIZE)
             try:
-                record = schemaless_reader(stream, writer.parsed, reader_schema)
+                record = schemaless_reader(
+                    stream, writer.raw_timestamps if units is not None else writer.parsed, reader_schema
+                )
             except Exception as error:  # noqa: BLE001 - fastavro's reason, whatever the defect
                 reasons[position] = f"corrupt Avro body (schema id {schema_id}): {type(error).__name__}: {error}"
                 continue
@@ -261,7 +301,7 @@ class AvroDecoder:
                 reasons[position] = f"schema id {schema_id} is not a record schema"
                 continue
             records[position] = record
-        arrays = [self._column(column, records, reasons) for column in self.columns]
+        arrays = [self._column(column, records, reasons, (units or {}).get(column.name)) for column in self.columns]
         self._check(arrays, reasons)
         return DecodedBatch(
             table=pa.Table.from_arrays(arrays, schema=self.schema),
@@ -269,7 +309,25 @@ class AvroDecoder:
             schema_ids=[i for i, _ in headers],
         )
 
-    def _column(self, column: AvroColumn, records: list[dict | None], reasons: list[str | None]) -> pa.Array:
+    def _raw_units(self, schemas: Mapping[int, WriterSchema], ids: set[int]) -> dict[str, str] | None:
+        """When every writer of the batch reads the declared timestamp columns as plain longs of one unit
+        each, those units by column name (the fast path); else None (fastavro makes the datetimes)."""
+        writers = [schemas[i] for i in ids if schemas[i].problem is None]
+        if self.reader_schema is not None or not writers or any(w.raw_timestamps is None for w in writers):
+            return None
+        units: dict[str, str] = {}
+        for column in self.columns:
+            if pa.types.is_timestamp(column.type) and len(column.path) == 1:
+                found = {w.timestamp_units.get(column.path[0]) for w in writers}
+                unit = found.pop() if len(found) == 1 else None
+                if unit is None or column.default is not None:
+                    return None
+                units[column.name] = unit
+        return units
+
+    def _column(
+        self, column: AvroColumn, records: list[dict | None], reasons: list[str | None], unit: str | None = None
+    ) -> pa.Array:
         path, default = column.path, column.default
         if len(path) == 1:
             key = path[0]
@@ -277,20 +335,23 @@ class AvroDecoder:
         else:
             values = [None if r is None else _dig(r, path, default) for r in records]
         try:
+            if unit is not None:  # longs since the epoch: one cast for the column
+                return pa.array(values, pa.int64()).cast(pa.timestamp(unit, "UTC")).cast(column.type)
             return pa.array(values, column.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
             pass
         # Some value does not fit the column's type: find which, reject them, land the others.
+        read_as = column.type if unit is None else pa.timestamp(unit, "UTC")
         for position, value in enumerate(values):
             if value is None:
                 continue
             try:
-                pa.scalar(value, column.type)
+                pa.scalar(value, read_as).cast(column.type)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as error:
                 values[position] = None
                 if reasons[position] is None:
                     reasons[position] = f"{column.name}: {type(value).__name__} does not fit {column.type} ({error})"
-        return pa.array(values, column.type)
+        return pa.array(values, read_as).cast(column.type)
 
     def _check(self, arrays: list[pa.Array], reasons: list[str | None]) -> None:
         """Required columns present and numbers finite, column by column (vectorised)."""
