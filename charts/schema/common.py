@@ -6,6 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from ingestion_patterns.push.source import ENV_NAME as SECRET_ENV_NAME
+from ingestion_patterns.push.source import SOURCE_ID, WebhookSourceSpec
+
 
 class ClosedObject(BaseModel):
     """An object whose keys are all known: any other key is refused (a typo fails the install)."""
@@ -103,11 +106,67 @@ class ChartValues(ClosedObject):
     )
 
 
+def _declaration_rules(schema: dict[str, Any]) -> None:
+    """The checks WebhookSourceSpec makes in its validator, as schema keywords (same patterns, same rule)."""
+    properties = schema["properties"]
+    properties["source_id"]["pattern"] = SOURCE_ID.pattern
+    # A variable's name, never a secret's value (whsec_..., base64 with + / =) in its place.
+    properties["secret_env"]["pattern"] = SECRET_ENV_NAME.pattern
+    schema["allOf"] = [
+        {
+            "if": {"required": ["signature"], "properties": {"signature": {"not": {"const": "none"}}}},
+            "then": {"required": ["secret_env"]},
+        }
+    ]
+
+
+class WebhookSourceDeclaration(WebhookSourceSpec):
+    """A webhook source declared in the values: exactly the app's WebhookSourceSpec (its fields, and no other:
+    a secret's value has no field to go in), plus its validator's rules as schema keywords."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_declaration_rules)
+
+
+# Kinds of source the app does not read from the sources file yet: the keys exist, empty, so values keep their shape.
+NotYetRead = Annotated[list[Object], Field(max_length=0)]
+
+
+class Sources(ClosedObject):
+    """The declared sources: the keys of the file INGEST_SOURCES_FILE names, each entry a declaration's fields."""
+
+    webhooks: list[WebhookSourceDeclaration] | None = Field(
+        None,
+        description="WebhookSource declarations (app/ingestion_patterns/push/source.py, WebhookSourceSpec): "
+        "POST /webhook/<source_id>. Secrets are named (secret_env), never written here.",
+    )
+    rest_apis: NotYetRead | None = Field(
+        None, description="Coming (issue 11): RestApiSource declarations. Nothing reads them yet: keep it empty."
+    )
+    kafka_topics: NotYetRead | None = Field(
+        None, description="Coming (issue 12): KafkaTopicSource declarations. Nothing reads them yet: keep it empty."
+    )
+
+
 class Global(OpenObject):
     """Helm's global values, shared with every subchart."""
 
     imagePullSecrets: list[LocalObjectReference] | None = Field(
         None, description="Added to every pod of the platform's charts (and run pods)."
+    )
+    sources: Sources | None = Field(
+        None,
+        description="The declared sources, rendered into one ConfigMap (key sources.yaml) that the code server, "
+        "the run pods and the webhook receiver mount (INGEST_SOURCES_FILE). Adding one is a helm upgrade.",
+    )
+
+
+class SourcesMount(ClosedObject):
+    """Where this chart's pods read the declared sources (global.sources) from."""
+
+    existingConfigMap: str | None = Field(
+        None,
+        description="A ConfigMap with key sources.yaml rendered by the parent chart (templated); empty: this chart "
+        "renders its own from global.sources.",
     )
 
 

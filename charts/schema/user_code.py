@@ -20,6 +20,7 @@ from .common import (
     OpenObject,
     Port,
     ServiceAccount,
+    SourcesMount,
     SubchartValues,
     Unique,
 )
@@ -147,6 +148,7 @@ class Values(SubchartValues):
     )
     secretEnv: Annotated[dict[str, str], EnvNameKeys] | None = None
     persistence: Persistence
+    sources: SourcesMount | None = None
     strategy: Object | None = Field(
         None, description="The Deployment strategy. Empty: Recreate while the volume is pinned, else RollingUpdate."
     )

@@ -21,6 +21,7 @@ from .common import (
     PositiveInt,
     Service,
     ServiceAccount,
+    SourcesMount,
     SubchartValues,
     Unique,
     Workers,
@@ -158,6 +159,17 @@ class Values(SubchartValues):
     admin: Admin
     inbox: Inbox
     signing: Signing
+    sources: SourcesMount | None = None
+    acceptUndeclaredSources: bool | None = Field(
+        None,
+        description="WEBHOOK_ACCEPT_UNDECLARED_SOURCES: take a source id no declaration names (local development); "
+        "off, it gets a 404.",
+    )
+    envSecrets: Annotated[list[NonEmptyStr], Unique] | None = Field(
+        None,
+        description="Secrets whose keys become env vars (templated names): the variables the declared sources' "
+        "secret_env name.",
+    )
     publicPaths: PublicPaths
     serviceAccount: ServiceAccount | None = None
     podAnnotations: Object | None = None

@@ -58,10 +58,12 @@ def test_only_post_webhook_source_leaves_the_cluster(render: Renderer, profile: 
 
 
 def test_every_listed_source_and_no_other(render: Renderer) -> None:
-    objects = render("webhook-receiver", "default", "--set", "signing.sources={shop,crm-eu}")
+    # The signing Secret's sources, then the declared ones (global.sources.webhooks: demo by default), each once.
+    objects = render("webhook-receiver", "default", "--set", "signing.sources={shop,crm-eu,demo}")
     assert [(p["path"], p["pathType"]) for p in ingress_paths(objects)] == [
         ("/webhook/shop", "Exact"),
         ("/webhook/crm-eu", "Exact"),
+        ("/webhook/demo", "Exact"),
     ]
     objects = render(
         "webhook-receiver", "default", "--set", "signing.existingSecret=s", "--set", "publicPaths.sources={partner}"
@@ -145,7 +147,12 @@ def test_cert_manager_tls(render: Renderer, helm: str, charts_dir: Path) -> None
 
 def test_httproute_matches_post_on_the_public_paths_only(render: Renderer) -> None:
     base = ["--set", "httpRoute.enabled=true", "--set", "httpRoute.parentRefs[0].name=gw"]
-    route = one(render("webhook-receiver", "default", *base, "--set", "signing.sources={a,b}"), "HTTPRoute", RECEIVER)
+    no_declared = ["--set", "global.sources.webhooks=null"]
+    route = one(
+        render("webhook-receiver", "default", *base, *no_declared, "--set", "signing.sources={a,b}"),
+        "HTTPRoute",
+        RECEIVER,
+    )
     assert route["spec"]["rules"][0]["matches"] == [
         {"path": {"type": "Exact", "value": "/webhook/a"}, "method": "POST"},
         {"path": {"type": "Exact", "value": "/webhook/b"}, "method": "POST"},
@@ -281,7 +288,10 @@ def test_admin_token_and_rate_limit_reach_the_receiver(render: Renderer) -> None
         (["--set", "publicPaths.sources[0]=a/b"], "'a/b' does not match pattern"),
         (["--set", "ingress.hosts[0].paths[0].path=/"], "at '/ingress/hosts/0': additional properties 'paths'"),
         (["--set", "networkPolicy.ingressFrom[0].podSelector.x=y"], "additional properties 'ingressFrom' not allowed"),
-        (["--set", "signing.sources=null", "--set", "signing.existingSecret=s"], "no source to expose"),
+        (
+            ["--set", "signing.sources=null", "--set", "signing.existingSecret=s", "--set", "global.sources=null"],
+            "no source to expose",
+        ),
     ],
 )
 def test_edge_values_are_checked(helm: str, charts_dir: Path, args: list[str], message: str) -> None:

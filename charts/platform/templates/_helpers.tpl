@@ -120,6 +120,16 @@ globals; run pods add the code location's (they run its image). */}}
 {{- end }}
 {{- end }}
 
+{{/* The declared sources' ConfigMap the code server mounts (this chart's, by default); the run pods mount it too. */}}
+{{- define "platform.userCode.sourcesConfigMap" -}}
+{{- $uc := index .Values "user-code" }}
+{{- if ($uc.sources | default dict).existingConfigMap }}
+{{- tpl $uc.sources.existingConfigMap . }}
+{{- else }}
+{{- printf "%s-sources" (include "platform.userCode.fullname" .) }}
+{{- end }}
+{{- end }}
+
 {{/* The Secrets the code server loads with envFrom; the run pods get exactly the same list. */}}
 {{- define "platform.userCode.envSecretNames" -}}
 {{- $uc := index .Values "user-code" }}

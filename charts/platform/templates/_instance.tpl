@@ -26,6 +26,10 @@ the instance ConfigMap and, for `dagster instance migrate`, into the migration h
 {{- $kafka := dict "security" $uc.kafka.security "root" . }}
 {{- $volumes := list (dict "name" "tmp" "emptyDir" (dict "sizeLimit" "1Gi")) }}
 {{- $volumeMounts := list (dict "name" "tmp" "mount_path" "/tmp") }}
+{{- /* The declared sources: a run loads the definitions as the code server does (INGEST_SOURCES_FILE comes with
+       the code location's env ConfigMap). */ -}}
+{{- $volumes = append $volumes (dict "name" "sources" "configMap" (dict "name" (include "platform.userCode.sourcesConfigMap" .))) }}
+{{- $volumeMounts = append $volumeMounts (dict "name" "sources" "mount_path" (include "ingestion-common.sourcesDir" .) "read_only" true) }}
 {{- if $uc.persistence.enabled }}
 {{- $volumes = append $volumes (dict "name" "duckdb" "persistentVolumeClaim" (dict "claimName" (include "platform.userCode.claimName" .))) }}
 {{- $volumeMounts = append $volumeMounts (dict "name" "duckdb" "mount_path" $mountPath) }}

@@ -41,9 +41,12 @@
 {{- toJson $spec }}
 {{- end }}
 
-{{/* The sources the public edge exposes (JSON list): publicPaths.sources, else signing.sources. */}}
+{{/* The sources the public edge exposes (JSON list): publicPaths.sources, else signing.sources and the declared
+webhook sources (global.sources.webhooks). */}}
 {{- define "webhook-receiver.publicSources" -}}
-{{- toJson (.Values.publicPaths.sources | default .Values.signing.sources | default list) }}
+{{- $declared := list }}
+{{- range ((.Values.global | default dict).sources | default dict).webhooks }}{{ $declared = append $declared .source_id }}{{ end }}
+{{- toJson (.Values.publicPaths.sources | default (concat (.Values.signing.sources | default list) $declared | uniq)) }}
 {{- end }}
 
 {{/* The one pattern of publicPaths.match=regex: a source name as the receiver accepts it, nothing after it. */}}
@@ -65,7 +68,7 @@
 {{- end }}
 {{- end }}
 {{- if not $paths }}
-{{- fail "publicPaths: no source to expose (set signing.sources or publicPaths.sources)" }}
+{{- fail "publicPaths: no source to expose (declare one in global.sources.webhooks, or set signing.sources or publicPaths.sources)" }}
 {{- end }}
 {{- toJson $paths }}
 {{- end }}
