@@ -148,6 +148,18 @@ class Cluster:
                     raise
                 time.sleep(3)
 
+    def landed_webhooks(self, source_id: str, event_ids: list[str], timeout: float) -> int:
+        """How many of ``event_ids`` are in ingestion.webhook_data under ``source_id``: polled until all are (the
+        sensor requests runs until the inbox is drained) or ``timeout`` runs out."""
+        ids = ", ".join(f"'{event_id}'" for event_id in event_ids)
+        sql = f"SELECT count(*) FROM ingestion.webhook_data WHERE source_id = '{source_id}' AND event_id IN ({ids})"
+        deadline = time.monotonic() + timeout
+        while True:
+            landed = self.duckdb_query(sql)[0][0]
+            if landed == len(event_ids) or time.monotonic() > deadline:
+                return landed
+            time.sleep(2)
+
     def run_jobs(self, dagster_job: str) -> list[dict]:
         """Kubernetes Jobs the K8sRunLauncher created for one Dagster job."""
         out = self.kubectl("get", "jobs", "-l", f"dagster/job={dagster_job}", "-o", "json")
