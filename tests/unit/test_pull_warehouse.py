@@ -198,10 +198,10 @@ def test_an_upsert_in_parts_ends_as_one_upsert_and_a_crash_between_parts_is_fini
 
     real_part = pull._replace_part
 
-    def crash_on_the_second_part(connection, part):
+    def crash_on_the_second_part(connection, part, *args, **kwargs):
         if part == 1:
             raise RuntimeError("killed between parts")
-        real_part(connection, part)
+        real_part(connection, part, *args, **kwargs)
 
     monkeypatch.setattr(pull, "_replace_part", crash_on_the_second_part)
     with pytest.raises(RuntimeError, match="between parts"):
@@ -217,25 +217,22 @@ def test_an_upsert_in_parts_ends_as_one_upsert_and_a_crash_between_parts_is_fini
     assert rows == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 0), (7, 1), (8, 1)]
 
 
-def test_a_replaced_row_that_moved_is_found_by_its_id_and_nothing_else_is_deleted(conn):
+def test_a_replaced_row_that_moved_is_found_by_its_id_and_nothing_else_is_deleted(conn, monkeypatch):
     land(conn, page([1, 2, 3]))
     pull.upsert_final(conn)
     land(conn, page([2], minutes=[50], version=1), number=2)
-    # The judgement as upsert_final makes it, with a rowid that no longer holds id 2 (a compaction moved it).
-    conn.execute(
-        "CREATE TEMP TABLE pull_judged AS SELECT r.* EXCLUDE (page_seq, run_id, page_cursor, extracted_at),"
-        " (SELECT rowid FROM ingestion.final_data WHERE id = 3) AS replaces, false AS is_new, 0 AS part"
-        " FROM ingestion.raw_extract r WHERE page_seq = 2"
-    )
-    with pytest.raises(pull._RowsMoved):  # noqa: SIM117 - the transaction must see the error
-        with warehouse.transaction(conn):
-            pull._replace_part(conn, 0)
-    assert conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall() == [
-        (1, 0),
-        (2, 0),
-        (3, 0),
-    ]
-    with warehouse.transaction(conn):
-        pull._replace_part(conn, 0, by_id=True)
+    real_part = pull._replace_part
+    attempts = []
+
+    def after_a_compaction(connection, part, *args, by_id=False):
+        # As if a checkpoint had moved the rows: the judged rowid of id 2 now holds id 3.
+        connection.execute("UPDATE pull_judged SET replaces = (SELECT rowid FROM ingestion.final_data WHERE id = 3)")
+        attempts.append(by_id)
+        real_part(connection, part, *args, by_id=by_id)
+
+    monkeypatch.setattr(pull, "_replace_part", after_a_compaction)
+    result = pull.upsert_final(conn)
+    assert attempts == [False, True], "the part was rolled back and done again by id"
+    assert (result.updated, result.final_rows) == (1, 3)
     rows = conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall()
     assert rows == [(1, 0), (2, 1), (3, 0)], "id 3 kept (its rowid held another id), id 2's old row replaced"

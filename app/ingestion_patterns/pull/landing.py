@@ -352,15 +352,17 @@ def upsert_final(
         if repeats:
             # Some id came more than once (updated while we paged, or a backfill): keep its newest.
             candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
-        # The replaced rows numbered into parts in rowid order; the new ones (nothing to delete) in part 0.
+        # The judgement holds keys only (the join's build side and the temp table stay small under
+        # the memory cap; a part reads its records again from the pending raw rows). The replaced
+        # rows are numbered into parts in rowid order; the new ones (nothing to delete) are part 0.
         conn.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE pull_judged AS
-            SELECT c.*, f.rowid AS replaces, f.id IS NULL AS is_new,
+            SELECT c.id, f.rowid AS replaces, f.id IS NULL AS is_new,
                    CASE WHEN f.id IS NULL THEN 0
                         ELSE (row_number() OVER (PARTITION BY f.id IS NULL ORDER BY f.rowid) - 1) // $per_part
                    END AS part
-            FROM ({candidates}) c LEFT JOIN ingestion.final_data f ON f.id = c.id
+            FROM (SELECT id, updated_at FROM ({candidates})) c LEFT JOIN ingestion.final_data f ON f.id = c.id
             WHERE f.id IS NULL OR c.updated_at > f.updated_at
             """,
             {**bounds, "per_part": replaced_rows_per_commit},
@@ -375,10 +377,10 @@ def upsert_final(
             last = part >= parts - 1
             try:
                 with warehouse.transaction(conn):
-                    _replace_part(conn, part)
+                    _replace_part(conn, part, candidates, bounds)
             except _RowsMoved:
                 with warehouse.transaction(conn):
-                    _replace_part(conn, part, by_id=True)
+                    _replace_part(conn, part, candidates, bounds, by_id=True)
             if last:
                 with warehouse.transaction(conn):
                     conn.execute(
@@ -410,8 +412,11 @@ class _RowsMoved(Exception):
     """The rows at the judged rowids are not the ones to replace: a checkpoint compacted the table."""
 
 
-def _replace_part(conn: duckdb.DuckDBPyConnection, part: int, *, by_id: bool = False) -> None:
-    """Delete the rows the part's candidates replace and insert the candidates (in the caller's transaction).
+def _replace_part(
+    conn: duckdb.DuckDBPyConnection, part: int, candidates: str, bounds: dict, *, by_id: bool = False
+) -> None:
+    """Delete the rows the part's candidates replace and insert the candidates (in the caller's
+    transaction), read again from the pending raw rows (``candidates``, with its ``bounds``).
 
     The old rows are deleted at the rowids the judgement saw (no scan), and the ids deleted are
     compared with the part's: should a checkpoint between parts have moved rows (DuckDB compacts row
@@ -429,6 +434,7 @@ def _replace_part(conn: duckdb.DuckDBPyConnection, part: int, *, by_id: bool = F
             raise _RowsMoved
     conn.execute(
         f"INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)"
-        f" SELECT {_NAMES}, current_timestamp FROM pull_judged WHERE part = $part",
-        {"part": part},
+        f" SELECT {_NAMES}, current_timestamp FROM ({candidates})"
+        " WHERE id IN (SELECT id FROM pull_judged WHERE part = $part)",
+        {**bounds, "part": part},
     )
