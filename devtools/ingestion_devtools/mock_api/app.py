@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .config import SCHEMA_MODES, MockApiConfig
+from .config import MAX_MUTATION, SCHEMA_MODES, MockApiConfig
 from .cursor import Cursor, CursorError
 from .faults import FaultPlan, TokenBucket, retry_after_header
 from .openapi import openapi_document
@@ -27,7 +27,6 @@ BUCKET = web.AppKey("bucket", TokenBucket)
 FAULTS = web.AppKey("faults", FaultPlan)
 
 NDJSON = "application/x-ndjson"
-MAX_MUTATION = 1_000_000
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -49,10 +48,17 @@ async def auth_middleware(request: web.Request, handler):
 
 
 def _parse_time(name: str, value: str | None) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 timestamp, naive ones taken as UTC. Every RFC 3339
+    date-time (what the spec's ``format: date-time`` allows) is one: its lower-case ``t`` and ``z``, and
+    a leap second (``:60``), which counts as the last microsecond of its minute."""
     if not value:
         return None
+    text = value.upper()
+    leap = len(text) > 19 and text[10] == "T" and text[16:19] == ":60"
+    if leap:
+        text = text[:17] + "59" + text[19:]
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": f"{name} must be an ISO 8601 timestamp, got {value!r}"}),
@@ -60,6 +66,8 @@ def _parse_time(name: str, value: str | None) -> int | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if leap:
+        parsed = parsed.replace(microsecond=999_999)
     return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
 
 
@@ -83,9 +91,11 @@ async def list_records(request: web.Request) -> web.StreamResponse:
     if wait:
         return _error(429, "rate limit exceeded", **{"Retry-After": retry_after_header(wait)})
     limit = _parse_limit(request)
-    if "cursor" in request.query:
+    # An empty cursor is no cursor: the first page. Clients that always send the parameter (with the
+    # previous page's next_cursor, which starts empty) are common, and the spec allows any string.
+    if raw_cursor := request.query.get("cursor"):
         try:
-            cursor = Cursor.decode(request.query["cursor"])
+            cursor = Cursor.decode(raw_cursor)
         except CursorError as exc:
             return _error(400, str(exc))
         after, before_us = (cursor.updated_us, cursor.id), cursor.before_us

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA_MODES = ("normal", "renamed", "retyped")
+MAX_MUTATION = 1_000_000  # the most records one POST /admin/mutate creates or updates
 
 
 @dataclass(frozen=True)

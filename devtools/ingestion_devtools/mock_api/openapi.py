@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import SCHEMA_MODES, MockApiConfig
+from .config import MAX_MUTATION, SCHEMA_MODES, MockApiConfig
 
 _RECORD = {
     "type": "object",
@@ -27,6 +27,15 @@ def _err(description: str) -> dict:
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+
+
+def _secured(responses: dict) -> dict:
+    """``responses`` of an operation behind the bearer token, with the 401 every one of them can answer."""
+    unauthorised = _err("missing or invalid bearer token")
+    unauthorised["headers"] = {
+        "WWW-Authenticate": {"description": 'Bearer realm="mock-api"', "schema": {"type": "string"}}
+    }
+    return {**responses, "401": unauthorised}
 
 
 def openapi_document(config: MockApiConfig) -> dict:
@@ -65,7 +74,8 @@ def openapi_document(config: MockApiConfig) -> dict:
                             "name": "cursor",
                             "in": "query",
                             "schema": {"type": "string"},
-                            "description": "the next_cursor of the previous page (opaque)",
+                            "description": "the next_cursor of the previous page (opaque); empty, like absent, "
+                            "asks for the first page",
                         },
                         {
                             "name": "limit",
@@ -78,71 +88,87 @@ def openapi_document(config: MockApiConfig) -> dict:
                             },
                         },
                     ],
-                    "responses": {
-                        "200": {
-                            "description": "a page",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
-                                            "next_cursor": {"type": ["string", "null"]},
-                                            "has_more": {"type": "boolean"},
-                                        },
-                                    }
+                    "responses": _secured(
+                        {
+                            "200": {
+                                "description": "a page",
+                                "content": {
+                                    "application/json": {
+                                        "schema": {
+                                            "type": "object",
+                                            "properties": {
+                                                "data": {
+                                                    "type": "array",
+                                                    "items": {"$ref": "#/components/schemas/Record"},
+                                                },
+                                                "next_cursor": {"type": ["string", "null"]},
+                                                "has_more": {"type": "boolean"},
+                                            },
+                                        }
+                                    },
+                                    "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Record"}},
                                 },
-                                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Record"}},
                             },
-                        },
-                        "400": _err("bad parameter"),
-                        "401": _err("missing or invalid token"),
-                        "429": _err("rate limited; see Retry-After"),
-                        "503": _err("transient failure; retry"),
-                    },
+                            "400": _err("bad parameter"),
+                            "429": _err("rate limited; see Retry-After"),
+                            "503": _err("transient failure; retry"),
+                            "504": _err("the upstream timed out; retry"),
+                        }
+                    ),
                 }
             },
             "/admin/mutate": {
                 "post": {
                     "summary": "Create and update records now",
                     "requestBody": {
+                        "required": True,
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
                                     "properties": {
-                                        "create": {"type": "integer", "minimum": 0},
-                                        "update": {"type": "integer", "minimum": 0},
+                                        "create": {"type": "integer", "minimum": 0, "maximum": MAX_MUTATION},
+                                        "update": {"type": "integer", "minimum": 0, "maximum": MAX_MUTATION},
                                     },
+                                    "additionalProperties": False,
                                 }
                             }
-                        }
+                        },
                     },
-                    "responses": {"200": {"description": "what changed"}, "400": _err("bad body")},
+                    "responses": _secured({"200": {"description": "what changed"}, "400": _err("bad body")}),
                 }
             },
             "/admin/schema": {
                 "post": {
                     "summary": "Make the served schema drift",
                     "requestBody": {
+                        "required": True,
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
+                                    "required": ["mode"],
                                     "properties": {"mode": {"type": "string", "enum": list(SCHEMA_MODES)}},
                                 }
                             }
-                        }
+                        },
                     },
-                    "responses": {"200": {"description": "the new mode"}, "400": _err("bad mode")},
+                    "responses": _secured({"200": {"description": "the new mode"}, "400": _err("bad mode")}),
                 }
             },
             "/admin/export": {
                 "get": {
                     "summary": "Every current record by id (JSON lines)",
-                    "responses": {"200": {"description": "the whole source"}},
+                    "responses": _secured({"200": {"description": "the whole source"}}),
                 }
             },
             "/health": {"get": {"security": [], "summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/openapi.json": {
+                "get": {
+                    "security": [],
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
         },
     }
