@@ -12,7 +12,9 @@ and the bytes its storage takes (the SQLite file and WAL, or the PostgreSQL tabl
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -51,6 +53,12 @@ class ReceiverMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Label children by value, bound on first use: ``labels()`` takes a lock and builds a key
+        # tuple on every call, a few microseconds the hot path need not pay per request.
+        self.accepted_for = _children(self.accepted)
+        self.duplicates_for = _children(self.duplicates)
+        self.rejected_for = _children(self.rejected)
+        self.latency_for = _children(self.latency)
 
     def render(self, pending: list[PendingSummary] | None, sizes: InboxSizes | None = None) -> tuple[bytes, str]:
         """The exposition text: request metrics (all workers) plus the inbox's pending gauges and,
@@ -66,6 +74,24 @@ class ReceiverMetrics:
         inbox_registry = CollectorRegistry()
         inbox_registry.register(_InboxSnapshot(pending, sizes))
         return generate_latest(registry) + generate_latest(inbox_registry), CONTENT_TYPE_LATEST
+
+
+M = TypeVar("M", Counter, Histogram)
+
+
+def _children(metric: M) -> Callable[[str], M]:
+    """``metric.labels`` for its one label, with each child kept once looked up (as ``labels`` keeps
+    it: the cache holds no more series than the metric already does)."""
+    children: dict[str, M] = {}
+
+    def child(value: str) -> M:
+        try:
+            return children[value]
+        except KeyError:
+            made = children[value] = metric.labels(value)
+            return made
+
+    return child
 
 
 class _InboxSnapshot:
