@@ -70,13 +70,13 @@ def test_helm_tests_pass(cluster: Cluster) -> None:
 
 def test_signed_webhooks_through_the_ingress_land_in_duckdb_via_a_run_job(cluster: Cluster) -> None:
     secret = cluster.secret_value(cluster.name("webhook-receiver-signing"), "WEBHOOK_SECRET_DEMO")
-    before = {j["metadata"]["name"] for j in cluster.run_jobs("webhook_ingestion_job")}
+    before = {j["metadata"]["name"] for j in cluster.run_jobs("demo_webhook_job")}
     posted = time.monotonic()
     summary = asyncio.run(send_webhooks(cluster.target.ingress_url, "demo", 100, secret=secret, concurrency=8))
     assert len(summary.accepted) == 100, summary.describe() + f" {summary.rejected[:3]} {summary.failed[:3]}"
 
     # The sensor sees the inbox and the daemon launches the run as a Kubernetes Job.
-    job = cluster.wait_for_succeeded_run_job("webhook_ingestion_job", after=before, timeout=RUN_TIMEOUT)
+    job = cluster.wait_for_succeeded_run_job("demo_webhook_job", after=before, timeout=RUN_TIMEOUT)
     assert job["spec"]["ttlSecondsAfterFinished"] > 0
     volumes = job["spec"]["template"]["spec"]["volumes"]
     assert any("persistentVolumeClaim" in v for v in volumes), "the run pod must mount the DuckDB volume"
