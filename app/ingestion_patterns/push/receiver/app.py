@@ -201,8 +201,32 @@ class Receiver:
         if self.limiter.enabled and (limited := self.rate_limited(request)):
             return limited
         started = time.perf_counter()
+        config, headers = self.config, request.headers
+        # One coroutine from request to answer: each level of await is a frame more per webhook.
         try:
-            outcome, response = await self._receive(request)
+            source_id = check_source_id(request.match_info["source_id"])
+            if not config.is_known(source_id):
+                raise Rejection(404, "undeclared_source", f"no webhook source {source_id!r} is declared here")
+            check_content_type(headers.get("Content-Type"))
+            body = await read_body(request, config.max_body_bytes)
+            if secret := config.secret_for(source_id):
+                self.verify(source_id, secret, body, headers)
+            payload = parse_json_object(body)
+            item = NewWebhook(source_id, _event_id(config, source_id, headers, payload), body, kept_headers(headers))
+            if self.inbox is None:
+                raise unavailable(config, "the inbox is not open yet")
+            try:
+                result = await self.deadlines.run(self.inbox.put(item))
+            except InboxUnavailable as error:
+                raise unavailable(config, error) from None
+            except TimeoutError:
+                raise unavailable(config, f"no commit within {config.inbox_timeout_seconds:g} s") from None
+            if result.accepted:
+                self.metrics.accepted_for(source_id).inc()
+                outcome, response = "accepted", answer(202, "accepted", result.event_id)
+            else:
+                self.metrics.duplicates_for(source_id).inc()
+                outcome, response = "duplicate", answer(200, "duplicate", result.event_id)
         except Rejection as rejection:
             self.metrics.rejected_for(rejection.code).inc()
             outcome = "unavailable" if rejection.status == 503 else "rejected"
@@ -215,6 +239,21 @@ class Receiver:
         self.metrics.latency_for(outcome).observe(time.perf_counter() - started)
         return response
 
+    def verify(self, source_id: str, secret: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """401 unless ``body`` carries a good signature by ``secret`` in the source's scheme."""
+        config = self.config
+        try:
+            verify_signature(
+                secret,
+                body,
+                headers,
+                tolerance_seconds=config.tolerance_for(source_id),
+                scheme=config.scheme_for(source_id),
+            )
+        except SignatureError as error:
+            code = "missing_signature" if error.missing else "bad_signature"
+            raise Rejection(401, code, error.reason) from None
+
     def rate_limited(self, request: web.Request) -> web.Response | None:
         """429 with Retry-After for a client past its rate (per worker process), else None."""
         limiter = self.limiter
@@ -226,43 +265,6 @@ class Receiver:
                 {"Retry-After": retry_after_header(wait)},
             )
         return None
-
-    async def _receive(self, request: web.Request) -> tuple[str, web.Response]:
-        config = self.config
-        headers = request.headers
-        source_id = check_source_id(request.match_info["source_id"])
-        if not config.is_known(source_id):
-            raise Rejection(404, "undeclared_source", f"no webhook source {source_id!r} is declared here")
-        check_content_type(headers.get("Content-Type"))
-        body = await read_body(request, config.max_body_bytes)
-        if secret := config.secret_for(source_id):
-            try:
-                verify_signature(
-                    secret,
-                    body,
-                    headers,
-                    tolerance_seconds=config.tolerance_for(source_id),
-                    scheme=config.scheme_for(source_id),
-                )
-            except SignatureError as error:
-                code = "missing_signature" if error.missing else "bad_signature"
-                raise Rejection(401, code, error.reason) from None
-        payload = parse_json_object(body)
-        item = NewWebhook(source_id, _event_id(config, source_id, headers, payload), body, kept_headers(headers))
-        inbox = self.inbox
-        if inbox is None:
-            raise unavailable(config, "the inbox is not open yet")
-        try:
-            result = await self.deadlines.run(inbox.put(item))
-        except InboxUnavailable as error:
-            raise unavailable(config, error) from None
-        except TimeoutError:
-            raise unavailable(config, f"no commit within {config.inbox_timeout_seconds:g} s") from None
-        if result.accepted:
-            self.metrics.accepted_for(source_id).inc()
-            return "accepted", answer(202, "accepted", result.event_id)
-        self.metrics.duplicates_for(source_id).inc()
-        return "duplicate", answer(200, "duplicate", result.event_id)
 
     async def not_routed(self, request: web.Request) -> web.Response:
         """What the router refuses, as JSON: 405 with Allow when another method takes the path, else 404.

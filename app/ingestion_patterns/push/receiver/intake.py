@@ -36,6 +36,8 @@ def check_source_id(source_id: str) -> str:
 
 def is_json_media_type(content_type: str | None) -> bool:
     """``application/json`` or a ``+json`` type (e.g. application/vnd.github+json); parameters ignored."""
+    if content_type == "application/json":  # what nearly every sender sends: no parsing
+        return True
     if not content_type:
         return False
     media_type = content_type.split(";", 1)[0].strip().lower()
