@@ -239,13 +239,15 @@ def test_run_killed_mid_landing_resumes_with_every_payload_exactly_once(platform
 
 
 def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform):
-    _fill_inbox(platform, "alpha", 4000)
+    _fill_inbox(platform, "alpha", 6000)
     _fill_inbox(platform, "beta", 4000)
     # The second run starts while the first holds the duckdb slot. Not in the same instant: Dagster's SQLite
     # storage claims slots without row locks, so two steps claiming together can both get the one slot
     # (PostgreSQL, the cluster's storage, uses FOR UPDATE SKIP LOCKED). DuckDB's own file lock and the
-    # resource's connect retries still keep the writes apart then (docs/architecture.md).
-    runs = [_execute_job_process(platform, "alpha", batch_size=100, name="run-alpha")]
+    # resource's connect retries still keep the writes apart then (docs/architecture.md). The first run
+    # lands in small batches (300 transactions), so it is still landing when the second process has
+    # started, however fast one landing is (with 40 batches, a fresh-clone run saw it finish 20 ms early).
+    runs = [_execute_job_process(platform, "alpha", batch_size=20, name="run-alpha")]
     storage = platform.instance.event_log_storage
     wait_until(
         lambda: storage.get_concurrency_info(DUCKDB_POOL).claimed_slots or not runs[0].running,
@@ -258,7 +260,7 @@ def test_overlapping_runs_both_succeed_by_queueing_for_the_duckdb_pool(platform)
         run.proc.wait(timeout=300)
     for run in runs:
         assert run.proc.returncode == 0, run.log_tail()
-    assert len(platform.landed_ids("alpha")) == len(platform.landed_ids("beta")) == 4000
+    assert (len(platform.landed_ids("alpha")), len(platform.landed_ids("beta"))) == (6000, 4000)
 
     # The runs overlapped in time, while their DuckDB steps did not: the pool serialised them.
     instance = platform.instance
