@@ -18,7 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the receiver's path takes
+from ..settings import SOURCE_ID_PATTERN
+
+SOURCE_ID = SOURCE_ID_PATTERN  # the receiver's own rule for the path segment
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Scheme = Literal["none", "standard-webhooks", "github", "stripe", "shopify", "slack"]
 # Schemes whose signature carries a timestamp, so a tolerance applies.
