@@ -6,6 +6,7 @@ that way), e.g. ``MOCK_API_RECORDS=1000000``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -29,7 +30,13 @@ def _option(flag: str, **kwargs):
     "--token",
     default=lambda: load_settings().source_api_token,
     show_default="$SOURCE_API_TOKEN",
-    help="Bearer token clients must send.",
+    help="Bearer token clients must send (/v1/records, /admin).",
+)
+@_option(
+    "--api-key",
+    default=lambda: os.environ.get("SOURCE_API_KEY") or "dev-api-key",
+    show_default="$SOURCE_API_KEY, else dev-api-key",
+    help="API key /v1/items clients must send in the X-API-Key header.",
 )
 @_option(
     "--state",

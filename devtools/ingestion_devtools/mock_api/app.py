@@ -1,8 +1,10 @@
 """The mock SaaS API as an aiohttp application (``create_app(config)``), served by gunicorn.
 
-Endpoints: ``GET /v1/records`` (bearer token, rate limited, faulty on demand), ``GET /health``,
-``GET /openapi.json`` and the token-protected admin endpoints that make the source change
-(``POST /admin/mutate``, ``POST /admin/schema``) or dump it whole (``GET /admin/export``).
+Endpoints: ``GET /v1/records`` (bearer token, rate limited, faulty on demand), ``GET /v1/items``
+(the same records in another API's shape: an ``{"items": [...]}`` envelope, ``Link`` header paging,
+an API key in ``X-API-Key``; the same rate limit and faults), ``GET /health``, ``GET /openapi.json``
+and the token-protected admin endpoints that make the source change (``POST /admin/mutate``,
+``POST /admin/schema``) or dump it whole (``GET /admin/export``).
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import asyncio
 import hmac
 import json
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .config import MAX_MUTATION, SCHEMA_MODES, MockApiConfig
+from .config import API_KEY_HEADER, MAX_MUTATION, SCHEMA_MODES, MockApiConfig
 from .cursor import Cursor, CursorError
 from .faults import FaultPlan, TokenBucket, retry_after_header
 from .openapi import openapi_document
-from .state import SourceStore
+from .state import Batch, SourceStore, SourceView
 
 CONFIG = web.AppKey("config", MockApiConfig)
 STORE = web.AppKey("store", SourceStore)
@@ -27,6 +30,7 @@ BUCKET = web.AppKey("bucket", TokenBucket)
 FAULTS = web.AppKey("faults", FaultPlan)
 
 NDJSON = "application/x-ndjson"
+ITEMS_PATH = "/v1/items"
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -40,9 +44,22 @@ def _authorised(request: web.Request) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
+def _api_key_refusal(request: web.Request) -> str | None:
+    """Why the request's API key is refused, or None when it is the configured one."""
+    key = request.headers.get(API_KEY_HEADER, "").strip()
+    if not key:
+        return f"missing API key: send it in the {API_KEY_HEADER} header"
+    if not hmac.compare_digest(key.encode(), request.app[CONFIG].api_key.encode()):
+        return f"invalid API key in the {API_KEY_HEADER} header"
+    return None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    if request.path.startswith(("/v1/", "/admin/")) and not _authorised(request):
+    if request.path == ITEMS_PATH:  # this resource takes an API key, not the bearer token
+        if reason := _api_key_refusal(request):
+            return _error(401, reason, **{"WWW-Authenticate": f'ApiKey realm="mock-api", header="{API_KEY_HEADER}"'})
+    elif request.path.startswith(("/v1/", "/admin/")) and not _authorised(request):
         return _error(401, "missing or invalid bearer token", **{"WWW-Authenticate": 'Bearer realm="mock-api"'})
     return await handler(request)
 
@@ -84,8 +101,21 @@ def _parse_limit(request: web.Request) -> int:
     return int(raw)
 
 
-async def list_records(request: web.Request) -> web.StreamResponse:
-    """One page of records with updated_at >= updated_since (and < updated_before), keyset-ordered."""
+@dataclass(frozen=True)
+class _Page:
+    """A page of records in keyset order and the cursor of the next one (None: the last page)."""
+
+    view: SourceView
+    batch: Batch
+    limit: int
+    next_cursor: str | None
+    fault: str | None  # "truncate": the body is to be cut off midway
+
+
+async def _read_page(request: web.Request) -> _Page | web.Response:
+    """What ``/v1/records`` and ``/v1/items`` share: the rate limit, the parameters (``limit``,
+    ``cursor`` or ``updated_since``/``updated_before``), the latency and the faults, and the page of
+    records with updated_at >= updated_since (and < updated_before) in (updated_at, id) order."""
     cfg = request.app[CONFIG]
     wait = request.app[BUCKET].take()
     if wait:
@@ -115,30 +145,53 @@ async def list_records(request: web.Request) -> web.StreamResponse:
 
     view = request.app[STORE].view()
     batch = view.page(after, before_us, limit + 1)
-    has_more = len(batch) > limit
-    batch = batch.slice(0, limit)
     next_cursor = None
-    if has_more:
+    if len(batch) > limit:
+        batch = batch.slice(0, limit)
         next_cursor = Cursor(batch.updated_us[-1].as_py(), batch.ids[-1].as_py(), before_us).encode()
+    return _Page(view, batch, limit, next_cursor, fault)
 
-    headers = {"X-Record-Count": str(len(batch))}
-    if NDJSON in request.headers.get("Accept", ""):
-        # JSON lines: columnar readers (pyarrow.json) parse this directly; paging goes in headers.
-        if next_cursor:
-            headers["X-Next-Cursor"] = next_cursor
-        body = view.render(batch)
-        content_type = NDJSON
-    else:
-        records = view.render(batch, terminator=",")[:-1]
-        body = b'{"data":[%s],"next_cursor":%s,"has_more":%s}' % (
-            records,
-            json.dumps(next_cursor).encode(),
-            b"true" if has_more else b"false",
-        )
-        content_type = "application/json"
-    if fault == "truncate":
+
+async def _respond(request: web.Request, page: _Page, body: bytes, content_type: str, headers: dict):
+    headers["X-Record-Count"] = str(len(page.batch))
+    if page.fault == "truncate":
         return await _truncated(request, body, content_type, headers)
     return web.Response(body=body, content_type=content_type, headers=headers)
+
+
+async def list_records(request: web.Request) -> web.StreamResponse:
+    """A page as JSON lines (``Accept: application/x-ndjson``, the cursor in ``X-Next-Cursor``) or
+    in the ``{"data", "next_cursor", "has_more"}`` envelope."""
+    page = await _read_page(request)
+    if isinstance(page, web.Response):
+        return page
+    headers = {}
+    if NDJSON in request.headers.get("Accept", ""):
+        # JSON lines: columnar readers (pyarrow.json) parse this directly; paging goes in headers.
+        if page.next_cursor:
+            headers["X-Next-Cursor"] = page.next_cursor
+        return await _respond(request, page, page.view.render(page.batch), NDJSON, headers)
+    body = b'{"data":[%s],"next_cursor":%s,"has_more":%s}' % (
+        page.view.render(page.batch, terminator=",")[:-1],
+        json.dumps(page.next_cursor).encode(),
+        b"true" if page.next_cursor else b"false",
+    )
+    return await _respond(request, page, body, "application/json", headers)
+
+
+async def list_items(request: web.Request) -> web.StreamResponse:
+    """The same page as ``/v1/records`` in an ``{"items": [...]}`` envelope, the next page's absolute
+    URL (with the ``limit`` and an opaque ``cursor``) in ``Link: <...>; rel="next"`` (RFC 8288),
+    absent on the last page."""
+    page = await _read_page(request)
+    if isinstance(page, web.Response):
+        return page
+    headers = {}
+    if page.next_cursor:
+        following = request.url.with_query({"limit": str(page.limit), "cursor": page.next_cursor})
+        headers["Link"] = f'<{following}>; rel="next"'
+    body = b'{"items":[%s]}' % page.view.render(page.batch, terminator=",")[:-1]
+    return await _respond(request, page, body, "application/json", headers)
 
 
 async def _truncated(request: web.Request, body: bytes, content_type: str, headers: dict) -> web.StreamResponse:
@@ -233,6 +286,7 @@ def create_app(config: MockApiConfig) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/records", list_records)
+    app.router.add_get(ITEMS_PATH, list_items)
     app.router.add_post("/admin/mutate", admin_mutate)
     app.router.add_post("/admin/schema", admin_schema)
     app.router.add_get("/admin/export", admin_export)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 SCHEMA_MODES = ("normal", "renamed", "retyped")
 MAX_MUTATION = 1_000_000  # the most records one POST /admin/mutate creates or updates
+API_KEY_HEADER = "X-API-Key"  # the header /v1/items reads its API key from
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class MockApiConfig:
     """
 
     state_path: Path
-    token: str = "dev-token"
+    token: str = "dev-token"  # bearer token of /v1/records and /admin
+    api_key: str = "dev-api-key"  # API key of /v1/items, sent in the X-API-Key header
     records: int = 10_000
     seed: int = 42
     span_days: float = 30.0  # the base records' updated_at spread over the days before start-up
@@ -40,6 +42,8 @@ class MockApiConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if not self.api_key.strip():
+            raise ValueError("api_key must not be empty")
         if self.records < 0:
             raise ValueError(f"records must be >= 0, got {self.records}")
         if not 1 <= self.default_page_size <= self.max_page_size:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import MAX_MUTATION, SCHEMA_MODES, MockApiConfig
+from .config import API_KEY_HEADER, MAX_MUTATION, SCHEMA_MODES, MockApiConfig
 
 _RECORD = {
     "type": "object",
@@ -31,11 +31,101 @@ def _err(description: str) -> dict:
 
 def _secured(responses: dict) -> dict:
     """``responses`` of an operation behind the bearer token, with the 401 every one of them can answer."""
-    unauthorised = _err("missing or invalid bearer token")
-    unauthorised["headers"] = {
-        "WWW-Authenticate": {"description": 'Bearer realm="mock-api"', "schema": {"type": "string"}}
+    return {**responses, "401": _unauthorised("missing or invalid bearer token", 'Bearer realm="mock-api"')}
+
+
+def _unauthorised(description: str, challenge: str) -> dict:
+    answer = _err(description)
+    answer["headers"] = {"WWW-Authenticate": {"description": challenge, "schema": {"type": "string"}}}
+    return answer
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "whole seconds to wait", "schema": {"type": "integer"}}}
+_RECORD_COUNT = {
+    "X-Record-Count": {
+        "description": "the number of records in the body (a shorter body was cut off: retry)",
+        "schema": {"type": "integer"},
     }
-    return {**responses, "401": unauthorised}
+}
+
+
+def _page_parameters(config: MockApiConfig, cursor_from: str) -> list[dict]:
+    """The query parameters of both record listings; ``cursor_from``: where a client finds the cursor."""
+    return [
+        {
+            "name": "updated_since",
+            "in": "query",
+            "schema": {"type": "string", "format": "date-time"},
+            "description": "inclusive lower bound on updated_at (first page only)",
+        },
+        {
+            "name": "updated_before",
+            "in": "query",
+            "schema": {"type": "string", "format": "date-time"},
+            "description": "exclusive upper bound on updated_at (first page only)",
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": f"{cursor_from} (opaque); empty, like absent, asks for the first page",
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": config.max_page_size,
+                "default": config.default_page_size,
+            },
+        },
+    ]
+
+
+def _page_failures() -> dict:
+    """The failures both record listings answer besides a 401."""
+    limited = _err("rate limited; see Retry-After")
+    limited["headers"] = _RETRY_AFTER
+    return {
+        "400": _err("bad parameter"),
+        "429": limited,
+        "503": _err("transient failure; retry"),
+        "504": _err("the upstream timed out; retry"),
+    }
+
+
+def _items_operation(config: MockApiConfig) -> dict:
+    page = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}},
+    }
+    link = {
+        "description": 'the next page\'s absolute URL (RFC 8288): `<http://host/v1/items?limit=100&cursor=...>; rel="next"`;'
+        " absent on the last page",
+        "schema": {"type": "string"},
+    }
+    return {
+        "summary": "The records of /v1/records in another shape: an items envelope, Link header paging, an API key",
+        "description": "The same records (ids, fields, updated_at) in the same (updated_at, id) order as "
+        '`/v1/records`. Follow the `Link` header\'s `rel="next"` URL until there is none; it carries the '
+        "page size and an opaque cursor. Always JSON.",
+        "security": [{"apiKey": []}],
+        "parameters": _page_parameters(config, 'the cursor in the previous page\'s Link rel="next" URL'),
+        "responses": {
+            "200": {
+                "description": "a page",
+                "headers": {"Link": link, **_RECORD_COUNT},
+                "content": {"application/json": {"schema": page}},
+            },
+            **_page_failures(),
+            "401": _unauthorised(
+                f"missing or invalid API key in the {API_KEY_HEADER} header",
+                f'ApiKey realm="mock-api", header="{API_KEY_HEADER}"',
+            ),
+        },
+    }
 
 
 def openapi_document(config: MockApiConfig) -> dict:
@@ -44,10 +134,15 @@ def openapi_document(config: MockApiConfig) -> dict:
         "info": {
             "title": "ingestion-patterns mock source API",
             "version": "1.0.0",
-            "description": "Records created and updated over time; keyset cursor pagination.",
+            "description": "Records created and updated over time, keyset-paged, as two resources: "
+            "/v1/records (bearer token, cursor in the body or X-Next-Cursor) and /v1/items (API key, "
+            "items envelope, Link header).",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+            },
             "schemas": {"Record": _RECORD, "Error": _ERROR},
         },
         "security": [{"bearer": []}],
@@ -57,41 +152,19 @@ def openapi_document(config: MockApiConfig) -> dict:
                     "summary": "Records ordered by (updated_at, id), one page at a time",
                     "description": "Send `Accept: application/x-ndjson` for JSON lines with the paging in "
                     "the `X-Next-Cursor` header; otherwise a JSON envelope.",
-                    "parameters": [
-                        {
-                            "name": "updated_since",
-                            "in": "query",
-                            "schema": {"type": "string", "format": "date-time"},
-                            "description": "inclusive lower bound on updated_at (first page only)",
-                        },
-                        {
-                            "name": "updated_before",
-                            "in": "query",
-                            "schema": {"type": "string", "format": "date-time"},
-                            "description": "exclusive upper bound on updated_at (first page only)",
-                        },
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "the next_cursor of the previous page (opaque); empty, like absent, "
-                            "asks for the first page",
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": config.max_page_size,
-                                "default": config.default_page_size,
-                            },
-                        },
-                    ],
+                    "parameters": _page_parameters(config, "the next_cursor of the previous page"),
                     "responses": _secured(
                         {
                             "200": {
                                 "description": "a page",
+                                "headers": {
+                                    "X-Next-Cursor": {
+                                        "description": "with application/x-ndjson: the next page's cursor; "
+                                        "absent on the last page",
+                                        "schema": {"type": "string"},
+                                    },
+                                    **_RECORD_COUNT,
+                                },
                                 "content": {
                                     "application/json": {
                                         "schema": {
@@ -109,14 +182,12 @@ def openapi_document(config: MockApiConfig) -> dict:
                                     "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/Record"}},
                                 },
                             },
-                            "400": _err("bad parameter"),
-                            "429": _err("rate limited; see Retry-After"),
-                            "503": _err("transient failure; retry"),
-                            "504": _err("the upstream timed out; retry"),
+                            **_page_failures(),
                         }
                     ),
                 }
             },
+            "/v1/items": {"get": _items_operation(config)},
             "/admin/mutate": {
                 "post": {
                     "summary": "Create and update records now",

@@ -1,6 +1,8 @@
 """The mock API's /openapi.json against what the server answers, walked operation by operation:
 every status it answers is documented, and every request built from the values the spec allows is
-accepted. Real servers in their own processes: a plain one, a faulty one and a rate-limited one."""
+accepted. Real servers in their own processes: a plain one, a faulty one and a rate-limited one.
+Each operation is called with the credential its security scheme names: the bearer token, or the
+API key in its header."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pull_helpers import MockApi
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+API_KEY = "spec-api-key"
+
 # Every RFC 3339 date-time shape (the spec's ``format: date-time``): offsets, fractions, lower case, a leap second.
 DATE_TIMES = [
     "2026-01-01T00:00:00Z",
@@ -27,10 +31,8 @@ DATE_TIMES = [
 ]
 
 
-def call(api: MockApi, method: str, path: str, *, query: str = "", body: bytes | None = None, token: str | None = None):
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
+def call(api: MockApi, method: str, path: str, *, query: str = "", body: bytes | None = None, auth: dict | None = None):
+    headers = {"Content-Type": "application/json", **(auth or {})}
     url = f"{api.url}{path}" + (f"?{query}" if query else "")
     request = urllib.request.Request(url, data=body, method=method.upper(), headers=headers)
     try:
@@ -54,6 +56,24 @@ def operations(spec: dict) -> Iterator[tuple[str, str, dict]]:
 
 def is_secured(spec: dict, operation: dict) -> bool:
     return bool(operation.get("security", spec.get("security", [])))
+
+
+RIGHT = "the secret the server accepts"
+
+
+def credential(spec: dict, operation: dict, api: MockApi, secret: str | None = RIGHT) -> dict:
+    """The headers that send ``secret`` (None: none; RIGHT: the server's bearer token or API key) the
+    way the operation's security scheme says."""
+    requirements = operation.get("security", spec.get("security", []))
+    if secret is None or not requirements:
+        return {}
+    [[name]] = [list(requirement) for requirement in requirements]
+    scheme = spec["components"]["securitySchemes"][name]
+    if scheme["type"] == "apiKey":
+        assert scheme["in"] == "header", scheme
+        return {scheme["name"]: API_KEY if secret is RIGHT else secret}
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer", scheme
+    return {"Authorization": f"Bearer {api.token if secret is RIGHT else secret}"}
 
 
 def body_schema(operation: dict) -> dict | None:
@@ -112,28 +132,34 @@ def allowed_values(name: str, schema: dict, issued_cursor: str) -> list[str]:
 
 
 def test_every_status_the_server_answers_is_documented(start_mock_api):
-    api = start_mock_api(records=50)
+    api = start_mock_api(records=50, api_key=API_KEY)
     faulty = start_mock_api(
-        records=50, fault_5xx_ratio=0.5, fault_timeout_ratio=0.5, fault_timeout_seconds=0, fault_seed=7
+        records=50,
+        api_key=API_KEY,
+        fault_5xx_ratio=0.5,
+        fault_timeout_ratio=0.5,
+        fault_timeout_seconds=0,
+        fault_seed=7,
     )
-    limited = start_mock_api(records=50, rate_limit=0.001, rate_burst=1)
+    limited = start_mock_api(records=50, api_key=API_KEY, rate_limit=0.001, rate_burst=1)
     spec = spec_of(api)
     answered: dict[tuple[str, str], set[int]] = defaultdict(set)
     for path, method, operation in operations(spec):
         seen = answered[path, method]
         schema = body_schema(operation)
         good_body = json.dumps(good_bodies(schema)[0]).encode() if schema else None
-        # Without a token, with a wrong one, with the right one.
-        for token in (None, "wrong", api.token):
-            seen.add(call(api, method, path, body=good_body, token=token)[0])
+        right = credential(spec, operation, api)
+        # Without a credential, with a wrong one, with the right one.
+        for secret in (None, "wrong", RIGHT):
+            seen.add(call(api, method, path, body=good_body, auth=credential(spec, operation, api, secret))[0])
         for parameter in operation.get("parameters", []):
             for value in bad_values(parameter["schema"]):
-                seen.add(call(api, method, path, query=f"{parameter['name']}={value}", token=api.token)[0])
+                seen.add(call(api, method, path, query=f"{parameter['name']}={value}", auth=right)[0])
         for body in bad_bodies(schema) if schema else []:
-            seen.add(call(api, method, path, body=body, token=api.token)[0])
+            seen.add(call(api, method, path, body=body, auth=right)[0])
         if method == "get":  # the faults and the rate limit (POSTs would change the shared source)
-            seen.update(call(faulty, method, path, token=api.token)[0] for _ in range(12))
-            seen.update(call(limited, method, path, token=api.token)[0] for _ in range(2))
+            seen.update(call(faulty, method, path, auth=right)[0] for _ in range(12))
+            seen.update(call(limited, method, path, auth=right)[0] for _ in range(2))
 
     undocumented = {
         f"{method.upper()} {path}": sorted(status for status in statuses if str(status) not in operation["responses"])
@@ -145,13 +171,16 @@ def test_every_status_the_server_answers_is_documented(start_mock_api):
     for path, method, operation in operations(spec):
         assert (401 in answered[path, method]) == is_secured(spec, operation), (method, path)
     assert {200, 400, 401, 429, 503, 504} <= answered["/v1/records", "get"]
+    assert {200, 400, 401, 429, 503, 504} <= answered["/v1/items", "get"]
     assert {200, 400, 401} <= answered["/admin/mutate", "post"]
 
 
 def test_requests_the_spec_allows_are_accepted(start_mock_api):
-    api = start_mock_api(records=50)
+    api = start_mock_api(records=50, api_key=API_KEY)
     spec = spec_of(api)
-    status, first_page = call(api, "get", "/v1/records", query="limit=10", token=api.token)
+    status, first_page = call(
+        api, "get", "/v1/records", query="limit=10", auth={"Authorization": f"Bearer {api.token}"}
+    )
     assert status == 200
     issued_cursor = json.loads(first_page)["next_cursor"]
     refused = []
@@ -162,17 +191,21 @@ def test_requests_the_spec_allows_are_accepted(start_mock_api):
                 requests.append((urllib.parse.urlencode({parameter["name"]: value}), None))
         if schema := body_schema(operation):
             requests += [("", json.dumps(body).encode()) for body in good_bodies(schema)]
+        right = credential(spec, operation, api)
         for query, body in requests:
-            status, answer = call(api, method, path, query=query, body=body, token=api.token)
+            status, answer = call(api, method, path, query=query, body=body, auth=right)
             if status != 200:
                 refused.append(f"{method.upper()} {path}?{query} {body!r}: {status} {answer[:200]!r}")
     assert refused == []
 
 
-def test_an_empty_cursor_is_the_first_page(start_mock_api):
+@pytest.mark.parametrize("path, envelope", [("/v1/records", "data"), ("/v1/items", "items")])
+def test_an_empty_cursor_is_the_first_page(start_mock_api, path, envelope):
     """``cursor=`` is the same request as no cursor: the first page of the window asked for."""
-    api = start_mock_api(records=50)
+    api = start_mock_api(records=50, api_key=API_KEY)
+    spec = spec_of(api)
+    auth = credential(spec, spec["paths"][path]["get"], api)
     query = "limit=7&updated_since=2000-01-01T00:00:00Z"
-    assert call(api, "get", "/v1/records", query=f"{query}&cursor=", token=api.token) == call(
-        api, "get", "/v1/records", query=query, token=api.token
-    )
+    first = call(api, "get", path, query=query, auth=auth)
+    assert first[0] == 200 and len(json.loads(first[1])[envelope]) == 7
+    assert call(api, "get", path, query=f"{query}&cursor=", auth=auth) == first

@@ -42,10 +42,14 @@ def test_auth_health_and_openapi(shared_mock_api):
     assert json.loads(body) == {"error": "missing or invalid bearer token"}
     assert get(f"{api.url}/v1/records", token="wrong")[0] == 401
     assert post(f"{api.url}/admin/mutate", b'{"create": 1}', token="wrong")[0] == 401
+    # /v1/items takes an API key (X-API-Key), not the bearer token (its own tests: test_mock_api_items.py).
+    status, headers, body = get(f"{api.url}/v1/items", token=api.token)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("ApiKey")
+    assert json.loads(body) == {"error": "missing API key: send it in the X-API-Key header"}
     status, _, body = get(f"{api.url}/health")
     assert status == 200 and json.loads(body)["records"] == 50
     status, _, body = get(f"{api.url}/openapi.json")
-    assert status == 200 and "/v1/records" in json.loads(body)["paths"]
+    assert status == 200 and {"/v1/records", "/v1/items"} <= set(json.loads(body)["paths"])
 
 
 @pytest.mark.parametrize(
@@ -130,12 +134,14 @@ def test_a_restart_on_the_same_state_serves_the_same_source(start_mock_api, tmp_
 
 
 def test_truncated_bodies_are_detected_and_retried(start_mock_api):
-    api = start_mock_api(records=100, fault_truncate_ratio=1.0)
-    request = urllib.request.Request(
-        f"{api.url}/v1/records?limit=100", headers={"Authorization": f"Bearer {api.token}"}
-    )
-    with pytest.raises(http.client.IncompleteRead), urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
+    api = start_mock_api(records=100, fault_truncate_ratio=1.0, api_key="test-api-key")
+    for path, headers in (
+        ("/v1/records", {"Authorization": f"Bearer {api.token}"}),
+        ("/v1/items", {"X-API-Key": "test-api-key"}),
+    ):
+        request = urllib.request.Request(f"{api.url}{path}?limit=100", headers=headers)
+        with pytest.raises(http.client.IncompleteRead), urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
 
     async def drain(stats: PullStats) -> None:
         async for _ in api.client(max_retries=2).pages(stats=stats):
