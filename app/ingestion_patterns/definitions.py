@@ -7,6 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from .poll.assets import build_kafka_polling_sensor
+from .poll.component import KafkaTopicSource
+from .poll.source import declarations_in_file as kafka_topics_in_file
+from .poll.source import load_kafka_topics
 from .push.assets import build_webhook_pending_sensor
 from .push.component import WebhookSource
 from .push.source import declarations_in_file, load_webhook_sources, package_defs_folder
@@ -24,7 +28,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs = list(loaded.jobs or [])
     return dg.Definitions.merge(
         loaded,
-        dg.Definitions(sensors=[build_webhook_pending_sensor(jobs)], resources=build_resources(settings)),
+        dg.Definitions(
+            sensors=[build_webhook_pending_sensor(jobs), build_kafka_polling_sensor(jobs)],
+            resources=build_resources(settings),
+        ),
     )
 
 
@@ -36,10 +43,16 @@ def declared_in_sources_file(settings: Settings) -> list[dg.Definitions]:
     # Read with the defs.yaml declarations, so a source declared twice is named with both places.
     webhooks = load_webhook_sources(package_defs_folder(), settings.ingest_sources_file)
     in_file = {fields.get("source_id") for _, fields in declarations_in_file(Path(settings.ingest_sources_file))}
+    topics = load_kafka_topics(package_defs_folder(), settings.ingest_sources_file)
+    topics_in_file = {fields.get("name") for _, fields in kafka_topics_in_file(Path(settings.ingest_sources_file))}
     return [
         WebhookSource.model_validate(spec.model_dump()).definitions()
         for source_id, spec in webhooks.items()
         if source_id in in_file
+    ] + [
+        KafkaTopicSource.model_validate(spec.model_dump()).definitions()
+        for name, spec in topics.items()
+        if name in topics_in_file
     ]
 
 

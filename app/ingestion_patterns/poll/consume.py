@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from . import landing as wk
+from .avro import SchemaRegistryClient
+from .contract import TopicContract
 
 _HEADER_TYPE = wk.INCOMING_SCHEMA.field("headers").type
 _NO_PROGRESS_SECONDS = 10.0
@@ -161,14 +163,20 @@ async def land_planned(
     batch_rows: int = 200_000,
     run_id: str = "",
     on_batch: Callable[[int, int, wk.LandResult], None] | None = None,
+    contract: TopicContract = wk.TRANSACTIONS,
+    registry: SchemaRegistryClient | None = None,
 ) -> LandSummary:
     """Read and land the planned offset ranges of ``topic``, ``batch_rows`` messages per transaction.
 
     ``consumer`` is started and not yet assigned. Each partition is read from its stored offset
     (the truth; the plan's start only says where it was when planned) up to the plan's end. Stops
     early only when nothing has come for ``_NO_PROGRESS_SECONDS``. ``on_batch(number, of, result)``
-    is called after each landing transaction commits.
+    is called after each landing transaction commits. An Avro ``contract`` needs ``registry``: each batch's
+    writer schemas are fetched (or found cached) before it lands, and ``RegistryUnavailable`` stops the
+    landing there, every batch before it committed with its offsets.
     """
+    if contract.value_format == "avro" and registry is None:
+        raise ValueError(f"topic {topic!r} is Avro: land_planned needs a schema registry client")
     summary = LandSummary()
     tps = [TopicPartition(topic, p) for p in sorted(plan)]
     if not tps:
@@ -202,9 +210,13 @@ async def land_planned(
         if not buffered:
             return
         table, buffered = records_to_arrow(buffered), []
+        avro = registry is not None and contract.value_format == "avro"
+        schemas = await registry.schemas(wk.schema_ids(table)) if avro else None  # type: ignore[union-attr]
         summary.batches += 1
         # In a worker thread: the next fetch goes on meanwhile.
-        landing = asyncio.create_task(asyncio.to_thread(wk.land_batch, conn, topic, table, run_id=run_id))
+        landing = asyncio.create_task(
+            asyncio.to_thread(wk.land_batch, conn, topic, table, run_id=run_id, contract=contract, schemas=schemas)
+        )
 
     # Buffered records are many tracked objects: with the cyclic GC on, each gen-2 collection
     # rescans all of them. They hold no cycles; refcounting frees them.

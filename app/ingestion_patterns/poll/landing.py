@@ -23,67 +23,19 @@ import duckdb
 import pyarrow as pa
 
 from .. import warehouse
-from ..warehouse import Column
-from .validate import JUDGE_BATCH
+from .avro import AvroColumn, AvroDecoder, WriterSchema, wire_header
+from .contract import ARROW_TYPES, OFFSETS_COLUMNS, PLAN_COLUMNS, PLAN_TABLE, REJECTS_COLUMNS, TopicContract
+from .source import shipped_topic
+from .validate import DECODE_REASON, judge_sql
 
-_HEADERS = 'STRUCT("key" VARCHAR, "value" BLOB)[]'
-
-EVENTS_TABLE = "kafka_events"
-PLAN_TABLE = "kafka_poll_plan"
-
-# Each table's columns, declared once: the DDL below and the assets' column schema in the UI are
-# both made from them, so they cannot drift.
-EVENTS_COLUMNS = (
-    Column("topic", "VARCHAR", not_null=True),
-    Column("partition", "INTEGER", not_null=True),
-    Column("offset", "BIGINT", not_null=True),
-    Column("transaction_id", "VARCHAR", not_null=True),
-    Column("account_id", "VARCHAR", not_null=True),
-    Column("amount", "DOUBLE", not_null=True),
-    Column("currency", "VARCHAR", not_null=True),
-    Column("event_timestamp", "TIMESTAMPTZ", not_null=True),
-    Column("merchant", "VARCHAR"),
-    Column("channel", "VARCHAR"),
-    Column("message_key", "BLOB"),
-    Column("headers", _HEADERS),
-    Column("message_timestamp", "TIMESTAMPTZ"),
-    Column("landed_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
-    Column("run_id", "VARCHAR"),
-)
-REJECTS_COLUMNS = (
-    Column("topic", "VARCHAR", not_null=True),
-    Column("partition", "INTEGER", not_null=True),
-    Column("offset", "BIGINT", not_null=True),
-    Column("message_key", "BLOB"),
-    Column("raw_value", "BLOB"),
-    Column("headers", _HEADERS),
-    Column("reason", "VARCHAR", not_null=True),
-    Column("message_timestamp", "TIMESTAMPTZ"),
-    Column("rejected_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
-    Column("run_id", "VARCHAR"),
-)
-OFFSETS_COLUMNS = (
-    Column("topic", "VARCHAR", not_null=True),
-    Column("partition", "INTEGER", not_null=True),
-    Column("next_offset", "BIGINT", not_null=True),
-    Column("updated_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
-)
-PLAN_COLUMNS = (
-    Column("topic", "VARCHAR", not_null=True),
-    Column("partition", "INTEGER", not_null=True),
-    Column("from_offset", "BIGINT", not_null=True),  # the stored offset (or the log start) when the plan was made
-    Column("to_offset", "BIGINT", not_null=True),  # land up to, not including, this offset
-    Column("run_id", "VARCHAR"),
-    Column("planned_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
-)
-
-
-DDL: list[str] = [
-    warehouse.create_table(EVENTS_TABLE, EVENTS_COLUMNS, ("topic", "partition", "offset")),
-    warehouse.create_table("kafka_rejects", REJECTS_COLUMNS, ("topic", "partition", "offset")),
-    warehouse.create_table("kafka_offsets", OFFSETS_COLUMNS, ("topic", "partition")),
-    warehouse.create_table(PLAN_TABLE, PLAN_COLUMNS, ("topic", "partition")),
-]
+# The shipped reference instance (defs/kafka_topics/transactions/defs.yaml): what the functions below
+# land when no contract is given, in ingestion.kafka_events and ingestion.kafka_rejects.
+TRANSACTIONS = TopicContract.of(shipped_topic("transactions"))
+EVENTS_TABLE = TRANSACTIONS.events_table
+EVENTS_COLUMNS = TRANSACTIONS.events_columns
+DDL = TRANSACTIONS.ddl
+# Shared by every topic (keyed by topic), re-exported for the callers of this module.
+__all__ = ["OFFSETS_COLUMNS", "PLAN_COLUMNS", "PLAN_TABLE", "REJECTS_COLUMNS"]
 
 
 # The Arrow schema of a batch handed to ``land_batch`` (what the consumer builds from aiokafka records).
@@ -99,21 +51,24 @@ INCOMING_SCHEMA = pa.schema(
 )
 
 
-_INSERT_EVENTS = """
-    INSERT INTO ingestion.kafka_events
-        (topic, "partition", "offset", transaction_id, account_id, amount, currency, event_timestamp,
-         merchant, channel, message_key, headers, message_timestamp, run_id)
-    SELECT $topic, "partition", "offset", transaction_id, account_id, amount, currency, "timestamp",
-           merchant, channel, message_key, headers, message_timestamp, $run_id
+def _insert_events(contract: TopicContract) -> str:
+    names = ", ".join(f'"{c.name}"' for c in contract.columns)
+    kept = ", ".join(contract.message_columns)
+    return f"""
+    INSERT INTO ingestion.{contract.events_table} (topic, "partition", "offset", {names}, {kept}, run_id)
+    SELECT $topic, "partition", "offset", {names}, {kept}, $run_id
     FROM kafka_judged WHERE reason IS NULL
-"""
+    """
 
-_INSERT_REJECTS = """
-    INSERT INTO ingestion.kafka_rejects
+
+def _insert_rejects(contract: TopicContract, source: str = "kafka_judged", reason: str = "reason") -> str:
+    return f"""
+    INSERT INTO ingestion.{contract.rejects_table}
         (topic, "partition", "offset", message_key, raw_value, headers, reason, message_timestamp, run_id)
-    SELECT $topic, "partition", "offset", message_key, message_value, headers, reason, message_timestamp, $run_id
-    FROM kafka_judged WHERE reason IS NOT NULL
-"""
+    SELECT $topic, "partition", "offset", message_key, message_value, {{headers}}, {reason}, {{timestamp}}, $run_id
+    FROM {source} WHERE {reason} IS NOT NULL
+    """
+
 
 _ADVANCE_OFFSETS = """
     INSERT INTO ingestion.kafka_offsets (topic, "partition", next_offset)
@@ -174,20 +129,32 @@ def poll_plan(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[int, tuple[in
     return {partition: (start, end) for partition, start, end in rows}
 
 
-def land_batch(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, *, run_id: str = "") -> LandResult:
-    """Validate one Arrow batch of raw messages (``INCOMING_SCHEMA``) and land it in ONE
-    transaction: valid rows into ``kafka_events``, the rest into ``kafka_rejects`` with the reason,
-    and the partitions' next offsets into ``kafka_offsets``. The caller reads from the stored
-    offsets, so a batch holds no landed message; the primary keys fail the transaction if it did.
+def land_batch(
+    conn: duckdb.DuckDBPyConnection,
+    topic: str,
+    batch: pa.Table,
+    *,
+    run_id: str = "",
+    contract: TopicContract = TRANSACTIONS,
+    schemas: dict[int, WriterSchema] | None = None,
+) -> LandResult:
+    """Validate one Arrow batch of raw messages (``INCOMING_SCHEMA``; an Avro topic's with its decoded
+    columns beside, ``avro_batch``) and land it in ONE transaction: valid rows into the contract's events
+    table, the rest into its rejects table with the reason, and the partitions' next offsets into
+    ``kafka_offsets``. The caller reads from the stored offsets, so a batch holds no landed message;
+    the primary keys fail the transaction if it did.
 
     When DuckDB refuses a value of the batch, it is bisected (``warehouse.land_isolating``): its
     parts land in offset order, each in its own transaction with its offsets, and each refused
     message lands as a reject whose reason is DuckDB's message, with its offset."""
+    if contract.value_format == "avro":
+        batch = with_decoded(batch, contract, schemas or {})
+    statements = _statements(contract)
     results = warehouse.land_isolating(
         conn,
         batch,
-        lambda part: _land_judged(conn, topic, part, run_id),
-        lambda one, reason: _land_refused(conn, topic, one, reason, run_id),
+        lambda part: _land_judged(conn, topic, part, run_id, statements),
+        lambda one, reason: _land_refused(conn, topic, one, reason, run_id, contract),
     )
     total = LandResult()
     for result in results:
@@ -195,31 +162,63 @@ def land_batch(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, *, 
     return total
 
 
-def _land_judged(conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, run_id: str) -> LandResult:
+def schema_ids(batch: pa.Table) -> set[int]:
+    """The writer schema ids an Avro batch's values name (what to ask the registry for before landing it)."""
+    return {i for i in map(lambda v: wire_header(v)[0], batch.column("message_value").to_pylist()) if i is not None}
+
+
+_DECODERS: dict[TopicContract, AvroDecoder] = {}
+
+
+def with_decoded(batch: pa.Table, contract: TopicContract, schemas: dict[int, WriterSchema]) -> pa.Table:
+    """An Avro batch with its values decoded beside it (``avro.AvroDecoder``, by the writer schemas given):
+    the declared columns, and DECODE_REASON (null: decoded), which the judging pass reads."""
+    if contract not in _DECODERS:
+        _DECODERS[contract] = AvroDecoder(
+            [
+                AvroColumn(c.name, ARROW_TYPES[c.type], field=c.source_path, required=c.required)
+                for c in contract.columns
+            ]
+        )
+    decoded = _DECODERS[contract].decode(batch.column("message_value").to_pylist(), schemas)
+    for name, column in zip(decoded.table.column_names, decoded.table.columns, strict=True):
+        batch = batch.append_column(name, column)
+    return batch.append_column(DECODE_REASON, decoded.reasons)
+
+
+_STATEMENTS: dict[TopicContract, tuple[str, str, str]] = {}
+
+
+def _statements(contract: TopicContract) -> tuple[str, str, str]:
+    """The judging statement and the two inserts of ``contract``, made once per contract."""
+    if contract not in _STATEMENTS:
+        rejects = _insert_rejects(contract).format(headers="headers", timestamp="message_timestamp")
+        _STATEMENTS[contract] = (judge_sql(contract), _insert_events(contract), rejects)
+    return _STATEMENTS[contract]
+
+
+def _land_judged(
+    conn: duckdb.DuckDBPyConnection, topic: str, batch: pa.Table, run_id: str, statements: tuple[str, str, str]
+) -> LandResult:
     kafka_incoming = batch  # noqa: F841 - scanned by name by DuckDB's Arrow replacement scan
+    judge, insert_events, insert_rejects = statements
     params = {"topic": topic, "run_id": run_id}
     with warehouse.transaction(conn):
-        conn.execute(JUDGE_BATCH)
-        events = warehouse.fetch_one(conn, _INSERT_EVENTS, params)[0]
-        rejects = warehouse.fetch_one(conn, _INSERT_REJECTS, params)[0]
+        conn.execute(judge)
+        events = warehouse.fetch_one(conn, insert_events, params)[0]
+        rejects = warehouse.fetch_one(conn, insert_rejects, params)[0]
         next_offsets = dict(conn.execute(_ADVANCE_OFFSETS, {"topic": topic}).fetchall())
         conn.execute("DROP TABLE kafka_judged")
     return LandResult(events=events, rejects=rejects, next_offsets=next_offsets)
 
 
-_INSERT_REFUSED = """
-    INSERT INTO ingestion.kafka_rejects
-        (topic, "partition", "offset", message_key, raw_value, headers, reason, message_timestamp, run_id)
-    SELECT $topic, "partition", "offset", message_key, message_value, {headers}, $reason, {timestamp}, $run_id
-    FROM kafka_refused
-"""
-
-
-def _land_refused(conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str) -> LandResult:
+def _land_refused(
+    conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str, contract: TopicContract
+) -> LandResult:
     """Land one message DuckDB refused as a reject with ``reason``, and its offset. When its headers
     or timestamp are what DuckDB refuses, the reject keeps the rest (key, raw value, offset)."""
     try:
-        return _land_reject_row(conn, topic, one, reason, run_id, whole=True)
+        return _land_reject_row(conn, topic, one, reason, run_id, contract, whole=True)
     except warehouse.DATA_ERRORS:
         return _land_reject_row(
             conn,
@@ -227,15 +226,23 @@ def _land_refused(conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, re
             one.select(["partition", "offset", "message_key", "message_value"]),
             reason,
             run_id,
+            contract,
             whole=False,
         )
 
 
 def _land_reject_row(
-    conn: duckdb.DuckDBPyConnection, topic: str, one: pa.Table, reason: str, run_id: str, *, whole: bool
+    conn: duckdb.DuckDBPyConnection,
+    topic: str,
+    one: pa.Table,
+    reason: str,
+    run_id: str,
+    contract: TopicContract,
+    *,
+    whole: bool,
 ) -> LandResult:
     kafka_refused = one  # noqa: F841 - scanned by name
-    insert = _INSERT_REFUSED.format(
+    insert = _insert_rejects(contract, "kafka_refused", "$reason").format(
         headers="headers" if whole else "NULL", timestamp="message_timestamp" if whole else "NULL"
     )
     with warehouse.transaction(conn):
@@ -246,22 +253,27 @@ def _land_reject_row(
     return LandResult(events=0, rejects=1, next_offsets=next_offsets, refused=1)
 
 
-def reject_reasons(conn: duckdb.DuckDBPyConnection, topic: str, run_id: str) -> dict[str, int]:
+def reject_reasons(
+    conn: duckdb.DuckDBPyConnection, topic: str, run_id: str, contract: TopicContract = TRANSACTIONS
+) -> dict[str, int]:
     """Reject reason -> count, of what run ``run_id`` landed for ``topic``."""
     rows = conn.execute(
-        "SELECT reason, count(*) FROM ingestion.kafka_rejects WHERE topic = ? AND run_id = ? GROUP BY 1 ORDER BY 1",
+        f"SELECT reason, count(*) FROM ingestion.{contract.rejects_table} WHERE topic = ? AND run_id = ? "
+        "GROUP BY 1 ORDER BY 1",
         [topic, run_id],
     ).fetchall()
     return dict(rows)
 
 
-def landed_counts(conn: duckdb.DuckDBPyConnection, topic: str) -> dict[str, int]:
+def landed_counts(
+    conn: duckdb.DuckDBPyConnection, topic: str, contract: TopicContract = TRANSACTIONS
+) -> dict[str, int]:
     """Events and rejects landed so far for ``topic``."""
     events, rejects = warehouse.fetch_one(
         conn,
-        """
-        SELECT (SELECT count(*) FROM ingestion.kafka_events WHERE topic = $t),
-               (SELECT count(*) FROM ingestion.kafka_rejects WHERE topic = $t)
+        f"""
+        SELECT (SELECT count(*) FROM ingestion.{contract.events_table} WHERE topic = $t),
+               (SELECT count(*) FROM ingestion.{contract.rejects_table} WHERE topic = $t)
         """,
         {"t": topic},
     )

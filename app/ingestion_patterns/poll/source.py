@@ -21,14 +21,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 # The `type:` of a defs.yaml that declares a Kafka topic.
 COMPONENT_TYPE = "ingestion_patterns.components.KafkaTopicSource"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a table name stem, and the stem of the Dagster names
-COLUMN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+COLUMN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")  # dotted keys into a JSON object or Avro record
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's own rule for topic names
 ColumnType = Literal["bigint", "double", "varchar", "boolean", "timestamptz"]
 # Columns every events table has besides the contract's, so no contract column may take their names.
 RESERVED_COLUMNS = frozenset(
-    {"topic", "partition", "offset", "message_key", "headers", "message_timestamp", "landed_at", "run_id"}
+    {
+        "topic",
+        "partition",
+        "offset",
+        "message_key",
+        "message_value",
+        "headers",
+        "message_timestamp",
+        "landed_at",
+        "run_id",
+        "reason",
+    }
 )
 DEFAULT_REGISTRY_ENV = "SCHEMA_REGISTRY_URL"
 
@@ -40,7 +51,7 @@ class SourceConfigError(ValueError):
 class ContractColumn(BaseModel):
     """One column of the topic's table: its type, and where in a message's value it comes from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(description="The column's name in ingestion.<name> (lower case, digits, '_').")
     type: ColumnType = Field(
         description="bigint | double | varchar | boolean | timestamptz. A value of another JSON or Avro type is "
@@ -59,9 +70,7 @@ class ContractColumn(BaseModel):
     @model_validator(mode="after")
     def _checked(self) -> ContractColumn:
         if not COLUMN.match(self.name):
-            raise ValueError(
-                f"column name {self.name!r}: lower-case letters, digits and '_', not starting with a digit"
-            )
+            raise ValueError(f"column name {self.name!r}: lower-case letters, digits and '_', starting with a letter")
         if self.name in RESERVED_COLUMNS:
             raise ValueError(f"column name {self.name!r} is one the table keeps for the message itself")
         if not PATH.match(self.source_path):
@@ -79,7 +88,7 @@ class RowCheck(BaseModel):
     """A rule over a message's typed columns, as a SQL predicate: a message for which it is not true
     (false, or null) is a reject with ``reason``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     sql: str = Field(description="A DuckDB SQL predicate over the contract's columns, e.g. amount >= 0.")
     reason: str = Field(default="", description="The reject's reason; default: 'check failed: <sql>'.")
 

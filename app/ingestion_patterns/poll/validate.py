@@ -1,97 +1,147 @@
-"""The poll pattern's contract and its checks: one vectorised SQL pass over an Arrow batch.
+"""A topic's contract and its checks: one vectorised SQL pass over an Arrow batch.
 
-``JUDGE_BATCH`` decodes, parses and validates every message of the incoming batch (``kafka_incoming``)
-with DuckDB's JSON functions, never row by row in Python, into a temporary table that
-``landing.land_batch`` splits into events and rejects, each reject with its reason.
+``judge_sql(contract)`` is the statement that judges every message of the incoming batch
+(``kafka_incoming``) into a temporary table ``kafka_judged``, which ``landing.land_batch`` splits into
+events and rejects, each reject with its reason. A JSON value is decoded, parsed and typed with
+DuckDB's JSON functions, never row by row in Python; an Avro value arrives already decoded
+(``avro.AvroDecoder``: the declared columns and a reason beside the raw message). Either way the
+declared row checks (SQL predicates over the typed columns) then run in the same pass.
 
 The JSON rule is DuckDB's reader plus the interchange rules it does not apply itself: a lone
 surrogate makes ``json_valid`` false (malformed JSON), but ``NaN``, ``Infinity`` and numbers too large
-for a double (``1e999``) are read as numbers, so ``amount`` must be finite. A duplicate key keeps its
-first value in DuckDB's JSON functions (the edges' rule, orjson's, keeps the last).
+for a double (``1e999``) are read as numbers, so every number column must be finite. A duplicate key
+keeps its first value in DuckDB's JSON functions (the edges' rule, orjson's, keeps the last). The reasons
+name the field as the message spells it (its path): ``missing field(s): a, b``, ``not a string: c``,
+``amount is not a number``, ``amount is not a finite number``, ``timestamp is not an ISO 8601 time``.
 """
 
 from __future__ import annotations
 
-REQUIRED_FIELDS = ("transaction_id", "account_id", "amount", "currency", "timestamp")
-_TEXT_FIELDS = ("transaction_id", "account_id", "currency", "timestamp")
+import re
+
+from .contract import SQL_TYPES, TopicContract
+from .source import ContractColumn
+
 # json_type() names of JSON numbers: integers by sign and size, then floating point.
-_NUMBER_TYPES = ("UBIGINT", "BIGINT", "DOUBLE", "HUGEINT")
+_NUMBER_TYPES = "'UBIGINT', 'BIGINT', 'DOUBLE', 'HUGEINT'"
+_INTEGER_TYPES = "'UBIGINT', 'BIGINT', 'HUGEINT'"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The column of the incoming batch that holds an Avro value's decoding reason (null: decoded).
+DECODE_REASON = "_reason"
 
-# The fields extracted from each message, in this order: the required ones, then the optional ones.
-_EXTRACTED = (*REQUIRED_FIELDS, "merchant", "channel")
-_AT = {name: i + 1 for i, name in enumerate(_EXTRACTED)}  # SQL lists count from 1
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _rejection_reason_sql() -> str:
-    """A SQL expression over the columns ``text`` (NULL if not UTF-8), ``ok`` (valid JSON),
-    ``is_object``, ``t`` (json types of the fields) and ``v`` (their text): why the message is not a
-    valid transaction, or NULL when it is."""
-    missing = ", ".join(
-        f"CASE WHEN coalesce(t[{_AT[name]}], 'NULL') = 'NULL' THEN '{name}' END" for name in REQUIRED_FIELDS
+def json_path(path: str) -> str:
+    """A dotted path as a DuckDB JSON path: ``a.b`` -> ``$.a.b`` (keys that are no identifiers quoted)."""
+    keys = (key if _IDENTIFIER.match(key) else f'"{key}"' for key in path.split("."))
+    return _quoted("$." + ".".join(keys))
+
+
+def _type_reasons(index: int, column: ContractColumn) -> list[tuple[str, str]]:
+    """(condition, reason) of a present value of the wrong JSON type, for one column (``_t``, ``_v`` at ``index``)."""
+    t, v, field = f"_t[{index}]", f"_v[{index}]", column.source_path
+    if column.type == "double":
+        return [
+            (f"{t} NOT IN ({_NUMBER_TYPES}, 'NULL')", f"{field} is not a number"),
+            # DuckDB's JSON reader takes NaN, Infinity and 1e999 (as inf), which are no JSON numbers
+            (
+                f"{t} <> 'NULL' AND NOT coalesce(isfinite(TRY_CAST({v} AS DOUBLE)), false)",
+                f"{field} is not a finite number",
+            ),
+        ]
+    if column.type == "bigint":
+        return [
+            (f"{t} NOT IN ({_INTEGER_TYPES}, 'NULL')", f"{field} is not an integer"),
+            (f"{t} <> 'NULL' AND TRY_CAST({v} AS BIGINT) IS NULL", f"{field} is out of the bigint range"),
+        ]
+    if column.type == "boolean":
+        return [(f"{t} NOT IN ('BOOLEAN', 'NULL')", f"{field} is not a boolean")]
+    if column.type == "timestamptz":
+        return [(f"{t} = 'VARCHAR' AND TRY_CAST({v} AS TIMESTAMPTZ) IS NULL", f"{field} is not an ISO 8601 time")]
+    return []  # varchar: any string (the 'not a string' list covers the rest)
+
+
+def _json_reason(contract: TopicContract) -> str:
+    """Why a JSON message does not meet the contract's columns, or NULL (the row checks come after)."""
+    at = {column.name: i + 1 for i, column in enumerate(contract.columns)}  # SQL lists count from 1
+
+    def listed(condition: str, columns: list[ContractColumn]) -> str:
+        parts = [f"CASE WHEN {condition.format(i=at[c.name])} THEN {_quoted(c.source_path)} END" for c in columns]
+        return f"concat_ws(', ', {', '.join(parts)})" if parts else "''"
+
+    missing = listed("coalesce(_t[{i}], 'NULL') = 'NULL'", [c for c in contract.columns if c.required])
+    texts = [c for c in contract.columns if c.type in ("varchar", "timestamptz")]
+    not_text = listed("_t[{i}] NOT IN ('VARCHAR', 'NULL')", texts)
+    typed = "\n".join(
+        f"WHEN {condition} THEN {_quoted(reason)}"
+        for column in contract.columns
+        for condition, reason in _type_reasons(at[column.name], column)
     )
-    not_text = ", ".join(f"CASE WHEN t[{_AT[name]}] <> 'VARCHAR' THEN '{name}' END" for name in _TEXT_FIELDS)
-    numbers = ", ".join(f"'{t}'" for t in _NUMBER_TYPES)
     return f"""
         CASE
             WHEN message_value IS NULL THEN 'no value (a tombstone)'
-            WHEN text IS NULL THEN 'value is not UTF-8 text'
-            WHEN NOT ok THEN 'malformed JSON'
-            WHEN NOT is_object THEN 'not a JSON object'
-            WHEN concat_ws(', ', {missing}) <> '' THEN 'missing field(s): ' || concat_ws(', ', {missing})
-            WHEN concat_ws(', ', {not_text}) <> '' THEN 'not a string: ' || concat_ws(', ', {not_text})
-            WHEN t[{_AT["amount"]}] NOT IN ({numbers}) THEN 'amount is not a number'
-            -- DuckDB's JSON reader takes NaN, Infinity and 1e999 (as inf), which are no JSON numbers
-            WHEN NOT coalesce(isfinite(TRY_CAST(v[{_AT["amount"]}] AS DOUBLE)), false)
-                THEN 'amount is not a finite number'
-            WHEN CAST(v[{_AT["amount"]}] AS DOUBLE) < 0 THEN 'negative amount'
-            WHEN TRY_CAST(v[{_AT["timestamp"]}] AS TIMESTAMPTZ) IS NULL THEN 'timestamp is not an ISO 8601 time'
+            WHEN _text IS NULL THEN 'value is not UTF-8 text'
+            WHEN NOT _ok THEN 'malformed JSON'
+            WHEN NOT _is_object THEN 'not a JSON object'
+            WHEN {missing} <> '' THEN 'missing field(s): ' || {missing}
+            WHEN {not_text} <> '' THEN 'not a string: ' || {not_text}
+            {typed}
         END
     """
 
 
-_FIELD_TYPES = {"amount": "DOUBLE", "timestamp": "TIMESTAMPTZ"}
-
-
-def _typed_field(name: str) -> str:
-    """The column of field ``name`` for a valid message (NULL for a reject)."""
-    value = f"v[{_AT[name]}]"
-    if name in _FIELD_TYPES:
-        value = f"TRY_CAST({value} AS {_FIELD_TYPES[name]})"
-    return f"CASE WHEN reason IS NULL THEN {value} END"
-
-
-def _paths(names: tuple[str, ...]) -> str:
-    return "[" + ", ".join(f"'$.{name}'" for name in names) + "]"
-
-
-def _typed_fields() -> str:
-    return ", ".join(f'{_typed_field(name)} AS "{name}"' for name in _EXTRACTED)
-
-
-# Judging one batch: decode, parse and validate every message in one vectorised pass over the
-# incoming Arrow batch (``kafka_incoming``), once, into a temporary in-memory table that the two
-# inserts split. A valid message keeps its typed fields (what lands), a reject its raw bytes.
-JUDGE_BATCH = f"""
-    CREATE OR REPLACE TEMP TABLE kafka_judged AS
-    WITH decoded AS (
-        SELECT *, try(decode(message_value)) AS text FROM kafka_incoming
+def _json_typed(contract: TopicContract) -> str:
+    """The CTEs that read a JSON batch into ``typed``: the declared columns, and ``_reason``."""
+    paths = "[" + ", ".join(json_path(c.source_path) for c in contract.columns) + "]"
+    values = ", ".join(
+        f'TRY_CAST(_v[{i + 1}] AS {SQL_TYPES[c.type]}) AS "{c.name}"'
+        if c.type != "varchar"
+        else f'_v[{i + 1}] AS "{c.name}"'
+        for i, c in enumerate(contract.columns)
+    )
+    return f"""
+    decoded AS (
+        SELECT *, try(decode(message_value)) AS _text FROM kafka_incoming
     ),
     parsed AS (
-        SELECT *, coalesce(json_valid(text), false) AS ok FROM decoded
+        SELECT *, coalesce(json_valid(_text), false) AS _ok FROM decoded
     ),
-    typed AS (
+    extracted AS (
         SELECT *,
                -- valid JSON that starts with a brace is an object: no need to parse it once more
-               ok AND starts_with(ltrim(text, chr(32) || chr(9) || chr(10) || chr(13)), '{{') AS is_object,
-               CASE WHEN ok THEN json_type(text, {_paths(REQUIRED_FIELDS)}) END AS t,
-               CASE WHEN ok THEN json_extract_string(text, {_paths(_EXTRACTED)}) END AS v
+               _ok AND starts_with(ltrim(_text, chr(32) || chr(9) || chr(10) || chr(13)), '{{') AS _is_object,
+               CASE WHEN _ok THEN json_type(_text, {paths}) END AS _t,
+               CASE WHEN _ok THEN json_extract_string(_text, {paths}) END AS _v
         FROM parsed
     ),
+    reasoned AS (
+        SELECT *, {_json_reason(contract)} AS {DECODE_REASON} FROM extracted
+    ),
+    typed AS (
+        SELECT "partition", "offset", message_key, message_value, headers, message_timestamp, {DECODE_REASON}, {values}
+        FROM reasoned
+    ),"""
+
+
+def judge_sql(contract: TopicContract) -> str:
+    """The statement that judges ``kafka_incoming`` into the temporary table ``kafka_judged``: the message's
+    own fields, ``reason`` (NULL for a good message), and the declared columns (NULL for a reject). A good
+    message keeps its typed columns (what lands), a reject its raw bytes."""
+    # An Avro batch is decoded already: the declared columns and DECODE_REASON are in it.
+    typed = _json_typed(contract) if contract.value_format == "json" else "typed AS (SELECT * FROM kafka_incoming),"
+    checks = "\n".join(f"WHEN NOT coalesce(({c.sql}), false) THEN {_quoted(c.message)}" for c in contract.checks)
+    columns = ", ".join(f'CASE WHEN reason IS NULL THEN "{c.name}" END AS "{c.name}"' for c in contract.columns)
+    return f"""
+    CREATE OR REPLACE TEMP TABLE kafka_judged AS
+    WITH {typed}
     judged AS (
-        SELECT *, {_rejection_reason_sql()} AS reason FROM typed
+        SELECT *, CASE WHEN {DECODE_REASON} IS NOT NULL THEN {DECODE_REASON} {checks} END AS reason FROM typed
     )
     SELECT "partition", "offset", message_key,
            CASE WHEN reason IS NOT NULL THEN message_value END AS message_value,
-           headers, message_timestamp, reason, {_typed_fields()}
+           headers, message_timestamp, reason, {columns}
     FROM judged
-"""
+    """
