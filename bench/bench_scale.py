@@ -207,11 +207,11 @@ def grow_pull(conn: duckdb.DuckDBPyConnection, start: int, stop: int, page_size:
     )
     conn.execute(
         """
-        INSERT INTO ingestion.pull_state (source, cursor_updated_at, cursor_id, loaded_page_seq) VALUES (?, ?, ?, ?)
-        ON CONFLICT (source) DO UPDATE SET cursor_updated_at = excluded.cursor_updated_at,
-            cursor_id = excluded.cursor_id, loaded_page_seq = excluded.loaded_page_seq
+        INSERT INTO ingestion.pull_state (source, cursor_value, cursor_key, loaded_page_seq) VALUES (?, ?, ?, ?)
+        ON CONFLICT (source) DO UPDATE SET cursor_value = excluded.cursor_value,
+            cursor_key = excluded.cursor_key, loaded_page_seq = excluded.loaded_page_seq
     """,
-        [pull.SOURCE, updated_at, record_id, last_page],
+        [pull.SOURCE, pull.cursor_text(updated_at), pull.cursor_text(record_id), last_page],
     )
 
 

@@ -14,6 +14,11 @@ from .warehouse import SCHEMA, Column, count_rows
 # retry never doubles a row; without it, a sensor's unchanged run key would never ask again.
 RUN_RETRY_TAGS = {"dagster/max_retries": "3", "dagster/retry_strategy": "FROM_FAILURE"}
 
+# A declared source's job says its kind and instance (docs/architecture.md, "Declared sources"): the
+# one sensor of a kind finds its instances' jobs by these.
+KIND_TAG = "ingestion/source-kind"
+SOURCE_TAG = "ingestion/source"
+
 
 def table_metadata(table: str, columns: Iterable[Column]) -> dict[str, str | dg.TableSchema]:
     """Definition metadata of an asset stored in ``ingestion.<table>``: its name and column schema."""

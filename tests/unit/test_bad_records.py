@@ -345,7 +345,7 @@ def test_pull_a_row_duckdb_refuses_is_isolated_and_kept_with_duckdbs_reason(conn
     assert conn.execute("SELECT list(id ORDER BY id) FROM ingestion.raw_extract").fetchone() == ([1, 2, 3, 5, 6],)
     raw, reason = conn.execute("SELECT raw_line, reason FROM ingestion.pull_rejects").fetchone()
     assert json.loads(raw)["id"] == 4 and "Invalid unicode" in reason
-    assert pull_landing.read_cursor(conn).id == 6
+    assert pull_landing.read_cursor(conn).key == 6
 
 
 # ---------------------------------------------------------------------------------------------- poll

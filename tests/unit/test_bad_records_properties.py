@@ -9,6 +9,7 @@ is the Hypothesis profile's: "ci" by default (tests/conftest.py), HYPOTHESIS_PRO
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import uuid
 from collections import Counter
@@ -159,7 +160,7 @@ def test_pull_every_line_of_a_page_ends_as_one_row_or_one_reject(warehouse_conn,
         schema_issues=issues,
         advance_cursor=False,
         extracted_at=AT,
-        source=run_id,
+        tables=dataclasses.replace(pull_landing.SOURCE_API, source=run_id),
         rejects=rejects,
     )
     landed = warehouse_conn.execute("SELECT count(*) FROM ingestion.raw_extract WHERE run_id = ?", [run_id]).fetchone()

@@ -60,7 +60,7 @@ def land(conn, table, *, advance=True, run="run-1", number=1):
 
 def test_conform_accepts_the_contract_and_widens_integers():
     table = page([1, 2], amount=[3, 4])  # JSON integers for a double column are fine
-    assert table.schema == pull.CONTRACT
+    assert table.schema == validate.CONTRACT
     assert table.column("amount").to_pylist() == [3.0, 4.0]
     assert table.column("updated_at")[0].as_py() == T0 + timedelta(minutes=1)
 
@@ -85,7 +85,7 @@ def test_conform_reports_missing_and_mistyped_columns():
         "column 'updated_at' has type string, expected timestamp[us, tz=UTC]",
         "unexpected columns: amount_cents",
     ]
-    assert table.schema == pull.CONTRACT
+    assert table.schema == validate.CONTRACT
     assert table.column("amount").null_count == 1
     _, issues = validate.conform(raw.drop_columns(["amount_cents"]).append_column("amount", pa.array(["1.5"])))
     assert "column 'amount' has type string, expected double" in issues
@@ -105,7 +105,7 @@ def test_a_page_and_its_cursor_land_together_and_the_cursor_never_goes_back(conn
     land(conn, page([9], minutes=[1]), number=2)  # an older page must not rewind the cursor
     assert pull.read_cursor(conn) == pull.PullCursor(T0 + timedelta(minutes=2), 3)
     land(conn, page([4], minutes=[9]), advance=False, number=3)  # a backfill page leaves it alone
-    assert pull.read_cursor(conn).id == 3
+    assert pull.read_cursor(conn).key == 3
     assert conn.execute("SELECT count(*), count(DISTINCT page_seq) FROM ingestion.raw_extract").fetchone() == (5, 3)
 
 
@@ -116,7 +116,7 @@ def test_a_failed_landing_leaves_neither_rows_nor_cursor(conn):
         land(conn, bad, number=2)
     assert conn.execute("SELECT count(*) FROM ingestion.raw_extract").fetchone() == (1,)
     assert conn.execute("SELECT count(*) FROM ingestion.pull_pages").fetchone() == (1,)
-    assert pull.read_cursor(conn).id == 1
+    assert pull.read_cursor(conn).key == 1
 
 
 def test_upsert_counts_inserts_and_updates_and_the_latest_version_wins(conn):
@@ -188,7 +188,7 @@ def test_each_asset_declares_its_table_with_the_columns_the_ddl_creates(conn):
             [table],
         ).fetchall()
         assert declared == created
-        assert set(pull.CONTRACT.names) <= {name for name, _ in declared}  # the contract lands whole
+        assert set(validate.CONTRACT.names) <= {name for name, _ in declared}  # the contract lands whole
 
 
 def test_an_upsert_in_parts_ends_as_one_upsert_and_a_crash_between_parts_is_finished_by_the_rerun(conn, monkeypatch):
@@ -198,10 +198,10 @@ def test_an_upsert_in_parts_ends_as_one_upsert_and_a_crash_between_parts_is_fini
 
     real_part = pull._replace_part
 
-    def crash_on_the_second_part(connection, part, *args, **kwargs):
+    def crash_on_the_second_part(connection, tables, part, *args, **kwargs):
         if part == 1:
             raise RuntimeError("killed between parts")
-        real_part(connection, part, *args, **kwargs)
+        real_part(connection, tables, part, *args, **kwargs)
 
     monkeypatch.setattr(pull, "_replace_part", crash_on_the_second_part)
     with pytest.raises(RuntimeError, match="between parts"):
@@ -224,11 +224,11 @@ def test_a_replaced_row_that_moved_is_found_by_its_id_and_nothing_else_is_delete
     real_part = pull._replace_part
     attempts = []
 
-    def after_a_compaction(connection, part, *args, by_id=False):
+    def after_a_compaction(connection, tables, part, *args, by_id=False):
         # As if a checkpoint had moved the rows: the judged rowid of id 2 now holds id 3.
         connection.execute("UPDATE pull_judged SET replaces = (SELECT rowid FROM ingestion.final_data WHERE id = 3)")
         attempts.append(by_id)
-        real_part(connection, part, *args, by_id=by_id)
+        real_part(connection, tables, part, *args, by_id=by_id)
 
     monkeypatch.setattr(pull, "_replace_part", after_a_compaction)
     result = pull.upsert_final(conn)
@@ -236,3 +236,21 @@ def test_a_replaced_row_that_moved_is_found_by_its_id_and_nothing_else_is_delete
     assert (result.updated, result.final_rows) == (1, 3)
     rows = conn.execute("SELECT id, version FROM ingestion.final_data ORDER BY id").fetchall()
     assert rows == [(1, 0), (2, 1), (3, 0)], "id 3 kept (its rowid held another id), id 2's old row replaced"
+
+
+def test_a_cursor_kept_in_the_old_typed_columns_is_carried_over_as_text():
+    # Files made before sources were declared kept the source API's cursor as (TIMESTAMPTZ, BIGINT).
+    connection = duckdb.connect()
+    connection.execute("CREATE SCHEMA ingestion")
+    connection.execute(
+        "CREATE TABLE ingestion.pull_state (source VARCHAR PRIMARY KEY, cursor_updated_at TIMESTAMPTZ,"
+        " cursor_id BIGINT, loaded_page_seq BIGINT NOT NULL DEFAULT 0,"
+        " changed_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+    )
+    connection.execute("INSERT INTO ingestion.pull_state VALUES ('source_api', ?, 42, 7, now())", [T0])
+    warehouse.ensure_schema(connection, pull.DDL)
+    warehouse.ensure_schema(connection, pull.DDL)  # idempotent
+    assert pull.read_cursor(connection) == pull.PullCursor(T0, 42)
+    assert connection.execute("SELECT loaded_page_seq FROM ingestion.pull_state").fetchall() == [(7,)]
+    columns = {row[0] for row in connection.execute("DESCRIBE ingestion.pull_state").fetchall()}
+    assert "cursor_updated_at" not in columns and "cursor_value" in columns

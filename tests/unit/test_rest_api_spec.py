@@ -101,12 +101,12 @@ def test_a_page_size_needs_its_parameter():
 
 
 def test_next_url_needs_a_path_into_the_body():
-    refused("next_url_path\n  Field required", paginator={"type": "next_url"})
+    refused("next_url_path: Field required", paginator={"type": "next_url"})
     refused("not at the body itself", paginator={"type": "next_url", "next_url_path": "$"})
 
 
 def test_offset_needs_a_positive_limit():
-    refused("limit\n  Field required", paginator={"type": "offset"})
+    refused("limit: Field required", paginator={"type": "offset"})
     refused("greater than 0", paginator={"type": "offset", "limit": 0})
 
 

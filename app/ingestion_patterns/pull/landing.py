@@ -28,72 +28,155 @@ import pyarrow as pa
 
 from .. import warehouse
 from ..warehouse import Column
-from .validate import CONTRACT, REQUIRED, PullCursor, RecordReject, page_max_key
+from .validate import SOURCE_API_CONTRACT, Contract, PullCursor, RecordReject, page_max_key
 
-SOURCE = "source_api"  # the pull_state row of the (single) source API
-
-RAW_TABLE = "raw_extract"
-FINAL_TABLE = "final_data"
-REJECTS_TABLE = "pull_rejects"
-
-_SQL_TYPES = {
+SQL_TYPES = {
     pa.int64(): "BIGINT",
     pa.string(): "VARCHAR",
     pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
     pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
 }
-# The two tables' columns, made from the contract: the DDL below and the assets' column schema in
-# the UI both come from these, so they cannot drift.
-_CONTRACT_COLUMNS = tuple(Column(field.name, _SQL_TYPES[field.type]) for field in CONTRACT)
-RAW_COLUMNS = (
+
+
+@dataclass(frozen=True)
+class PullTables:
+    """Where one pulled source lands: its tables, its ``pull_state`` row and its contract. The
+    shipped source API's are ``SOURCE_API``; a declared ``RestApiSource`` gets its own, named from
+    the instance (``for_instance``), so two sources never share a table or a checkpoint."""
+
+    source: str  # its row in pull_state
+    raw: str
+    final: str
+    rejects: str
+    pages: str
+    contract: Contract
+    write: str = "merge"  # merge: one row per key, the latest cursor wins; append: every version
+
+    @classmethod
+    def for_instance(cls, name: str, contract: Contract, write: str = "merge") -> PullTables:
+        return cls(name, f"{name}_raw", name, f"{name}_rejects", f"{name}_pages", contract, write)
+
+    @property
+    def names(self) -> str:
+        return ", ".join(f'"{name}"' for name in self.contract.schema.names)
+
+    @property
+    def contract_columns(self) -> tuple[Column, ...]:
+        # The tables' columns, made from the contract: the DDL and the assets' column schema in the
+        # UI both come from these, so they cannot drift.
+        return tuple(Column(field.name, SQL_TYPES[field.type]) for field in self.contract.schema)
+
+    @property
+    def raw_columns(self) -> tuple[Column, ...]:
+        return (
+            Column("page_seq", "BIGINT", not_null=True),
+            Column("run_id", "VARCHAR", not_null=True),
+            Column("page_cursor", "VARCHAR"),
+            Column("extracted_at", "TIMESTAMPTZ", not_null=True),
+            *self.contract_columns,
+        )
+
+    @property
+    def final_columns(self) -> tuple[Column, ...]:
+        return (*self.contract_columns, Column("loaded_at", "TIMESTAMPTZ", not_null=True))
+
+    @property
+    def ddl(self) -> list[warehouse.DDLStep]:
+        return [
+            "CREATE SEQUENCE IF NOT EXISTS ingestion.pull_page_seq START 1",
+            warehouse.create_table(self.pages, PAGES_COLUMNS, primary_key=("page_seq",)),
+            warehouse.create_table(self.raw, self.raw_columns),
+            warehouse.evolve_table(self.raw, self.raw_columns),
+            warehouse.create_table(self.final, self.final_columns),
+            warehouse.without_primary_key(self.final, self.final_columns),  # files made before the key was dropped
+            warehouse.evolve_table(self.final, self.final_columns),
+            warehouse.create_table(self.rejects, REJECTS_COLUMNS, primary_key=("line_sha256",)),
+            *STATE_DDL,
+        ]
+
+
+PAGES_COLUMNS = (
     Column("page_seq", "BIGINT", not_null=True),
     Column("run_id", "VARCHAR", not_null=True),
+    Column("page_no", "INTEGER", not_null=True),
     Column("page_cursor", "VARCHAR"),
-    Column("extracted_at", "TIMESTAMPTZ", not_null=True),
-    *_CONTRACT_COLUMNS,
+    Column("next_cursor", "VARCHAR"),
+    Column("record_count", "INTEGER", not_null=True),
+    Column("schema_issues", "VARCHAR[]", not_null=True),
+    Column("backfill", "BOOLEAN", not_null=True),
+    Column("landed_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
 )
-FINAL_COLUMNS = (*_CONTRACT_COLUMNS, Column("loaded_at", "TIMESTAMPTZ", not_null=True))
 REJECTS_COLUMNS = (
     Column("line_sha256", "VARCHAR", not_null=True),  # the key: the same line rejected again is kept once
-    Column("page_seq", "BIGINT", not_null=True),  # the pull_pages row it came with
+    Column("page_seq", "BIGINT", not_null=True),  # the pages row it came with
     Column("run_id", "VARCHAR", not_null=True),
     Column("page_cursor", "VARCHAR"),
     Column("raw_line", "BLOB", not_null=True),  # the bytes as the source sent them
     Column("reason", "VARCHAR", not_null=True),
     Column("rejected_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
 )
-_NAMES = ", ".join(CONTRACT.names)
 
 
-DDL: list[warehouse.DDLStep] = [
-    "CREATE SEQUENCE IF NOT EXISTS ingestion.pull_page_seq START 1",
-    """
-    CREATE TABLE IF NOT EXISTS ingestion.pull_pages (
-        page_seq      BIGINT PRIMARY KEY,
-        run_id        VARCHAR NOT NULL,
-        page_no       INTEGER NOT NULL,
-        page_cursor   VARCHAR,
-        next_cursor   VARCHAR,
-        record_count  INTEGER NOT NULL,
-        schema_issues VARCHAR[] NOT NULL,
-        backfill      BOOLEAN NOT NULL,
-        landed_at     TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
-    )
-    """,
-    warehouse.create_table(RAW_TABLE, RAW_COLUMNS),
-    warehouse.create_table(FINAL_TABLE, FINAL_COLUMNS),
-    warehouse.without_primary_key(FINAL_TABLE, FINAL_COLUMNS),  # files made before the key was dropped
-    warehouse.create_table(REJECTS_TABLE, REJECTS_COLUMNS, primary_key=("line_sha256",)),
+def _cursor_as_text(conn: duckdb.DuckDBPyConnection) -> None:
+    """A migration: files made before sources were declared kept the cursor as (TIMESTAMPTZ, BIGINT)
+    columns, the source API's types; the cursor of any source is now kept as text (read back in its
+    contract's types). Copied once, in one transaction."""
+    old = warehouse.fetch_one(
+        conn,
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'ingestion'"
+        " AND table_name = 'pull_state' AND column_name = 'cursor_updated_at'",
+    )[0]
+    if not old:
+        return
+    with warehouse.transaction(conn):
+        conn.execute("ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS cursor_value VARCHAR")
+        conn.execute("ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS cursor_key VARCHAR")
+        rows = conn.execute(
+            "SELECT source, cursor_updated_at, cursor_id FROM ingestion.pull_state WHERE cursor_updated_at IS NOT NULL"
+        ).fetchall()
+        for source, value, key in rows:
+            conn.execute(
+                "UPDATE ingestion.pull_state SET cursor_value = ?, cursor_key = ? WHERE source = ?",
+                [cursor_text(value), cursor_text(key), source],
+            )
+        conn.execute("ALTER TABLE ingestion.pull_state DROP COLUMN cursor_updated_at")
+        conn.execute("ALTER TABLE ingestion.pull_state DROP COLUMN cursor_id")
+
+
+STATE_DDL: list[warehouse.DDLStep] = [
     """
     CREATE TABLE IF NOT EXISTS ingestion.pull_state (
         source            VARCHAR PRIMARY KEY,
-        cursor_updated_at TIMESTAMPTZ,
-        cursor_id         BIGINT,
+        cursor_value      VARCHAR,
+        cursor_key        VARCHAR,
         loaded_page_seq   BIGINT NOT NULL DEFAULT 0,
         changed_at        TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
     )
     """,
+    _cursor_as_text,
 ]
+
+SOURCE_API = PullTables("source_api", "raw_extract", "final_data", "pull_rejects", "pull_pages", SOURCE_API_CONTRACT)
+# The shipped source API's names, as the rest of the project (and the reference example) knows them.
+SOURCE = SOURCE_API.source
+RAW_TABLE, FINAL_TABLE, REJECTS_TABLE = SOURCE_API.raw, SOURCE_API.final, SOURCE_API.rejects
+RAW_COLUMNS, FINAL_COLUMNS = SOURCE_API.raw_columns, SOURCE_API.final_columns
+DDL = SOURCE_API.ddl
+
+
+def cursor_text(value: object) -> str | None:
+    """A cursor value as kept in pull_state (and sent to an API): a timestamp in ISO 8601."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _cursor_value(text: str | None, type_: pa.DataType) -> object:
+    """A cursor value kept in pull_state, back in its contract type."""
+    if text is None:
+        return None
+    return pa.scalar(text).cast(type_).as_py() if not pa.types.is_timestamp(type_) else datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True)
@@ -123,11 +206,18 @@ def limit_memory(conn: duckdb.DuckDBPyConnection, limit: str) -> None:
     conn.execute(f"SET memory_limit = '{limit.strip()}'")
 
 
-def read_cursor(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> PullCursor:
+def read_cursor(conn: duckdb.DuckDBPyConnection, tables: PullTables = SOURCE_API) -> PullCursor:
     row = conn.execute(
-        "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state WHERE source = ?", [source]
+        "SELECT cursor_value, cursor_key FROM ingestion.pull_state WHERE source = ?", [tables.source]
     ).fetchone()
-    return PullCursor(*row) if row else PullCursor()
+    contract = tables.contract
+    if not row or row[0] is None or contract.cursor is None or contract.key is None:
+        return PullCursor()
+    schema = contract.schema
+    return PullCursor(
+        _cursor_value(row[0], schema.field(contract.cursor).type),
+        _cursor_value(row[1], schema.field(contract.key).type),
+    )
 
 
 def land_page(
@@ -141,7 +231,7 @@ def land_page(
     schema_issues: list[str],
     advance_cursor: bool = True,
     extracted_at: datetime,
-    source: str = SOURCE,
+    tables: PullTables = SOURCE_API,
     rejects: Sequence[RecordReject] = (),
 ) -> int | None:
     """Append one conformed page to raw_extract, its ``rejects`` to pull_rejects and, unless it is
@@ -167,7 +257,7 @@ def land_page(
             schema_issues=schema_issues,
             advance_cursor=advance_cursor,
             extracted_at=extracted_at,
-            source=source,
+            tables=tables,
             rejects=part_rejects,
         )
 
@@ -209,15 +299,15 @@ def _land_page_once(
     schema_issues: list[str],
     advance_cursor: bool,
     extracted_at: datetime,
-    source: str,
+    tables: PullTables,
     rejects: Sequence[RecordReject],
 ) -> int | None:
-    key = page_max_key(records) if advance_cursor else None
+    key = page_max_key(records, tables.contract) if advance_cursor else None
     by_hash = {hashlib.sha256(reject.raw).hexdigest(): reject for reject in rejects}
     with warehouse.transaction(conn):
         if by_hash:
             known = conn.execute(
-                "SELECT line_sha256 FROM ingestion.pull_rejects WHERE line_sha256 IN (SELECT unnest(?))",
+                f"SELECT line_sha256 FROM ingestion.{tables.rejects} WHERE line_sha256 IN (SELECT unnest(?))",
                 [list(by_hash)],
             ).fetchall()
             for (line_hash,) in known:
@@ -226,14 +316,14 @@ def _land_page_once(
                 return None  # only rejects, and each is kept already: no page to log
         page_seq = warehouse.fetch_one(conn, "SELECT nextval('ingestion.pull_page_seq')")[0]
         conn.execute(
-            "INSERT INTO ingestion.pull_pages (page_seq, run_id, page_no, page_cursor, next_cursor, record_count,"
+            f"INSERT INTO ingestion.{tables.pages} (page_seq, run_id, page_no, page_cursor, next_cursor, record_count,"
             " schema_issues, backfill) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [page_seq, run_id, page_no, page_cursor, next_cursor, records.num_rows, schema_issues, not advance_cursor],
         )
         _pull_page = records  # scanned by name by DuckDB's Arrow replacement scan
         conn.execute(
-            f"INSERT INTO ingestion.raw_extract (page_seq, run_id, page_cursor, extracted_at, {_NAMES})"
-            f" SELECT ?, ?, ?, ?, {_NAMES} FROM _pull_page",
+            f"INSERT INTO ingestion.{tables.raw} (page_seq, run_id, page_cursor, extracted_at, {tables.names})"
+            f" SELECT ?, ?, ?, ?, {tables.names} FROM _pull_page",
             [page_seq, run_id, page_cursor, extracted_at],
         )
         if by_hash:
@@ -246,68 +336,75 @@ def _land_page_once(
                 }
             )
             conn.execute(
-                "INSERT INTO ingestion.pull_rejects (line_sha256, page_seq, run_id, page_cursor, raw_line, reason)"
+                f"INSERT INTO ingestion.{tables.rejects} (line_sha256, page_seq, run_id, page_cursor, raw_line, reason)"
                 " SELECT line_sha256, ?, ?, ?, raw_line, reason FROM _pull_rejects ON CONFLICT DO NOTHING",
                 [page_seq, run_id, page_cursor],
             )
         if key is not None:
-            _advance_cursor(conn, source, *key)
+            _advance_cursor(conn, tables, *key)
     return page_seq
 
 
-def _advance_cursor(conn: duckdb.DuckDBPyConnection, source: str, updated_at: datetime, record_id: int) -> None:
-    """Move the cursor to (updated_at, id) if that is later; it never goes backwards."""
-    conn.execute(
-        """
-        INSERT INTO ingestion.pull_state (source, cursor_updated_at, cursor_id) VALUES ($source, $ts, $id)
-        ON CONFLICT (source) DO UPDATE SET
-            cursor_updated_at = excluded.cursor_updated_at, cursor_id = excluded.cursor_id,
-            changed_at = now()
-        WHERE pull_state.cursor_updated_at IS NULL
-           OR (excluded.cursor_updated_at, excluded.cursor_id) > (pull_state.cursor_updated_at, pull_state.cursor_id)
-        """,
-        {"source": source, "ts": updated_at, "id": record_id},
-    )
+def _advance_cursor(conn: duckdb.DuckDBPyConnection, tables: PullTables, value: object, key: object) -> None:
+    """Move the cursor to (value, key) if that is later; it never goes backwards. Compared here, in
+    the contract's types (kept as text, the cursor of any source fits one table)."""
+    if (current := read_cursor(conn, tables)).is_start or (value, key) > (current.value, current.key):
+        conn.execute(
+            """
+            INSERT INTO ingestion.pull_state (source, cursor_value, cursor_key) VALUES (?, ?, ?)
+            ON CONFLICT (source) DO UPDATE SET
+                cursor_value = excluded.cursor_value, cursor_key = excluded.cursor_key, changed_at = now()
+            """,
+            [tables.source, cursor_text(value), cursor_text(key)],
+        )
 
 
-def _loaded_through(conn: duckdb.DuckDBPyConnection, source: str) -> int:
-    row = conn.execute("SELECT loaded_page_seq FROM ingestion.pull_state WHERE source = ?", [source]).fetchone()
+def _loaded_through(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> int:
+    row = conn.execute("SELECT loaded_page_seq FROM ingestion.pull_state WHERE source = ?", [tables.source]).fetchone()
     return row[0] if row else 0
 
 
-def pending_summary(conn: duckdb.DuckDBPyConnection, source: str = SOURCE) -> dict:
+def pending_summary(conn: duckdb.DuckDBPyConnection, tables: PullTables = SOURCE_API) -> dict:
     """What the next load would take (raw pages landed since the last load), for the check."""
-    lo = _loaded_through(conn, source)
+    lo = _loaded_through(conn, tables)
+    contract = tables.contract
     pages, rows, issues = warehouse.fetch_one(
         conn,
         "SELECT count(*), coalesce(sum(record_count), 0),"
-        " list_distinct(flatten(list(schema_issues))) FROM ingestion.pull_pages WHERE page_seq > ?",
+        f" list_distinct(flatten(list(schema_issues))) FROM ingestion.{tables.pages} WHERE page_seq > ?",
         [lo],
     )
-    null_counts = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED)
-    rows_in = "FROM ingestion.raw_extract WHERE page_seq > $lo"
-    stats = warehouse.fetch_one(conn, f"SELECT {null_counts}, max(updated_at) {rows_in}", {"lo": lo})
-    # Grouped (spillable) rather than count(DISTINCT ...), which must fit in memory.
-    duplicate_versions = warehouse.fetch_one(
-        conn,
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id, updated_at HAVING n > 1)",
-        {"lo": lo},
-    )[0]
-    repeated_ids = warehouse.fetch_one(
-        conn,
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY id HAVING n > 1)",
-        {"lo": lo},
-    )[0]
-    rejected = warehouse.fetch_one(conn, "SELECT count(*) FROM ingestion.pull_rejects WHERE page_seq > ?", [lo])
+    required = contract.required
+    null_counts = [f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in required]
+    newest = f'max("{contract.cursor}")' if contract.cursor else "NULL"
+    rows_in = f"FROM ingestion.{tables.raw} WHERE page_seq > $lo"
+    stats = warehouse.fetch_one(conn, f"SELECT {', '.join([*null_counts, newest])} {rows_in}", {"lo": lo})
+    duplicate_versions = repeated_keys = 0
+    if contract.key:
+        # Grouped (spillable) rather than count(DISTINCT ...), which must fit in memory.
+        version = f'"{contract.key}", "{contract.cursor}"' if contract.cursor else f'"{contract.key}"'
+        if tables.write == "merge":
+            duplicate_versions = warehouse.fetch_one(
+                conn,
+                f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY {version} HAVING n > 1)",
+                {"lo": lo},
+            )[0]
+        repeated_keys = warehouse.fetch_one(
+            conn,
+            f'SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY "{contract.key}" HAVING n > 1)',
+            {"lo": lo},
+        )[0]
+    rejected = warehouse.fetch_one(conn, f"SELECT count(*) FROM ingestion.{tables.rejects} WHERE page_seq > ?", [lo])
     return {
         "pages": pages,
         "rows": rows,
         "rejects": rejected[0],
+        "rejects_table": f"ingestion.{tables.rejects}",
         "schema_issues": sorted(issues or []),
-        "nulls": {c: n for c, n in zip(REQUIRED, stats[: len(REQUIRED)], strict=True) if n},
+        "nulls": {c: n for c, n in zip(required, stats[: len(required)], strict=True) if n},
         "duplicate_versions": duplicate_versions,
-        "repeated_ids": repeated_ids,
-        "newest_updated_at": stats[len(REQUIRED)] or read_cursor(conn, source).updated_at,
+        "repeated_ids": repeated_keys,
+        "newest_updated_at": stats[len(required)] or read_cursor(conn, tables).value,
     }
 
 
@@ -319,51 +416,56 @@ REPLACED_ROWS_PER_COMMIT = 4096
 
 
 def upsert_final(
-    conn: duckdb.DuckDBPyConnection, *, source: str = SOURCE, replaced_rows_per_commit: int = REPLACED_ROWS_PER_COMMIT
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    tables: PullTables = SOURCE_API,
+    replaced_rows_per_commit: int = REPLACED_ROWS_PER_COMMIT,
 ) -> LoadResult:
-    """Upsert every raw row landed since the last load into final_data by id (latest updated_at wins)
-    and record how far it loaded.
+    """Upsert every raw row landed since the last load into the final table by key (latest cursor
+    value wins; for the source API: by id, latest updated_at) and record how far it loaded. A source
+    declared ``write: append`` appends every pending row instead (``_append_final``).
 
     Each candidate is judged once against the row it would replace: new (no row), newer (replaces it)
     or not (left alone, so a replayed page changes nothing). The replacements are committed in parts
     of ``replaced_rows_per_commit`` (each part deletes the old rows and inserts the new ones in one
-    transaction, so a reader sees one row per id throughout), and the load watermark moves with the
+    transaction, so a reader sees one row per key throughout), and the load watermark moves with the
     last part. A crash between parts is harmless: the rerun judges again, and what a committed part
     wrote is no longer newer. No ON CONFLICT DO UPDATE: DuckDB's UPDATE path versions every touched
     vector and took 100x longer at 50M rows (docs/scale.md)."""
+    if tables.write == "append":
+        return _append_final(conn, tables)
+    key, cursor = f'"{tables.contract.key}"', f'"{tables.contract.cursor}"'
+    final = f"ingestion.{tables.final}"
     with warehouse.transaction(conn):
-        lo = _loaded_through(conn, source)
-        hi, pages = warehouse.fetch_one(
-            conn, "SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.pull_pages WHERE page_seq > ?", [lo, lo]
-        )
-        pending = "FROM ingestion.raw_extract WHERE page_seq > $lo AND page_seq <= $hi"
+        lo, hi, pages = _pending_pages(conn, tables)
+        pending = f"FROM ingestion.{tables.raw} WHERE page_seq > $lo AND page_seq <= $hi"
         bounds = {"lo": lo, "hi": hi}
         raw_rows, skipped = warehouse.fetch_one(
-            conn, f"SELECT count(*), count(*) FILTER (WHERE id IS NULL OR updated_at IS NULL) {pending}", bounds
+            conn, f"SELECT count(*), count(*) FILTER (WHERE {key} IS NULL OR {cursor} IS NULL) {pending}", bounds
         )
-        candidates = f"SELECT {_NAMES} {pending} AND id IS NOT NULL AND updated_at IS NOT NULL"
+        candidates = f"SELECT {tables.names} {pending} AND {key} IS NOT NULL AND {cursor} IS NOT NULL"
         # GROUP BY rather than count(DISTINCT ...): DuckDB spills a grouped aggregate to disk under
         # its memory limit, a DISTINCT aggregate it cannot.
         repeats = warehouse.fetch_one(
             conn,
-            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({candidates}) GROUP BY id HAVING n > 1)",
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({candidates}) GROUP BY {key} HAVING n > 1)",
             bounds,
         )[0]
         if repeats:
-            # Some id came more than once (updated while we paged, or a backfill): keep its newest.
-            candidates += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, page_seq DESC) = 1"
+            # Some key came more than once (updated while we paged, or a backfill): keep its newest.
+            candidates += f" QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {cursor} DESC, page_seq DESC) = 1"
         # The judgement holds keys only (the join's build side and the temp table stay small under
         # the memory cap; a part reads its records again from the pending raw rows). The replaced
         # rows are numbered into parts in rowid order; the new ones (nothing to delete) are part 0.
         conn.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE pull_judged AS
-            SELECT c.id, f.rowid AS replaces, f.id IS NULL AS is_new,
-                   CASE WHEN f.id IS NULL THEN 0
-                        ELSE (row_number() OVER (PARTITION BY f.id IS NULL ORDER BY f.rowid) - 1) // $per_part
+            SELECT c.{key} AS id, f.rowid AS replaces, f.{key} IS NULL AS is_new,
+                   CASE WHEN f.{key} IS NULL THEN 0
+                        ELSE (row_number() OVER (PARTITION BY f.{key} IS NULL ORDER BY f.rowid) - 1) // $per_part
                    END AS part
-            FROM (SELECT id, updated_at FROM ({candidates})) c LEFT JOIN ingestion.final_data f ON f.id = c.id
-            WHERE f.id IS NULL OR c.updated_at > f.updated_at
+            FROM (SELECT {key}, {cursor} FROM ({candidates})) c LEFT JOIN {final} f ON f.{key} = c.{key}
+            WHERE f.{key} IS NULL OR c.{cursor} > f.{cursor}
             """,
             {**bounds, "per_part": replaced_rows_per_commit},
         )
@@ -377,23 +479,16 @@ def upsert_final(
             last = part >= parts - 1
             try:
                 with warehouse.transaction(conn):
-                    _replace_part(conn, part, candidates, bounds)
+                    _replace_part(conn, tables, part, candidates, bounds)
             except _RowsMoved:
                 with warehouse.transaction(conn):
-                    _replace_part(conn, part, candidates, bounds, by_id=True)
+                    _replace_part(conn, tables, part, candidates, bounds, by_id=True)
             if last:
                 with warehouse.transaction(conn):
-                    conn.execute(
-                        """
-                        INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
-                        ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq,
-                                                           changed_at = now()
-                        """,
-                        [source, hi],
-                    )
+                    _mark_loaded(conn, tables, hi)
             if not last:
                 conn.execute("CHECKPOINT")  # frees the part's delete bookkeeping (see REPLACED_ROWS_PER_COMMIT)
-        final_rows = warehouse.fetch_one(conn, "SELECT count(*) FROM ingestion.final_data")[0]
+        final_rows = warehouse.fetch_one(conn, f"SELECT count(*) FROM {final}")[0]
     finally:
         conn.execute("DROP TABLE IF EXISTS pull_judged")
     candidate_count = raw_rows - skipped - repeats
@@ -408,12 +503,56 @@ def upsert_final(
     )
 
 
+def _mark_loaded(conn: duckdb.DuckDBPyConnection, tables: PullTables, page_seq: int) -> None:
+    conn.execute(
+        """
+        INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
+        ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq, changed_at = now()
+        """,
+        [tables.source, page_seq],
+    )
+
+
+def _pending_pages(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> tuple[int, int, int]:
+    """(loaded through, last page landed, pages between): the pages the next load takes."""
+    lo = _loaded_through(conn, tables)
+    hi, pages = warehouse.fetch_one(
+        conn,
+        f"SELECT coalesce(max(page_seq), ?), count(*) FROM ingestion.{tables.pages} WHERE page_seq > ?",
+        [lo, lo],
+    )
+    return lo, hi, pages
+
+
+def _append_final(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> LoadResult:
+    """``write: append``: every pending raw row is appended to the final table, with the watermark,
+    in one transaction (a rerun after a crash appends nothing twice: the watermark moved with them)."""
+    with warehouse.transaction(conn):
+        lo, hi, pages = _pending_pages(conn, tables)
+        appended = conn.execute(
+            f"INSERT INTO ingestion.{tables.final} ({tables.names}, loaded_at) SELECT {tables.names}, current_timestamp"
+            f" FROM ingestion.{tables.raw} WHERE page_seq > ? AND page_seq <= ?",
+            [lo, hi],
+        ).fetchone()[0]
+        _mark_loaded(conn, tables, hi)
+        final_rows = warehouse.fetch_one(conn, f"SELECT count(*) FROM ingestion.{tables.final}")[0]
+    return LoadResult(
+        inserted=appended, updated=0, unchanged=0, skipped=0, raw_rows=appended, pages=pages, final_rows=final_rows
+    )
+
+
 class _RowsMoved(Exception):
     """The rows at the judged rowids are not the ones to replace: a checkpoint compacted the table."""
 
 
 def _replace_part(
-    conn: duckdb.DuckDBPyConnection, part: int, candidates: str, bounds: dict, *, by_id: bool = False
+    conn: duckdb.DuckDBPyConnection,
+    tables: PullTables,
+    part: int,
+    candidates: str,
+    bounds: dict,
+    *,
+    by_id: bool = False,
 ) -> None:
     """Delete the rows the part's candidates replace and insert the candidates (in the caller's
     transaction), read again from the pending raw rows (``candidates``, with its ``bounds``).
@@ -423,18 +562,19 @@ def _replace_part(
     groups with many deletions), ``_RowsMoved`` is raised so that the caller rolls the part back and
     does it again ``by_id`` (a scan of the table's ids)."""
     replaced = "FROM pull_judged WHERE part = $part AND NOT is_new"
+    final, key = f"ingestion.{tables.final}", f'"{tables.contract.key}"'
     expected = {row_id for (row_id,) in conn.execute(f"SELECT id {replaced}", {"part": part}).fetchall()}
     if expected and by_id:
-        conn.execute(f"DELETE FROM ingestion.final_data WHERE id IN (SELECT id {replaced})", {"part": part})
+        conn.execute(f"DELETE FROM {final} WHERE {key} IN (SELECT id {replaced})", {"part": part})
     elif expected:
         deleted = conn.execute(
-            f"DELETE FROM ingestion.final_data WHERE rowid IN (SELECT replaces {replaced}) RETURNING id", {"part": part}
+            f"DELETE FROM {final} WHERE rowid IN (SELECT replaces {replaced}) RETURNING {key}", {"part": part}
         ).fetchall()
         if len(deleted) != len(expected) or {row_id for (row_id,) in deleted} != expected:
             raise _RowsMoved
     conn.execute(
-        f"INSERT INTO ingestion.final_data ({_NAMES}, loaded_at)"
-        f" SELECT {_NAMES}, current_timestamp FROM ({candidates})"
-        " WHERE id IN (SELECT id FROM pull_judged WHERE part = $part)",
+        f"INSERT INTO {final} ({tables.names}, loaded_at)"
+        f" SELECT {tables.names}, current_timestamp FROM ({candidates})"
+        f" WHERE {key} IN (SELECT id FROM pull_judged WHERE part = $part)",
         {**bounds, "part": part},
     )

@@ -40,6 +40,22 @@ REQUIRED = ("id", "name", "email", "amount", "status", "created_at", "updated_at
 
 
 @dataclass(frozen=True)
+class Contract:
+    """What a pulled source's tables hold: its columns and types, the ones the check requires, the
+    record key (``merge`` keeps one row per key) and the cursor field (the latest version wins, and
+    the extract resumes after the largest (cursor, key) landed)."""
+
+    schema: pa.Schema
+    required: tuple[str, ...] = ()
+    key: str | None = None
+    cursor: str | None = None
+
+
+# The shipped source API's (the reference example's ``source_api``).
+SOURCE_API_CONTRACT = Contract(CONTRACT, REQUIRED, key="id", cursor="updated_at")
+
+
+@dataclass(frozen=True)
 class RecordReject:
     """A record of a page that cannot land: its raw line as the source sent it, and why."""
 
@@ -49,22 +65,24 @@ class RecordReject:
 
 @dataclass(frozen=True)
 class PullCursor:
-    """The keyset position of the newest record landed: pull everything after it."""
+    """The keyset position of the newest record landed, (cursor field, key) as their contract types
+    hold them (for the source API: updated_at and id): pull everything after it."""
 
-    updated_at: datetime | None = None
-    id: int | None = None
+    value: Any = None
+    key: Any = None
 
     @property
     def is_start(self) -> bool:
-        return self.updated_at is None
+        return self.value is None
 
     def describe(self) -> str:
-        if self.updated_at is None:
+        if self.value is None:
             return "start"
-        return f"{self.updated_at.isoformat()} / id {self.id}"
+        shown = self.value.isoformat() if isinstance(self.value, datetime) else str(self.value)
+        return f"{shown} / key {self.key}"
 
 
-def conform(table: pa.Table) -> tuple[pa.Table, list[str]]:
+def conform(table: pa.Table, contract: Contract = SOURCE_API_CONTRACT) -> tuple[pa.Table, list[str]]:
     """The page in the contract's columns and types, plus how the source drifted from it.
 
     A column that is missing or cannot be read as its contract type becomes all-null and gets an
@@ -72,7 +90,7 @@ def conform(table: pa.Table) -> tuple[pa.Table, list[str]]:
     additive change does not break anyone)."""
     issues: list[str] = []
     columns = []
-    for field in CONTRACT:
+    for field in contract.schema:
         if field.name not in table.column_names:
             issues.append(f"column '{field.name}' is missing")
             columns.append(pa.nulls(table.num_rows, field.type))
@@ -89,10 +107,15 @@ def conform(table: pa.Table) -> tuple[pa.Table, list[str]]:
                 pass
         issues.append(f"column '{field.name}' has type {column.type}, expected {field.type}")
         columns.append(pa.nulls(table.num_rows, field.type))
-    extra = [name for name in table.column_names if name not in CONTRACT.names]
+    extra = unknown_columns(table, contract)
     if extra and issues:
         issues.append("unexpected columns: " + ", ".join(extra))
-    return pa.Table.from_arrays(columns, schema=CONTRACT), issues
+    return pa.Table.from_arrays(columns, schema=contract.schema), issues
+
+
+def unknown_columns(table: pa.Table, contract: Contract) -> list[str]:
+    """The page's columns the contract does not declare (reported; an additive change breaks no one)."""
+    return [name for name in table.column_names if name not in contract.schema.names]
 
 
 def json_type(value: Any) -> str:
@@ -219,26 +242,34 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
     return False
 
 
-def drop_seen(table: pa.Table, cursor: PullCursor) -> pa.Table:
-    """Rows strictly after ``cursor`` in (updated_at, id) order; the API's ``updated_since`` is
-    inclusive, so the rows at the cursor's own timestamp come again on resume. Rows whose key is
-    null are kept so the check can report them."""
-    if cursor.is_start or table.num_rows == 0:
+def drop_seen(table: pa.Table, cursor: PullCursor, contract: Contract = SOURCE_API_CONTRACT) -> pa.Table:
+    """Rows strictly after ``cursor`` in (cursor field, key) order; an API's ``updated_since`` is
+    inclusive, so the rows at the cursor's own value come again on resume. Rows whose key is null
+    are kept so the check can report them. A contract without a cursor field keeps every row."""
+    if cursor.is_start or table.num_rows == 0 or contract.cursor is None or contract.key is None:
         return table
-    ts = pa.scalar(cursor.updated_at, _TS)
-    updated, ids = table.column("updated_at"), table.column("id")
-    after = pc.or_(pc.greater(updated, ts), pc.and_(pc.equal(updated, ts), pc.greater(ids, cursor.id)))
+    field, key = contract.cursor, contract.key
+    at = pa.scalar(cursor.value, contract.schema.field(field).type)
+    values, keys = table.column(field), table.column(key)
+    after = pc.or_(
+        pc.greater(values, at),
+        pc.and_(pc.equal(values, at), pc.greater(keys, pa.scalar(cursor.key, contract.schema.field(key).type))),
+    )
     return table.filter(pc.fill_null(after, True))
 
 
-def page_max_key(table: pa.Table) -> tuple[datetime, int] | None:
-    """The largest (updated_at, id) in the page, or None when it has no complete key."""
-    keyed = table.filter(pc.and_(pc.is_valid(table.column("updated_at")), pc.is_valid(table.column("id"))))
+def page_max_key(table: pa.Table, contract: Contract = SOURCE_API_CONTRACT) -> tuple[Any, Any] | None:
+    """The largest (cursor field, key) in the page, or None when it has no complete one (or the
+    contract has no cursor field)."""
+    if contract.cursor is None or contract.key is None:
+        return None
+    field, key = contract.cursor, contract.key
+    keyed = table.filter(pc.and_(pc.is_valid(table.column(field)), pc.is_valid(table.column(key))))
     if keyed.num_rows == 0:
         return None
-    newest = pc.max(keyed.column("updated_at"))
-    ids_at_newest = keyed.filter(pc.equal(keyed.column("updated_at"), newest)).column("id")
-    return newest.as_py(), pc.max(ids_at_newest).as_py()
+    newest = pc.max(keyed.column(field))
+    keys_at_newest = keyed.filter(pc.equal(keyed.column(field), newest)).column(key)
+    return newest.as_py(), pc.max(keys_at_newest).as_py()
 
 
 def assess_extract(summary: dict, *, now: datetime, max_age: timedelta) -> tuple[list[str], list[str]]:
@@ -253,9 +284,9 @@ def assess_extract(summary: dict, *, now: datetime, max_age: timedelta) -> tuple
         # Rejects never block the load: the records beside them are good, and each reject is kept.
         warnings.append(
             f"{rejected} record(s) rejected (not interchange JSON, or not readable into the "
-            "contract's columns), kept with their reasons in ingestion.pull_rejects"
+            f"contract's columns), kept with their reasons in {summary.get('rejects_table', 'ingestion.pull_rejects')}"
         )
     newest = summary["newest_updated_at"]
-    if newest is not None and now - newest > max_age:
+    if isinstance(newest, datetime) and now - newest > max_age:  # a cursor that is a time
         warnings.append(f"stale: newest updated_at {newest.isoformat()} is older than {max_age}")
     return errors, warnings

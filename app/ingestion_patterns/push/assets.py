@@ -25,7 +25,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from .. import warehouse
-from ..dagster_conventions import RUN_RETRY_TAGS, row_count_metadata, table_metadata
+from ..dagster_conventions import KIND_TAG, RUN_RETRY_TAGS, SOURCE_TAG, row_count_metadata, table_metadata
 from .inbox import Inbox, InboxRecord, InboxUnavailable, PendingSummary
 from .landing import DATA_COLUMNS, DATA_TABLE, DDL, REJECTS_TABLE, WebhookLandResult, land_claimed
 from .resource import WebhookInboxResource
@@ -33,8 +33,6 @@ from .source import WebhookSourceSpec
 from .validate import split_batch
 
 # The tags a webhook source's job carries: the sensor finds its sources' jobs by them.
-KIND_TAG = "ingestion/source-kind"
-SOURCE_TAG = "ingestion/source"
 UNDECLARED_TAG = "ingestion/lands-undeclared-sources"
 ASSET_TAG = "ingestion/asset"  # the asset (op) whose config names the source
 # The run tag that names a run's source (alerts read it).

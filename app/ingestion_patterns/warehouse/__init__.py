@@ -72,6 +72,51 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, ddl: Iterable[DDLStep] = ()) 
             conn.execute(step)
 
 
+class ContractChangeError(ValueError):
+    """A declared table's columns changed in a way that cannot migrate in place (see ``evolve_table``)."""
+
+
+def evolve_table(table: str, columns: tuple[Column, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """A migration for a table made from a declaration (a source's contract), run after its
+    ``create_table``: a column declared since is added (nullable, so the rows already there stay
+    valid); a column removed, retyped, or made NOT NULL since fails with a reason that names it,
+    before anything is written, because the rows already landed would no longer mean what they say."""
+
+    def migrate(conn: duckdb.DuckDBPyConnection) -> None:
+        have = {
+            name: (sql_type, nullable == "YES")
+            for name, sql_type, nullable in conn.execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+                " WHERE table_schema = ? AND table_name = ?",
+                [SCHEMA, table],
+            ).fetchall()
+        }
+        declared = {column.name: column for column in columns}
+        problems = [
+            f"column '{name}' is in {SCHEMA}.{table} but no longer declared (removing a column is not migrated)"
+            for name in have
+            if name not in declared
+        ]
+        added = []
+        for column in columns:
+            if column.name not in have:
+                if column.not_null and not column.default:
+                    problems.append(f"column '{column.name}' is new and required: existing rows have no value for it")
+                added.append(column)
+                continue
+            sql_type, nullable = have[column.name]
+            if sql_type.upper() != column.sql_type.upper().replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
+                problems.append(f"column '{column.name}' is {sql_type} in {SCHEMA}.{table}, declared {column.sql_type}")
+            elif column.not_null and nullable:
+                problems.append(f"column '{column.name}' is declared required, but {SCHEMA}.{table} allows nulls in it")
+        if problems:
+            raise ContractChangeError(f"{SCHEMA}.{table} cannot follow its declaration: " + "; ".join(problems))
+        for column in added:
+            conn.execute(f"ALTER TABLE {SCHEMA}.{table} ADD COLUMN {Column(column.name, column.sql_type).ddl()}")
+
+    return migrate
+
+
 def without_primary_key(table: str, columns: tuple[Column, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     """A migration: rebuild ``table`` without the primary key an earlier version declared on it.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from ingestion_devtools.processes import ManagedProcess
 from ingestion_patterns.pull.assets import extract_source_data, load_to_storage, validate_extracted_data
 from ingestion_patterns.pull.client import SourceApiResource
-from ingestion_patterns.pull.landing import CONTRACT
+from ingestion_patterns.pull.validate import CONTRACT
 
 TOKEN = "test-token"
 
@@ -85,17 +86,18 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, asset: str) -> d
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
-def final_rows(db_path: Path) -> list[tuple]:
-    """final_data's contract columns, ordered by id (timestamps as ISO strings like the API's)."""
+def final_rows(db_path: Path, table: str = "final_data", columns: Sequence[str] = CONTRACT.names) -> list[tuple]:
+    """A final table's ``columns`` (default: final_data's contract), ordered by id (timestamps as ISO
+    strings like the API's)."""
     with duckdb.connect(str(db_path), read_only=True) as conn:
         return conn.execute(
-            f"SELECT {', '.join(_as_api(c) for c in CONTRACT.names)} FROM ingestion.final_data ORDER BY id"
+            f"SELECT {', '.join(_as_api(c) for c in columns)} FROM ingestion.{table} ORDER BY id"
         ).fetchall()
 
 
-def source_rows(api: MockApi) -> list[tuple]:
+def source_rows(api: MockApi, columns: Sequence[str] = CONTRACT.names) -> list[tuple]:
     """The source's current records in the same shape as ``final_rows``."""
-    return [tuple(record[c] for c in CONTRACT.names) for record in sorted(api.export(), key=lambda r: r["id"])]
+    return [tuple(record[c] for c in columns) for record in sorted(api.export(), key=lambda r: r["id"])]
 
 
 def _as_api(column: str) -> str:

@@ -54,7 +54,7 @@ def test_a_backfill_window_repulls_without_moving_the_cursor(start_mock_api, tmp
     api = start_mock_api(records=2000)
     db = tmp_path / "warehouse.duckdb"
     assert run_pull(api.client(), db).success
-    cursor = query(db, "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state")
+    cursor = query(db, "SELECT cursor_value::TIMESTAMPTZ, cursor_key::BIGINT FROM ingestion.pull_state")
     records = api.export()
     window = sorted(r["updated_at"] for r in records)[500:1000]
 
@@ -63,7 +63,7 @@ def test_a_backfill_window_repulls_without_moving_the_cursor(start_mock_api, tmp
     extract = materialization_metadata(result, "extract_source_data")
     assert extract["mode"] == "backfill"
     assert extract["record_count"] == 499  # [start, end): the end bound is exclusive for datetimes
-    assert query(db, "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state") == cursor
+    assert query(db, "SELECT cursor_value::TIMESTAMPTZ, cursor_key::BIGINT FROM ingestion.pull_state") == cursor
     assert materialization_metadata(result, "load_to_storage")["updated"] == 0  # same versions
     assert final_rows(db) == source_rows(api)
 

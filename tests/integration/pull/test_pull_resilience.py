@@ -105,7 +105,7 @@ def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, 
     assert query(db, "SELECT count(*) FROM ingestion.raw_extract") == [(pages[1],)]
     # The cursor is exactly the newest row landed: page and cursor committed together.
     newest = query(db, "SELECT updated_at, id FROM ingestion.raw_extract ORDER BY updated_at DESC, id DESC LIMIT 1")
-    assert query(db, "SELECT cursor_updated_at, cursor_id FROM ingestion.pull_state") == newest
+    assert query(db, "SELECT cursor_value::TIMESTAMPTZ, cursor_key::BIGINT FROM ingestion.pull_state") == newest
     assert query(db, "SELECT count(*) FROM ingestion.final_data") == [(0,)]
 
     result = run_pull(api.client(page_size=300), db)

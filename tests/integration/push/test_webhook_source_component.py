@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,34 +14,22 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from dg_project import dg_command, scaffolded_instance
 
 from ingestion_patterns.instance import prepare_dagster_home
 from ingestion_patterns.push.inbox import NewWebhook, open_inbox
 from ingestion_patterns.push.receiver.config import ReceiverConfig
-from ingestion_patterns.push.source import package_defs_folder
 
 pytestmark = pytest.mark.integration
 
-APP = Path(__file__).resolve().parents[3] / "app"
 TYPE = "ingestion_patterns.components.WebhookSource"
-
-
-def dg_command(*args: str) -> subprocess.CompletedProcess:
-    dg_bin = Path(sys.executable).with_name("dg")
-    return subprocess.run([str(dg_bin), *args], cwd=APP, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
 def scaffolded() -> Iterator[tuple[str, Path]]:
     """A new instance scaffolded into the project's defs/ (removed afterwards): its source id and folder."""
-    name = f"orders_{uuid.uuid4().hex[:8]}"
-    folder = package_defs_folder() / "webhook_sources" / name
-    try:
-        done = dg_command("scaffold", "defs", TYPE, f"webhook_sources/{name}")
-        assert done.returncode == 0, done.stderr
+    with scaffolded_instance(TYPE, "webhook_sources", "orders") as (name, folder):
         yield name.replace("_", "-"), folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_dg_lists_the_component_types():

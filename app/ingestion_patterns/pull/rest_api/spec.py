@@ -16,14 +16,38 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PATH = re.compile(r"^(\$|\.|(\$\.)?[^.\s]+(\.[^.\s]+)*)?$")
 
 
+# Fields checked by name (plain ``str`` annotations: Dagster's component schema takes no validators
+# on the types of nested models): every ``*_env`` names an environment variable, these are JSON paths.
+# The same for bounds: sizes are positive, starts and margins not negative.
+_PATH_FIELDS = frozenset({"cursor_path", "next_url_path", "total_path", "total_pages_path", "path"})
+_POSITIVE = frozenset({"limit", "page_size"})
+_NOT_NEGATIVE = frozenset({"start", "refresh_margin_seconds"})
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _names_and_paths(self) -> _Spec:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in _POSITIVE and value is not None and value <= 0:
+                raise ValueError(f"{name} must be greater than 0, got {value}")
+            if name in _NOT_NEGATIVE and value < 0:
+                raise ValueError(f"{name} must not be negative, got {value}")
+            if not isinstance(value, str):
+                continue
+            if name.endswith("_env"):
+                _env_name(value)
+            elif name in _PATH_FIELDS and not isinstance(self, RestApiSpec):  # RestApiSpec.path is a URL path
+                _json_path(value)
+        return self
 
 
 def json_path(path: str) -> tuple[str, ...]:
@@ -48,8 +72,8 @@ def _env_name(value: str) -> str:
     return value
 
 
-JsonPath = Annotated[str, AfterValidator(_json_path)]
-EnvVar = Annotated[str, AfterValidator(_env_name)]
+JsonPath = str  # checked by _Spec (see _PATH_FIELDS)
+EnvVar = str  # checked by _Spec: every *_env field
 
 
 class BearerAuth(_Spec):
@@ -106,7 +130,6 @@ class OAuth2ClientCredentialsAuth(_Spec):
     )
     refresh_margin_seconds: float = Field(
         default=60.0,
-        ge=0,
         description="Fetch a new token this long before the current one expires (its expires_in), so "
         "that no request goes out with a token about to expire; a token is kept at least half its life.",
     )
@@ -119,7 +142,7 @@ class OAuth2ClientCredentialsAuth(_Spec):
 
 Auth = Annotated[
     BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentialsAuth,
-    Field(discriminator="type", description="How requests authenticate; none: anonymous."),
+    Field(description="How requests authenticate; none: anonymous."),
 ]
 
 
@@ -139,7 +162,7 @@ class CursorPaginator(_Spec):
     )
     cursor_param: str = Field(default="cursor", description="Query parameter the cursor is sent in.")
     limit_param: str | None = Field(default=None, description="Query parameter for the page size; none: not sent.")
-    limit: int | None = Field(default=None, gt=0, description="Records per page, sent in limit_param.")
+    limit: int | None = Field(default=None, description="Records per page, sent in limit_param.")
 
     @model_validator(mode="after")
     def _one_source(self) -> CursorPaginator:
@@ -178,10 +201,10 @@ class OffsetPaginator(_Spec):
     reaches the total read from total_path."""
 
     type: Literal["offset"] = Field(description="Offset/limit pagination.")
-    limit: int = Field(gt=0, description="Records per page.")
+    limit: int = Field(description="Records per page.")
     offset_param: str = Field(default="offset", description="Query parameter of the offset.")
     limit_param: str = Field(default="limit", description="Query parameter of the page size.")
-    start: int = Field(default=0, ge=0, description="The first page's offset.")
+    start: int = Field(default=0, description="The first page's offset.")
     total_path: JsonPath | None = Field(
         default=None, description="JSON path to the total number of records in the body; none: stop at a short page."
     )
@@ -193,9 +216,9 @@ class PageNumberPaginator(_Spec):
 
     type: Literal["page_number"] = Field(description="Page number pagination.")
     page_param: str = Field(default="page", description="Query parameter of the page number.")
-    start: int = Field(default=1, ge=0, description="The first page's number (1, or 0 for zero-based APIs).")
+    start: int = Field(default=1, description="The first page's number (1, or 0 for zero-based APIs).")
     page_size_param: str | None = Field(default=None, description="Query parameter of the page size; none: not sent.")
-    page_size: int | None = Field(default=None, gt=0, description="Records per page, sent in page_size_param.")
+    page_size: int | None = Field(default=None, description="Records per page, sent in page_size_param.")
     total_pages_path: JsonPath | None = Field(
         default=None, description="JSON path to the number of pages in the body; none: stop at an empty page."
     )
@@ -219,7 +242,7 @@ Paginator = Annotated[
     | OffsetPaginator
     | PageNumberPaginator
     | SinglePagePaginator,
-    Field(discriminator="type", description="How the API pages its records."),
+    Field(description="How the API pages its records."),
 ]
 
 
@@ -228,6 +251,22 @@ def _limit_pair(
 ) -> None:
     if (param is None) != (size is None):
         raise ValueError(f"the {paginator} paginator's {names[0]} and {names[1]} go together: set both or neither")
+
+
+_AUTH_TYPES: dict[str, type[_Spec]] = {
+    "bearer": BearerAuth,
+    "api_key": ApiKeyAuth,
+    "basic": BasicAuth,
+    "oauth2_client_credentials": OAuth2ClientCredentialsAuth,
+}
+_PAGINATOR_TYPES: dict[str, type[_Spec]] = {
+    "cursor": CursorPaginator,
+    "next_url": NextUrlPaginator,
+    "link_header": LinkHeaderPaginator,
+    "offset": OffsetPaginator,
+    "page_number": PageNumberPaginator,
+    "single_page": SinglePagePaginator,
+}
 
 
 # -------------------------------------------------------------------------------- records, incremental
@@ -290,6 +329,32 @@ class RestApiSpec(_Spec):
     incremental: IncrementalSpec | None = Field(
         default=None, description="Incremental reading; none: every run reads everything."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variant_by_type(cls, data: Any) -> Any:
+        """``auth`` and ``paginator`` are read as the variant their ``type`` names, so a mistake is
+        reported against that variant alone (the unions carry no pydantic discriminator: Dagster's
+        component schema cannot take one)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for field, variants in (("auth", _AUTH_TYPES), ("paginator", _PAGINATOR_TYPES)):
+            value = data.get(field)
+            if not isinstance(value, dict):
+                continue
+            kind = value.get("type")
+            if kind not in variants:
+                raise ValueError(f"{field}.type {kind!r} is not one of " + ", ".join(repr(name) for name in variants))
+            try:
+                data[field] = variants[kind].model_validate(value)
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(str(part) for part in issue['loc']) or field}: {issue['msg']}"
+                    for issue in error.errors()
+                )
+                raise ValueError(f"{field} ({kind}): {problems}") from None
+        return data
 
     @field_validator("base_url")
     @classmethod

@@ -1,0 +1,114 @@
+"""A REST API source, declared: ``RestApiSourceSpec``, the REST client's declaration (``rest_api.spec``)
+plus what the pull pattern needs to land it: the contract (columns and types), the key, how it is
+written, the schedule, and the names. Plain pydantic, no Dagster (docs/architecture.md, "Declared
+sources"); the ``RestApiSource`` component wraps it.
+
+An instance lands in its own tables, named from it: ``ingestion.<name>_raw`` (every page as it
+came), ``ingestion.<name>`` (the contract's columns; one row per key with ``write: merge``),
+``ingestion.<name>_rejects`` and ``ingestion.<name>_pages``, with its cursor in ``pull_state`` under
+its name. The shipped reference instance keeps the names the reference example pins (``names:``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .landing import PullTables
+from .rest_api.spec import RestApiSpec
+from .validate import Contract
+
+# The `type:` of a defs.yaml that declares a REST API source.
+COMPONENT_TYPE = "ingestion_patterns.components.RestApiSource"
+# A name becomes table and asset names: a SQL and Dagster identifier.
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+ColumnType = Literal["bigint", "double", "varchar", "boolean", "timestamptz"]
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "varchar": pa.string(),
+    "boolean": pa.bool_(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
+
+
+class ColumnSpec(BaseModel):
+    """One column of the contract: a record field (top level) and the type it lands as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The record's field, and the column's name.")
+    type: ColumnType = Field(description="bigint | double | varchar | boolean | timestamptz (from ISO 8601 text).")
+    required: bool = Field(
+        default=False, description="A null or missing value blocks the load (the asset check fails with an ERROR)."
+    )
+
+
+class PullNames(BaseModel):
+    """Names that replace the ones made from the instance's name; the shipped reference instance
+    keeps the names the reference example pins with them, and nothing else should need them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extract_asset: str | None = Field(default=None, description="Default <name>_extract.")
+    check: str | None = Field(default=None, description="Default <name>_contract.")
+    load_asset: str | None = Field(default=None, description="Default <name>_load.")
+    job: str | None = Field(default=None, description="Default <name>_pull_job.")
+    schedule: str | None = Field(default=None, description="Default <name>_pull_schedule.")
+
+
+class RestApiSourceSpec(RestApiSpec):
+    """A REST API read on a schedule, checked against its contract and landed in its own tables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+    name: str = Field(description="The instance's name: its tables (ingestion.<name>, …), assets and job.")
+    columns: list[ColumnSpec] = Field(min_length=1, description="The contract: the fields landed, with their types.")
+    primary_key: str | None = Field(
+        default=None, description="The field that identifies a record (a column); needed by write: merge."
+    )
+    write: Literal["merge", "append"] = Field(
+        default="merge",
+        description="merge: one row per primary key, the latest incremental cursor value wins; append: every "
+        "record as fetched.",
+    )
+    schedule: str = Field(default="0 0 * * *", description="When the pull runs (cron, UTC).")
+    names: PullNames = Field(default_factory=PullNames, description="Asset, check, job and schedule names.")
+
+    @model_validator(mode="after")
+    def _contract(self) -> RestApiSourceSpec:
+        if not NAME.match(self.name):
+            raise ValueError(f"name {self.name!r}: lower-case letters, digits and '_', starting with a letter")
+        declared = [column.name for column in self.columns]
+        if repeated := sorted({name for name in declared if declared.count(name) > 1}):
+            raise ValueError(f"columns: {', '.join(repeated)} declared more than once")
+        if self.primary_key is not None and self.primary_key not in declared:
+            raise ValueError(f"primary_key {self.primary_key!r} is not one of the columns")
+        cursor = self.incremental.cursor_field if self.incremental else None
+        if cursor is not None and cursor not in declared:
+            raise ValueError(f"incremental.cursor_field {cursor!r} is not one of the columns")
+        if self.primary_key is None or cursor is None:
+            # The extract resumes after the largest (cursor, key) it landed, and merge keeps each key's
+            # newest version: without both, a rerun after a crash would land records twice.
+            raise ValueError(
+                "a REST API source needs primary_key and incremental.cursor_field (the field whose larger "
+                "value is the newer version): the pull resumes after the newest (cursor, key) it landed, "
+                "so a rerun never lands a record twice"
+            )
+        return self
+
+    @property
+    def contract(self) -> Contract:
+        cursor = self.incremental.cursor_field if self.incremental else None
+        required = [column.name for column in self.columns if column.required]
+        required += [name for name in (self.primary_key, cursor) if name and name not in required]
+        schema = pa.schema([(column.name, ARROW_TYPES[column.type]) for column in self.columns])
+        return Contract(schema, tuple(required), key=self.primary_key, cursor=cursor)
+
+    @property
+    def tables(self) -> PullTables:
+        return PullTables.for_instance(self.name, self.contract, self.write)
