@@ -34,7 +34,7 @@ from duckdb import CatalogException, IOException
 from pydantic import Field
 
 from .. import warehouse
-from ..dagster_conventions import RUN_RETRY_TAGS, row_count_metadata, table_metadata
+from ..dagster_conventions import KIND_TAG, RUN_RETRY_TAGS, SOURCE_TAG, row_count_metadata, table_metadata
 from . import landing as wk
 from .avro import SchemaRegistryClient
 from .client import KafkaResource
@@ -43,10 +43,8 @@ from .contract import TopicContract
 from .source import KafkaTopicSpec, shipped_topic
 
 _GROUP = "poll"
-# The tags an instance's job carries: the one sensor finds the topics' jobs by them.
-KIND_TAG = "ingestion/source-kind"
+# The tags an instance's job carries (beside KIND_TAG and SOURCE_TAG): the one sensor finds the topics' jobs by them.
 KIND = "kafka_topic"
-SOURCE_TAG = "ingestion/source"
 TOPIC_TAG = "ingestion/kafka-topic"  # absent: the kafka resource's topic (KAFKA_TOPIC)
 POLL_ASSET_TAG = "ingestion/poll-asset"
 PROCESS_ASSET_TAG = "ingestion/process-asset"
@@ -110,6 +108,10 @@ def build_kafka_topic(spec: KafkaTopicSpec) -> tuple[dg.AssetsDefinition, dg.Ass
     """A declared topic's two assets (plan, then land) and its job, tagged for ``kafka_polling_sensor``."""
     names = InstanceNames.of(spec)
     contract = TopicContract.of(spec)
+    try:
+        wk.compile_contract(contract)
+    except duckdb.Error as error:
+        raise ValueError(f"Kafka topic {spec.name!r}: its contract does not compile: {error}") from error
     ddl = contract.ddl
     shown = f"topic {spec.topic!r}" if spec.topic else "the kafka resource's topic (KAFKA_TOPIC)"
 

@@ -3,16 +3,15 @@
 ``TopicContract.of(spec)`` gives the events table's columns (the topic, partition and offset, then the
 declared columns, then the message's key, headers and timestamp as declared kept), the rejects table
 (the same for every topic: the raw message and the reason), the DDL with its additive migration, and
-the Arrow types an Avro value is decoded into. Offsets and poll plans are shared tables keyed by topic.
+the Arrow types an Avro value is decoded into. The events table follows its declaration additively
+(``warehouse.evolve_table``). Offsets and poll plans are shared tables keyed by topic.
 No Dagster here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
 from .. import warehouse
@@ -64,10 +63,6 @@ PLAN_COLUMNS = (
     Column("planned_at", "TIMESTAMPTZ", not_null=True, default="current_timestamp"),
 )
 _KEY = ("topic", "partition", "offset")
-
-
-class ContractChanged(ValueError):
-    """The table landed so far cannot follow the declared contract in place; the message names the column."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +128,7 @@ class TopicContract:
         """The tables this topic writes, created when absent and migrated additively when there."""
         return [
             warehouse.create_table(self.events_table, self.events_columns, _KEY),
-            follow_contract(self.events_table, self.events_columns),
+            warehouse.evolve_table(self.events_table, self.events_columns),
             warehouse.create_table(self.rejects_table, REJECTS_COLUMNS, _KEY),
             warehouse.create_table(OFFSETS_TABLE, OFFSETS_COLUMNS, ("topic", "partition")),
             warehouse.create_table(PLAN_TABLE, PLAN_COLUMNS, ("topic", "partition")),
@@ -143,43 +138,3 @@ class TopicContract:
     def arrow_schema(self) -> pa.Schema:
         """The Arrow types of the declared columns (what an Avro batch is decoded into)."""
         return pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in self.columns])
-
-
-def _spelled(sql_type: str) -> str:
-    """A type as information_schema spells it."""
-    return sql_type.upper().replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
-
-
-def follow_contract(table: str, columns: tuple[Column, ...]) -> Callable[[duckdb.DuckDBPyConnection], None]:
-    """The migration of a declared table, after its ``CREATE TABLE IF NOT EXISTS``: a column declared
-    since is added with ``ALTER TABLE ADD COLUMN`` when nullable; a column removed, retyped, newly
-    required or no longer required fails with ``ContractChanged`` naming it, before anything is written."""
-
-    def migrate(conn: duckdb.DuckDBPyConnection) -> None:
-        rows = conn.execute(
-            "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns"
-            " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [warehouse.SCHEMA, table],
-        ).fetchall()
-        there = {name: (sql_type, nullable) for name, sql_type, nullable in rows}
-        declared = {column.name for column in columns}
-        where = f"{warehouse.SCHEMA}.{table}"
-        problems = [f"column {name!r} was removed from the contract" for name in there if name not in declared]
-        new = []
-        for column in columns:
-            if column.name not in there:
-                if column.not_null and not column.default:
-                    problems.append(f"column {column.name!r} is new and required (rows landed have none)")
-                new.append(column)
-                continue
-            sql_type, nullable = there[column.name]
-            if sql_type.upper() != _spelled(column.sql_type):
-                problems.append(f"column {column.name!r} is {sql_type}, now declared {column.sql_type}")
-            elif nullable == column.not_null:
-                problems.append(f"column {column.name!r} is {'now' if nullable else 'no longer'} required")
-        if problems:
-            raise ContractChanged(f"{where} cannot follow its contract: " + "; ".join(problems))
-        for column in new:
-            conn.execute(f"ALTER TABLE {where} ADD COLUMN {column.ddl()}")
-
-    return migrate

@@ -162,6 +162,17 @@ def land_batch(
     return total
 
 
+def compile_contract(contract: TopicContract) -> None:
+    """Judge and land an empty batch in an in-memory DuckDB: a row check that does not compile (an unknown
+    column, a syntax error) raises DuckDB's error now, when the definitions load, not in a run."""
+    conn = duckdb.connect(":memory:")
+    try:
+        warehouse.ensure_schema(conn, contract.ddl)
+        land_batch(conn, "", INCOMING_SCHEMA.empty_table(), contract=contract)
+    finally:
+        conn.close()
+
+
 def schema_ids(batch: pa.Table) -> set[int]:
     """The writer schema ids an Avro batch's values name (what to ask the registry for before landing it)."""
     return {i for i in map(lambda v: wire_header(v)[0], batch.column("message_value").to_pylist()) if i is not None}

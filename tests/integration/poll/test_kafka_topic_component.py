@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dg_project import dg_command, scaffolded_instance
 
 from ingestion_patterns import warehouse
 from ingestion_patterns.instance import prepare_dagster_home
 from ingestion_patterns.poll.client import KafkaResource
-from ingestion_patterns.push.source import package_defs_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-APP = Path(__file__).resolve().parents[3] / "app"
 TYPE = "ingestion_patterns.components.KafkaTopicSource"
 
 # A shape unlike the transactions: nested keys, an integer, a boolean, a key with a dash.
@@ -39,22 +35,11 @@ SHAPE = """\
 """
 
 
-def dg_command(*args: str) -> subprocess.CompletedProcess:
-    dg_bin = Path(sys.executable).with_name("dg")
-    return subprocess.run([str(dg_bin), *args], cwd=APP, capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture
 def scaffolded() -> Iterator[tuple[str, Path]]:
     """A new instance scaffolded into the project's defs/ (removed afterwards): its name and folder."""
-    name = f"readings_{uuid.uuid4().hex[:8]}"
-    folder = package_defs_folder() / "kafka_topics" / name
-    try:
-        done = dg_command("scaffold", "defs", TYPE, f"kafka_topics/{name}")
-        assert done.returncode == 0, done.stderr
-        yield name, folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with scaffolded_instance(TYPE, "kafka_topics", "readings") as instance:
+        yield instance
 
 
 def test_dg_lists_the_component_type():
