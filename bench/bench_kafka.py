@@ -7,7 +7,8 @@ given), then measures on this machine, one after the other:
 1. raw consume: the same consumer settings as the poller, a ``getmany`` loop that does nothing;
 2. landing: exactly what a JSON ``KafkaTopicSource`` instance's job does (by default the shipped
    ``transactions`` instance, defs/kafka_topics/transactions/defs.yaml; ``--defs`` names another
-   defs.yaml), without Dagster's bookkeeping: plan the offset ranges past the stored offsets
+   defs.yaml, e.g. the Avro example defs/kafka_topics/examples/payments.yaml with ``--registry URL``:
+   the producer then writes Avro), without Dagster's bookkeeping: plan the offset ranges past the stored offsets
    (``plan_poll``, ``save_poll_plan``), then read them from Kafka and validate them against the
    instance's contract and land each batch with its offsets in one transaction (``land_planned``),
    into a fresh DuckDB file.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import secrets
 import sys
@@ -33,16 +35,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from aiokafka import TopicPartition
 
 from ingestion_devtools import kafka_broker as local_broker
 from ingestion_devtools.kafka_producer import produce
 from ingestion_patterns import warehouse
 from ingestion_patterns.poll import landing as wk
+from ingestion_patterns.poll.avro import SchemaRegistryClient
 from ingestion_patterns.poll.client import KafkaResource
 from ingestion_patterns.poll.consume import land_planned, plan_poll
 from ingestion_patterns.poll.contract import TopicContract
-from ingestion_patterns.poll.source import declarations_in_defs, parse_spec
+from ingestion_patterns.poll.source import folder_name, parse_spec
 
 
 def cpu_seconds() -> float:
@@ -73,12 +77,18 @@ def instance_contract(defs: str) -> TopicContract:
     """The contract of the KafkaTopicSource declared in ``defs`` (a defs.yaml), else the shipped one."""
     if not defs:
         return wk.TRANSACTIONS
-    (found,) = declarations_in_defs(Path(defs).parent)
-    return TopicContract.of(parse_spec(*found))
+    attributes = yaml.safe_load(Path(defs).read_text())["attributes"]
+    return TopicContract.of(parse_spec(defs, {"name": folder_name(Path(defs)), **attributes}))
 
 
 async def land(
-    kafka: KafkaResource, topic: str, database: Path, batch_rows: int, count: int, contract: TopicContract
+    kafka: KafkaResource,
+    topic: str,
+    database: Path,
+    batch_rows: int,
+    count: int,
+    contract: TopicContract,
+    registry_url: str = "",
 ) -> tuple[float, float, dict]:
     """Seconds to plan and seconds to land (with the final checkpoint) ``count`` messages, and the
     landed counts."""
@@ -90,7 +100,21 @@ async def land(
         plan = await plan_poll(consumer, topic, wk.stored_offsets(conn, topic), max_records=count)
         wk.save_poll_plan(conn, topic, plan.ranges)
         planned = time.perf_counter()
-        await land_planned(consumer, conn, topic, wk.poll_plan(conn, topic), batch_rows=batch_rows, contract=contract)
+        # An Avro instance: a fresh registry client per landing, as a run has (schemas fetched once, then cached).
+        async with contextlib.AsyncExitStack() as stack:
+            registry = None
+            if registry_url:
+                registry = SchemaRegistryClient(registry_url)
+                stack.push_async_callback(registry.aclose)
+            await land_planned(
+                consumer,
+                conn,
+                topic,
+                wk.poll_plan(conn, topic),
+                batch_rows=batch_rows,
+                contract=contract,
+                registry=registry,
+            )
         conn.execute("CHECKPOINT")  # what the WAL deferred is part of the cost
         landed = time.perf_counter()
         return planned - started, landed - planned, wk.landed_counts(conn, topic, contract)
@@ -102,6 +126,9 @@ async def land(
 async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     kafka = KafkaResource(bootstrap_servers=bootstrap)
     contract = instance_contract(args.defs)
+    if contract.value_format == "avro" and not args.registry:
+        print("an Avro instance needs --registry URL (its Confluent-compatible API; `ingest registry up`)")
+        return 2
     print(
         f"landing as the KafkaTopicSource instance {contract.name!r} ({len(contract.columns)} columns, "
         f"{len(contract.checks)} row checks, into ingestion.{contract.events_table})",
@@ -117,7 +144,8 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
             flush=True,
         )
         started = time.perf_counter()
-        sent = await produce(bootstrap, topic, args.messages, partitions=3, bad_ratio=args.bad_ratio, keys=True)
+        avro = {"value_format": "avro", "registry_url": args.registry} if contract.value_format == "avro" else {}
+        sent = await produce(bootstrap, topic, args.messages, partitions=3, bad_ratio=args.bad_ratio, keys=True, **avro)
         count = sent.sent
         print(f"  produced in {time.perf_counter() - started:.1f}s")
 
@@ -129,7 +157,15 @@ async def main_async(args: argparse.Namespace, bootstrap: str, workdir: Path) ->
         raw_seconds = await raw_consume(kafka, topic, 3, count)
         raw_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
         database = workdir / f"bench-{round_no}.duckdb"
-        plan_seconds, land_seconds, counts = await land(kafka, topic, database, args.batch_rows, count, contract)
+        plan_seconds, land_seconds, counts = await land(
+            kafka,
+            topic,
+            database,
+            args.batch_rows,
+            count,
+            contract,
+            args.registry if contract.value_format == "avro" else "",
+        )
         land_cpu = cpu_seconds() - cpu
         database.unlink()
         cpus.append((raw_cpu, land_cpu))
@@ -179,9 +215,8 @@ def main() -> int:
     parser.add_argument("--batch-rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2, help="alternating raw/landing measurements; best of each")
     parser.add_argument("--bootstrap-servers", default="")
-    parser.add_argument(
-        "--defs", default="", help="a KafkaTopicSource defs.yaml (JSON) to land as; default transactions"
-    )
+    parser.add_argument("--defs", default="", help="a KafkaTopicSource defs.yaml to land as; default transactions")
+    parser.add_argument("--registry", default="", help="an Avro --defs: the registry's Confluent-compatible URL")
     parser.add_argument(
         "--topic", default="", help="measure an existing topic (with --bootstrap-servers) instead of producing"
     )
