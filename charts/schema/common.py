@@ -6,6 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from ingestion_patterns.poll.source import NAME as TOPIC_SOURCE_NAME
+from ingestion_patterns.poll.source import TOPIC, KafkaTopicSpec
+from ingestion_patterns.pull.source import NAME as REST_API_NAME
+from ingestion_patterns.pull.source import RestApiSourceSpec
 from ingestion_patterns.push.source import ENV_NAME as SECRET_ENV_NAME
 from ingestion_patterns.push.source import SOURCE_ID, WebhookSourceSpec
 
@@ -127,8 +131,51 @@ class WebhookSourceDeclaration(WebhookSourceSpec):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_declaration_rules)
 
 
-# Kinds of source the app does not read from the sources file yet: the keys exist, empty, so values keep their shape.
-NotYetRead = Annotated[list[Object], Field(max_length=0)]
+def declared_env_names(model: type, schema: dict[str, Any]) -> None:
+    """The app's rule for every declaration (docs/architecture.md, "Declared sources" 2): a field named *_env
+    holds an environment variable's name, never a secret's value. Applied to the app's own models (nested
+    ones too: auth variants) and the declarations made of them, as the pattern their validators check."""
+    if not any(cls.__module__.startswith("ingestion_patterns.") for cls in model.__mro__):
+        return
+    for name, field in schema.get("properties", {}).items():
+        if name.endswith("_env") and field.get("type") == "string":
+            field.setdefault("pattern", SECRET_ENV_NAME.pattern)
+
+
+# Headers a REST API declaration may not send (RestApiSpec refuses them: credentials go under auth).
+CREDENTIAL_HEADERS = r"^(?i)(authorization|proxy-authorization|cookie)$"
+
+
+def _rest_api_rules(schema: dict[str, Any]) -> None:
+    """The checks RestApiSourceSpec makes in its validators that a schema can say."""
+    properties = schema["properties"]
+    properties["name"]["pattern"] = REST_API_NAME.pattern
+    properties["headers"]["propertyNames"] = {"not": {"pattern": CREDENTIAL_HEADERS}}
+    # A rerun must not land a record twice: the key and the incremental cursor are required.
+    schema["required"] = [*schema["required"], "primary_key", "incremental"]
+
+
+class RestApiSourceDeclaration(RestApiSourceSpec):
+    """A REST API declared in the values: exactly the app's RestApiSourceSpec (its fields and no other; secrets
+    named by *_env fields), plus what of its validators a schema can say."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_rest_api_rules)
+
+
+def _kafka_topic_rules(schema: dict[str, Any]) -> None:
+    """The checks KafkaTopicSpec (and the sources file's reader) make that a schema can say."""
+    properties = schema["properties"]
+    # A sources-file entry has no folder to take its name from.
+    properties["name"] |= {"minLength": 1, "pattern": TOPIC_SOURCE_NAME.pattern}
+    properties["topic"]["pattern"] = f"^$|{TOPIC.pattern}"
+    properties["dead_letter_topic"]["pattern"] = TOPIC.pattern
+    schema["required"] = ["name", *schema["required"]]
+
+
+class KafkaTopicDeclaration(KafkaTopicSpec):
+    """A Kafka topic declared in the values: exactly the app's KafkaTopicSpec, plus its rules as keywords."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_kafka_topic_rules)
 
 
 class Sources(ClosedObject):
@@ -139,11 +186,23 @@ class Sources(ClosedObject):
         description="WebhookSource declarations (app/ingestion_patterns/push/source.py, WebhookSourceSpec): "
         "POST /webhook/<source_id>. Secrets are named (secret_env), never written here.",
     )
-    rest_apis: NotYetRead | None = Field(
-        None, description="Coming (issue 11): RestApiSource declarations. Nothing reads them yet: keep it empty."
+    rest_apis: list[RestApiSourceDeclaration] | None = Field(
+        None,
+        description="RestApiSource declarations (app/ingestion_patterns/pull/source.py, RestApiSourceSpec), as a "
+        "defs.yaml's attributes. Secrets are named (auth's *_env), never written here.",
     )
-    kafka_topics: NotYetRead | None = Field(
-        None, description="Coming (issue 12): KafkaTopicSource declarations. Nothing reads them yet: keep it empty."
+    kafka_topics: list[KafkaTopicDeclaration] | None = Field(
+        None,
+        description="KafkaTopicSource declarations (app/ingestion_patterns/poll/source.py, KafkaTopicSpec), each "
+        "with its name. With Strimzi, the kafka chart also renders a KafkaTopic for each topic.",
+    )
+
+
+class SchemaRegistry(ClosedObject):
+    enabled: bool | None = Field(
+        None,
+        description="Apicurio Registry in the kafka chart (kafka.registry), its Confluent-compatible URL given to "
+        "the user code as SCHEMA_REGISTRY_URL.",
     )
 
 
@@ -158,6 +217,7 @@ class Global(OpenObject):
         description="The declared sources, rendered into one ConfigMap (key sources.yaml) that the code server, "
         "the run pods and the webhook receiver mount (INGEST_SOURCES_FILE). Adding one is a helm upgrade.",
     )
+    schemaRegistry: SchemaRegistry | None = None
 
 
 class SourcesMount(ClosedObject):

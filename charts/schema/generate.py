@@ -17,6 +17,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from . import kafka, mock_api, platform, user_code, webhook_receiver
+from .common import declared_env_names
 
 CHARTS_DIR = Path(__file__).resolve().parents[1]
 DRAFT = "https://json-schema.org/draft-07/schema#"
@@ -70,6 +71,7 @@ class _ValuesSchema(GenerateJsonSchema):
         json_schema = super().model_schema(schema)
         json_schema.pop("title", None)
         json_schema.pop("description", None)
+        declared_env_names(schema["cls"], json_schema)
         return json_schema
 
     def nullable_schema(self, schema: core_schema.NullableSchema) -> dict[str, Any]:

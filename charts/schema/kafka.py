@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from .common import (
     DNS_LABEL,
     ClosedObject,
+    Global,
     NodePort,
     NonEmptyStr,
     NonNegativeInt,
@@ -23,6 +24,7 @@ from .common import (
 # A listener name as Strimzi allows it.
 ListenerName = Annotated[str, Field(pattern=r"^[a-z0-9]{1,11}$")]
 SINGLE_NODE = "standalone mode runs a single KRaft node"
+TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,249}$"
 
 
 class Kafka(ClosedObject):
@@ -108,7 +110,7 @@ class User(ClosedObject):
     name: Annotated[str, Field(pattern=f"^$|{DNS_LABEL}", max_length=63)] | None = Field(
         None, description="Default <clusterName>-app; also its password Secret's name (key password)."
     )
-    topics: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]{1,249}$")]] | None = Field(
+    topics: list[Annotated[str, Field(pattern=TOPIC_NAME)]] | None = Field(
         None, description="Topics the application uses beside topic.name."
     )
     topicOperations: list[TopicOperation] | None = Field(None, min_length=1)
@@ -120,10 +122,29 @@ class Rack(ClosedObject):
 
 
 class Topic(ClosedObject):
-    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]{1,249}$")]
+    name: Annotated[str, Field(pattern=TOPIC_NAME)]
     partitions: PositiveInt
     replicas: PositiveInt
     config: Object | None = None
+
+
+class TopicSettings(ClosedObject):
+    partitions: PositiveInt | None = None
+    replicas: PositiveInt | None = None
+    config: Object | None = Field(None, description="Merged over topic.config.")
+
+
+class DeclaredTopics(ClosedObject):
+    enabled: bool | None = Field(
+        None,
+        description="Make the topics global.sources.kafka_topics declares (topic, dead_letter_topic) like topic, "
+        "and give them to the application's user.",
+    )
+    overrides: dict[str, TopicSettings] | None = Field(
+        None,
+        description="Per topic name: partitions, replicas, config instead of topic's.",
+        json_schema_extra={"propertyNames": {"pattern": TOPIC_NAME}},
+    )
 
 
 class EntityOperator(ClosedObject):
@@ -136,6 +157,21 @@ class KafkaUi(ClosedObject):
     image: PinnedImage | None = None
     port: Port | None = None
     resources: Object | None = None
+
+
+class RegistryNetworkPolicy(ClosedObject):
+    extraIngressFrom: list[Object] | None = None
+
+
+class Registry(ClosedObject):
+    """Apicurio Registry, rendered when global.schemaRegistry.enabled."""
+
+    image: PinnedImage
+    env: list[Object] | None = Field(
+        None, description="Extra container env entries (templated), e.g. its storage (APICURIO_STORAGE_KIND)."
+    )
+    resources: Object | None = None
+    networkPolicy: RegistryNetworkPolicy | None = None
 
 
 class TestPod(ClosedObject):
@@ -161,6 +197,7 @@ class Standalone(ClosedObject):
 
 
 class Values(SubchartValues):
+    global_: Global | None = Field(None, alias="global")  # type: ignore[assignment]  # narrows the base's free-form globals to the ones this chart reads
     # One KRaft node cannot hold more replicas: in standalone mode, nodePool.replicas and topic.replicas are 1.
     model_config = ConfigDict(
         json_schema_extra={
@@ -171,6 +208,15 @@ class Values(SubchartValues):
                         "properties": {
                             "nodePool": {"properties": {"replicas": {"const": 1, "description": SINGLE_NODE}}},
                             "topic": {"properties": {"replicas": {"const": 1, "description": SINGLE_NODE}}},
+                            "declaredTopics": {
+                                "properties": {
+                                    "overrides": {
+                                        "additionalProperties": {
+                                            "properties": {"replicas": {"const": 1, "description": SINGLE_NODE}}
+                                        }
+                                    }
+                                }
+                            },
                         }
                     },
                 }
@@ -189,11 +235,13 @@ class Values(SubchartValues):
     nodePool: NodePool
     listeners: Listeners
     topic: Topic
+    declaredTopics: DeclaredTopics | None = None
     authorization: Authorization | None = None
     user: User | None = None
     rack: Rack | None = None
     entityOperator: EntityOperator | None = None
     kafkaUi: KafkaUi | None = None
+    registry: Registry | None = None
     test: TestPod | None = None
     podSecurityContext: Object | None = None
     securityContext: Object | None = None

@@ -38,7 +38,9 @@ class Faults(ClosedObject):
     schemaMode: Literal["normal", "renamed", "retyped"] | None = None
 
 
-class Token(ClosedObject):
+class Credential(ClosedObject):
+    """A credential the API checks: from existingSecret (templated), else value, else generated once."""
+
     existingSecret: str | None = None
     existingSecretKey: NonEmptyStr | None = None
     value: str | None = None
@@ -73,7 +75,8 @@ class Values(SubchartValues):
     spanDays: Annotated[float, Field(gt=0)] | None = None
     maxPageSize: PositiveInt | None = None
     faults: Faults
-    token: Token
+    token: Credential = Field(description="The bearer token of /v1/records (MOCK_API_TOKEN).")
+    apiKey: Credential = Field(description="The API key of /v1/items, in X-API-Key (MOCK_API_API_KEY).")
     persistence: Persistence | None = None
     serviceAccount: ServiceAccount | None = None
     podAnnotations: Object | None = None

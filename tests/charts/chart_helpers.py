@@ -79,6 +79,38 @@ def one(objects: list[dict], kind: str, name: str) -> dict:
     return matches[0]
 
 
+def sources_yaml(objects: list[dict], name: str = f"{RELEASE}-sources") -> dict:
+    """The parsed sources.yaml of a declared-sources ConfigMap (the umbrella's by default)."""
+    return yaml.safe_load(one(objects, "ConfigMap", name)["data"]["sources.yaml"])
+
+
+def pod_template(objects: list[dict], deployment: str) -> dict:
+    return one(objects, "Deployment", deployment)["spec"]["template"]
+
+
+def sources_values(tmp_path_factory: pytest.TempPathFactory, sources: dict) -> str:
+    """A values file declaring `sources` (global.sources), for -f."""
+    path = tmp_path_factory.mktemp("values") / "sources.yaml"
+    path.write_text(yaml.safe_dump({"global": {"sources": sources}}))
+    return str(path)
+
+
+def schema_refusal(helm: str, chart: Path, *args: str) -> str:
+    """`helm lint --strict` of a chart with these values arguments, which its values schema must refuse: the output."""
+    result = run(helm, "lint", "--strict", str(chart), *args, "--kube-version", KUBE_VERSION, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{chart.name} accepted {args}"
+    assert "values don't meet the specifications of the schema" in output, output
+    return output
+
+
+def template_refusal(helm: str, chart: Path, *args: str) -> str:
+    """`helm template` of a chart with these arguments, which must fail: its error output."""
+    result = run(helm, "template", "x", str(chart), "--kube-version", KUBE_VERSION, *args, check=False)
+    assert result.returncode != 0, f"{chart.name} rendered with {args}"
+    return result.stderr
+
+
 def pod_spec(obj: dict) -> dict | None:
     """The pod spec of a workload (Deployment, StatefulSet, Job, Pod), else None."""
     kind = obj["kind"]

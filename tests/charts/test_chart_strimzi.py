@@ -3,6 +3,7 @@ artifacts by .ci/install-chart-tools.sh), and the fields the platform relies on 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jsonschema
@@ -222,3 +223,28 @@ def test_security_can_be_switched_off_for_development(render: Renderer) -> None:
     assert [listener["name"] for listener in kafka["spec"]["kafka"]["listeners"]] == ["plain"]
     assert "authorization" not in kafka["spec"]["kafka"]
     assert not by_kind(objects, "KafkaUser")
+
+
+def test_declared_topics_match_the_kafkatopic_crd(render: Renderer, strimzi_schemas: dict) -> None:
+    """global.sources.kafka_topics: a KafkaTopic for each topic and dead-letter topic, valid for the operator."""
+    declared = {
+        "name": "payments",
+        "topic": "payments.v1",
+        "dead_letter_topic": "payments.v1.dlq",
+        "columns": [{"name": "payment_id", "type": "varchar"}],
+    }
+    objects = render(
+        "platform",
+        "production",
+        "--set-json",
+        f"global.sources.kafka_topics=[{json.dumps(declared)}]",
+        "--set-json",
+        'kafka.declaredTopics.overrides={"payments.v1.dlq": {"partitions": 1, "config": {"retention.ms": 86400000}}}',
+    )
+    topics = {t["metadata"]["name"]: t for t in by_kind(objects, "KafkaTopic")}
+    assert set(topics) == {"transactions", "payments-v1", "payments-v1-dlq"}
+    for topic in topics.values():
+        errors = sorted(jsonschema.Draft7Validator(strimzi_schemas["KafkaTopic"]).iter_errors(topic), key=str)
+        assert not errors, "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+    assert topics["payments-v1-dlq"]["spec"]["partitions"] == 1
+    assert topics["payments-v1-dlq"]["spec"]["replicas"] == 3

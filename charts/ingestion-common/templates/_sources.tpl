@@ -20,12 +20,16 @@ names the file. Each helper takes the including chart's context (.).
 {{- range $kind := list "webhooks" "rest_apis" "kafka_topics" }}
 {{- $_ := set $file $kind (get $sources $kind | default list) }}
 {{- end }}
+{{- /* Each kind's identifying field: one declaration per value (the app refuses a repeat, later and less plainly). */ -}}
+{{- range $kind, $field := dict "webhooks" "source_id" "rest_apis" "name" "kafka_topics" "name" }}
 {{- $seen := dict }}
-{{- range $file.webhooks }}
-{{- if hasKey $seen .source_id }}
-{{- fail (printf "global.sources.webhooks: source_id %q is declared twice" .source_id) }}
+{{- range get $file $kind }}
+{{- $value := toString (get . $field) }}
+{{- if hasKey $seen $value }}
+{{- fail (printf "global.sources.%s: %s %q is declared twice" $kind $field $value) }}
 {{- end }}
-{{- $_ := set $seen .source_id true }}
+{{- $_ := set $seen $value true }}
+{{- end }}
 {{- end }}
 {{- toYaml $file }}
 {{- end }}

@@ -58,9 +58,57 @@ app.kubernetes.io/component: event-stream
 {{- default (printf "%s-app" (include "kafka.clusterName" .)) .Values.user.name }}
 {{- end }}
 
-{{/* The topics the application's user may use: topic.name and user.topics, each once (a JSON list). */}}
-{{- define "kafka.userTopics" -}}
-{{- toJson (prepend (default list .Values.user.topics) .Values.topic.name | uniq) }}
+{{/*
+The topics the chart makes (a JSON list of {name, partitions, replicas, config, deadLetter}): topic, then with
+declaredTopics.enabled each topic global.sources.kafka_topics declares (its topic and dead_letter_topic), once
+each. A declaration without a topic reads topic.name (KAFKA_TOPIC). A declared one takes topic's partitions,
+replicas and config, or its declaredTopics.overrides entry's (config merged over topic's).
+*/}}
+{{- define "kafka.topics" -}}
+{{- $topics := list (dict "name" .Values.topic.name "partitions" .Values.topic.partitions "replicas" .Values.topic.replicas "config" (.Values.topic.config | default dict) "deadLetter" false) }}
+{{- $seen := dict .Values.topic.name true }}
+{{- $declared := .Values.declaredTopics | default dict }}
+{{- if $declared.enabled }}
+{{- $sources := (.Values.global | default dict).sources | default dict }}
+{{- range $sources.kafka_topics | default list }}
+{{- range $name, $deadLetter := dict (.topic | default "") false (.dead_letter_topic | default "") true }}
+{{- if and $name (not (hasKey $seen $name)) }}
+{{- $_ := set $seen $name true }}
+{{- $override := get ($declared.overrides | default dict) $name | default dict }}
+{{- $config := merge (deepCopy ($override.config | default dict)) ($.Values.topic.config | default dict) }}
+{{- $topics = append $topics (dict "name" $name "partitions" ($override.partitions | default $.Values.topic.partitions) "replicas" ($override.replicas | default $.Values.topic.replicas) "config" $config "deadLetter" $deadLetter) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $topics }}
+{{- end }}
+
+{{/* A topic's KafkaTopic name (a DNS name): lower case, '_' and '.' as '-'. */}}
+{{- define "kafka.topicResourceName" -}}
+{{- . | replace "_" "-" | replace "." "-" | lower }}
+{{- end }}
+
+{{/*
+The application user's topic ACLs (a JSON list of {topic, operations}): user.topicOperations on topic.name, the
+declared topics and user.topics; on a declared dead-letter topic also Write (the landing produces rejects there).
+*/}}
+{{- define "kafka.userTopicAcls" -}}
+{{- $acls := list }}
+{{- $seen := dict }}
+{{- range include "kafka.topics" . | fromJsonArray }}
+{{- $operations := $.Values.user.topicOperations }}
+{{- if and .deadLetter (not (has "Write" $operations)) }}{{ $operations = append $operations "Write" }}{{ end }}
+{{- $acls = append $acls (dict "topic" .name "operations" $operations) }}
+{{- $_ := set $seen .name true }}
+{{- end }}
+{{- range .Values.user.topics | default list }}
+{{- if not (hasKey $seen .) }}
+{{- $acls = append $acls (dict "topic" . "operations" $.Values.user.topicOperations) }}
+{{- $_ := set $seen . true }}
+{{- end }}
+{{- end }}
+{{- toJson $acls }}
 {{- end }}
 
 {{/* Strimzi's Secret names: the cluster CA's certificate (ca.crt) and key, and the brokers' certificates. */}}
@@ -286,4 +334,30 @@ ingestion-patterns/ingress: none
 {{ include "ingestion-common.selectorLabels" . }}
 app.kubernetes.io/component: kafka-certificates
 {{ include "kafka.noIngressLabel" . }}
+{{- end }}
+
+{{/* "true" when Apicurio Registry is rendered (global.schemaRegistry.enabled: the user code reads the same switch). */}}
+{{- define "kafka.registryEnabled" -}}
+{{- if (((.Values.global | default dict).schemaRegistry) | default dict).enabled }}true{{ end }}
+{{- end }}
+
+{{/* The registry's Service name and its Confluent-compatible API, the URL Avro clients (SCHEMA_REGISTRY_URL) use. */}}
+{{- define "kafka.registryName" -}}
+{{- printf "%s-registry" (include "ingestion-common.fullname" .) }}
+{{- end }}
+
+{{- define "kafka.registryUrl" -}}
+{{- printf "http://%s:8080/apis/ccompat/v7" (include "kafka.registryName" .) }}
+{{- end }}
+
+{{- define "kafka.registrySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ingestion-common.name" . }}-registry
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kafka.registryLabels" -}}
+{{ include "kafka.commonLabels" . }}
+{{ include "kafka.registrySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.registry.image.tag | quote }}
+app.kubernetes.io/component: schema-registry
 {{- end }}

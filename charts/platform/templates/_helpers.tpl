@@ -80,7 +80,7 @@ globals; run pods add the code location's (they run its image). */}}
 {{- default (printf "%s-inbox" (include "platform.fullname" .)) .Values.inbox.existingSecret }}
 {{- end }}
 
-{{/* Secret with key SOURCE_API_TOKEN. */}}
+{{/* Secret with keys SOURCE_API_TOKEN (bearer token) and SOURCE_API_KEY (API key). */}}
 {{- define "platform.sourceApi.secretName" -}}
 {{- default (printf "%s-source-api" (include "platform.fullname" .)) .Values.sourceApi.existingSecret }}
 {{- end }}
@@ -248,7 +248,7 @@ when no existingSecret names one.
 {{- $spec = append $spec (dict "name" (include "platform.inbox.secretName" .) "keys" (dict "WEBHOOK_INBOX_PASSWORD" (dict "random" 32) "WEBHOOK_INBOX_URL" (dict "postgresUrl" $url))) }}
 {{- end }}
 {{- if not .Values.sourceApi.existingSecret }}
-{{- $spec = append $spec (dict "name" (include "platform.sourceApi.secretName" .) "keys" (dict "SOURCE_API_TOKEN" (dict "random" 32))) }}
+{{- $spec = append $spec (dict "name" (include "platform.sourceApi.secretName" .) "keys" (dict "SOURCE_API_TOKEN" (dict "random" 32) "SOURCE_API_KEY" (dict "random" 32))) }}
 {{- end }}
 {{- toJson $spec }}
 {{- end }}
