@@ -95,6 +95,32 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return {key: _inline(value, defs) for key, value in node.items()}
 
 
+def _by_type(node: Any) -> Any:
+    """A union of objects told apart by a `type` constant (a REST API's auth and paginator) as one if/then per
+    type, as the app reads it (the variant its `type` names): a mistake is reported against that variant alone,
+    not as "anyOf failed"."""
+    if isinstance(node, list):
+        return [_by_type(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _by_type(value) for key, value in node.items()}
+    variants = node.get("anyOf") or []
+    kinds = [((v.get("properties") or {}).get("type") or {}).get("const") for v in variants]
+    if not variants or not all(isinstance(kind, str) for kind in kinds):
+        return node
+    node.pop("anyOf")
+    return {
+        **node,
+        "type": "object",
+        "properties": {"type": {"enum": kinds}},
+        "required": ["type"],
+        "allOf": [
+            {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]}, "then": variant}
+            for kind, variant in zip(kinds, variants, strict=True)
+        ],
+    }
+
+
 def _tidy(node: Any, *, in_properties: bool = False) -> Any:
     """Plain draft-07: anyOf of bare types as a type list, no `additionalProperties: true`, keywords ordered."""
     if isinstance(node, list):
@@ -119,7 +145,7 @@ def schema(chart: str) -> dict[str, Any]:
     model, title = CHARTS[chart]
     generated = model.model_json_schema(by_alias=True, schema_generator=_ValuesSchema)
     defs = generated.pop("$defs", {})
-    return _tidy({"$schema": DRAFT, "title": title, **_inline(generated, defs)})
+    return _tidy({"$schema": DRAFT, "title": title, **_by_type(_inline(generated, defs))})
 
 
 def render(chart: str) -> str:
