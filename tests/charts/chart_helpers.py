@@ -28,8 +28,10 @@ PROFILES = ["default", "kind", "production"]
 STANDALONE_CASES = [
     (chart, f"{profile}+standalone") for chart in ("kafka", "platform") for profile in ("default", "kind")
 ]
+# The optional Apicurio Registry (global.schemaRegistry.enabled), rendered over a profile as "<profile>+registry".
+REGISTRY_CASES = [("kafka", "default+registry"), ("platform", "production+registry")]
 # Every (chart, profile) that is linted, validated and scanned.
-CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES] + STANDALONE_CASES
+CASES = [(chart, profile) for chart in CHARTS for profile in PROFILES] + STANDALONE_CASES + REGISTRY_CASES
 RELEASE = "ip"
 NAMESPACE = "ingestion"
 TOOLS_DIR = Path(os.environ.get("INGESTION_TOOLS_DIR", Path.home() / ".cache" / "ingestion-patterns"))
@@ -57,13 +59,15 @@ def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
 
 
 def values_args(chart: str, profile: str) -> list[str]:
-    """The values file of a profile (and Kafka's mode for "<profile>+<mode>"), and the Kubernetes version to
-    render for: the one whose schemas the objects are validated against (a `go install`ed helm has no
-    built-in version and would assume 1.20)."""
-    profile, _, kafka_mode = profile.partition("+")
+    """The values file of a profile (and for "<profile>+standalone" Kafka's mode, for "<profile>+registry" the
+    schema registry on), and the Kubernetes version to render for: the one whose schemas the objects are
+    validated against (a `go install`ed helm has no built-in version and would assume 1.20)."""
+    profile, _, variant = profile.partition("+")
     values = [] if profile == "default" else ["-f", str(CHARTS_DIR / chart / f"values-{profile}.yaml")]
-    if kafka_mode:
-        values += ["--set", f"{'kafka.' if chart == 'platform' else ''}mode={kafka_mode}"]
+    if variant == "registry":
+        values += ["--set", "global.schemaRegistry.enabled=true"]
+    elif variant:
+        values += ["--set", f"{'kafka.' if chart == 'platform' else ''}mode={variant}"]
     return [*values, "--kube-version", KUBE_VERSION]
 
 

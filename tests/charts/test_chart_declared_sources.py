@@ -446,21 +446,3 @@ def test_the_registry_image_and_storage_come_from_values(render: Renderer) -> No
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["APICURIO_STORAGE_KIND"] == "kafkasql"
     assert env["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == f"{RELEASE}-kafka-kafka-bootstrap:9092"
-
-
-@pytest.mark.parametrize("chart", ["platform", "kafka"])
-@pytest.mark.parametrize("profile", ["default", "kind", "production"])
-def test_lint_passes_with_the_registry_on(helm: str, charts_dir: Path, chart: str, profile: str) -> None:
-    values = [] if profile == "default" else ["-f", str(charts_dir / chart / f"values-{profile}.yaml")]
-    result = run(
-        helm,
-        "lint",
-        "--strict",
-        str(charts_dir / chart),
-        *values,
-        "--set",
-        "global.schemaRegistry.enabled=true",
-        "--kube-version",
-        KUBE_VERSION,
-    )
-    assert "0 chart(s) failed" in result.stdout
