@@ -6,6 +6,10 @@ Starts ``ingest mock-api`` (gunicorn) and measures, each in its own subprocess s
 * ours: the Dagster assets ``extract_source_data`` -> ``validate_extracted_data`` ->
   ``load_to_storage`` materialised in-process into a fresh DuckDB file, for ``--records`` (1M)
   and ``--rss-records`` (250k) to show that memory stays flat as the volume grows;
+* declared: the same pull declared as ``RestApiSource`` instances (its assets, check and load built
+  by ``build_rest_api_source``, read by the declarative client): ``cursor`` reads /v1/records (NDJSON,
+  the cursor in a header) and ``link`` reads /v1/items (a JSON envelope, Link headers, an API key),
+  both for ``--records``;
 * dlt: ``dlt.sources.rest_api`` paging the same API (JSON envelope, cursor paginator) into DuckDB
   with ``write_disposition="merge"`` on ``id``, for ``--dlt-records`` (100k by default: dlt's
   rows/s do not depend on the volume, and 1M would take minutes).
@@ -14,7 +18,8 @@ Prints rows/s (records in final_data / wall seconds of the pull), the ratio ours
 
     uv sync --all-groups && uv run python bench/bench_pull.py [--records 1000000] [--dlt-records 100000]
 
-Targets (issue 3): >= 10x dlt's rows/s; peak RSS < 400 MB at 1M and flat from 250k to 1M.
+Targets (issue 3): >= 10x dlt's rows/s; peak RSS < 400 MB at 1M and flat from 250k to 1M. Issue 11:
+the declared cursor instance >= 10x dlt and < 400 MB at 1M; the envelope/Link instance >= 5x dlt.
 """
 
 from __future__ import annotations
@@ -33,6 +38,33 @@ from ingestion_devtools.processes import ManagedProcess, free_port
 from ingestion_patterns import warehouse
 
 TOKEN = "bench-token"
+API_KEY = "bench-api-key"
+COLUMNS = [
+    {"name": "id", "type": "bigint", "required": True},
+    {"name": "name", "type": "varchar", "required": True},
+    {"name": "email", "type": "varchar", "required": True},
+    {"name": "amount", "type": "double", "required": True},
+    {"name": "status", "type": "varchar", "required": True},
+    {"name": "category", "type": "varchar"},
+    {"name": "version", "type": "bigint"},
+    {"name": "created_at", "type": "timestamptz", "required": True},
+    {"name": "updated_at", "type": "timestamptz", "required": True},
+]
+# The two shapes of the same records, declared (as a defs.yaml would): the table is the name.
+DECLARED = {
+    "cursor": {
+        "path": "/v1/records",
+        "auth": {"type": "bearer", "token_env": "BENCH_SOURCE_API_TOKEN"},
+        "paginator": {"type": "cursor", "cursor_header": "X-Next-Cursor", "limit_param": "limit"},
+        "records": {"format": "ndjson"},
+    },
+    "link": {
+        "path": "/v1/items",
+        "auth": {"type": "api_key", "name": "X-API-Key", "value_env": "BENCH_SOURCE_API_KEY"},
+        "paginator": {"type": "link_header"},
+        "records": {"format": "json", "path": "items"},
+    },
+}
 
 
 def _rss_mb() -> float:
@@ -62,6 +94,50 @@ def pull_ours(url: str, db: str, page_size: int) -> dict:
     assert result.success
     with duckdb.connect(db, read_only=True) as conn:
         rows = warehouse.count_rows(conn, "final_data")
+    return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
+
+
+def pull_declared(shape: str, url: str, db: str, page_size: int) -> dict:
+    import dagster as dg
+    import duckdb
+    from dagster_duckdb import DuckDBResource
+
+    from ingestion_patterns.pull.assets import build_rest_api_source
+    from ingestion_patterns.pull.client import SourceApiResource
+    from ingestion_patterns.pull.source import RestApiSourceSpec
+
+    declared = dict(DECLARED[shape])
+    if shape == "cursor":
+        declared["paginator"] = {**declared["paginator"], "limit": page_size}
+    else:
+        declared["params"] = {"limit": page_size}
+    spec = RestApiSourceSpec.model_validate(
+        {
+            "name": f"bench_{shape}",
+            "base_url": url,
+            **declared,
+            "incremental": {"cursor_field": "updated_at", "param": "updated_since"},
+            "primary_key": "id",
+            "columns": COLUMNS,
+        }
+    )
+    os.environ.update({"BENCH_SOURCE_API_TOKEN": TOKEN, "BENCH_SOURCE_API_KEY": API_KEY})
+    definitions = build_rest_api_source(spec)
+    instance = dg.DagsterInstance.ephemeral()  # made before the clock starts, as for ours
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    result = dg.materialize(
+        [*definitions.assets, *definitions.asset_checks],
+        resources={
+            "source_api": SourceApiResource(base_url=url, token=TOKEN),  # the pull's transport settings
+            "duckdb": DuckDBResource(database=db),
+        },
+        instance=instance,
+    )
+    seconds = time.perf_counter() - started
+    assert result.success
+    with duckdb.connect(db, read_only=True) as conn:
+        rows = warehouse.count_rows(conn, spec.name)
     return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
 
 
@@ -128,6 +204,8 @@ def start_api(records: int, workdir: Path, workers: int) -> tuple[ManagedProcess
         str(records),
         "--token",
         TOKEN,
+        "--api-key",
+        API_KEY,
         "--state",
         str(workdir / f"state-{records}.sqlite3"),
         log_path=workdir / f"mock-api-{records}.log",
@@ -144,14 +222,17 @@ def main() -> None:
     parser.add_argument("--dlt-records", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="mock API gunicorn workers")
-    parser.add_argument("--child", choices=["ours", "dlt"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "dlt", "cursor", "link"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        run = pull_ours if args.child == "ours" else pull_dlt
-        print(json.dumps(run(args.url, args.db, args.page_size)))
+        if args.child in DECLARED:
+            print(json.dumps(pull_declared(args.child, args.url, args.db, args.page_size)))
+        else:
+            run = pull_ours if args.child == "ours" else pull_dlt
+            print(json.dumps(run(args.url, args.db, args.page_size)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
@@ -161,6 +242,8 @@ def main() -> None:
         for label, records, kind in (
             ("ours", args.records, "ours"),
             ("ours-small", args.rss_records, "ours"),
+            ("cursor", args.records, "cursor"),
+            ("link", args.records, "link"),
             ("dlt", args.dlt_records, "dlt"),
         ):
             process, url = start_api(records, workdir, args.workers)
@@ -175,6 +258,8 @@ def main() -> None:
     for label, name in (
         ("ours", "ours (aiohttp+Arrow+DuckDB)"),
         ("ours-small", "ours"),
+        ("cursor", "RestApiSource cursor"),
+        ("link", "RestApiSource envelope+Link"),
         ("dlt", "dlt rest_api -> duckdb merge"),
     ):
         r = results[label]
@@ -185,6 +270,12 @@ def main() -> None:
     ours = results["ours"]["rows"] / results["ours"]["seconds"]
     dlt_rate = results["dlt"]["rows"] / results["dlt"]["seconds"]
     print(f"\nratio ours/dlt rows/s: {ours / dlt_rate:.1f}x (target >= 10x)")
+    for label, target in (("cursor", 10), ("link", 5)):
+        rate = results[label]["rows"] / results[label]["seconds"]
+        print(
+            f"ratio RestApiSource {label}/dlt rows/s: {rate / dlt_rate:.1f}x (target >= {target}x), "
+            f"peak RSS {results[label]['rss_mb']:.0f} MB at {args.records:,} records"
+        )
     print(
         f"peak RSS: {results['ours-small']['rss_mb']:.0f} MB at {args.rss_records:,} records, "
         f"{results['ours']['rss_mb']:.0f} MB at {args.records:,} (target < 400 MB, flat)"

@@ -3,6 +3,7 @@ scaffolded into its ``defs/`` for a test (removed afterwards)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ingestion_patterns.push.source import package_defs_folder
+from ingestion_devtools.processes import ManagedProcess, wait_until
+from ingestion_patterns.declarations import package_defs_folder
 
 APP = Path(__file__).resolve().parents[1] / "app"
 
@@ -32,3 +34,39 @@ def scaffolded_instance(component_type: str, folder: str, prefix: str) -> Iterat
         yield name, path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def group_gone(pgid: int) -> bool:
+    """Whether every process of the group is gone (a killed job's step runs in a child process, which
+    holds the DuckDB file's lock until it exits)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def kill_job_midway(
+    job: str, *, env: dict[str, str], tmp_path: Path, after: str, run_config: Path | None = None
+) -> None:
+    """``dagster job execute`` of the code location's ``job`` in its own process group (with ``env``
+    and a fresh DAGSTER_HOME), SIGKILLed as soon as its log shows ``after``: a crash mid-run. Returns
+    once every process of the group is gone, so what it committed can be read."""
+    command = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "ingestion_patterns.definitions"]
+    command += ["-j", job, *(["-c", str(run_config)] if run_config else [])]
+    process = ManagedProcess(
+        job, command, env={"DAGSTER_HOME": str(dagster_home(tmp_path)), **env}, log_path=tmp_path / f"{job}.log"
+    ).start()
+    try:
+        wait_until(lambda: after in process.log_tail(400) or not process.running, timeout=240, what=f"{after!r}")
+        assert process.running, process.log_tail()
+    finally:
+        process.kill()  # SIGKILL the job's whole process group
+    wait_until(lambda: group_gone(process.proc.pid), timeout=30, what="the killed job's processes to exit")

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # --- pull: the source API
     source_api_url: str = "http://127.0.0.1:8000"
     source_api_token: str = Field(default="dev-token", repr=False)
+    # The mock API's /v1/items key, which the shipped `items` RestApiSource reads as SOURCE_API_KEY.
+    source_api_key: str = Field(default="dev-api-key", repr=False)
     pull_max_staleness_hours: float = Field(default=48, gt=0)
     pull_duckdb_memory_limit: str = "128MB"
 

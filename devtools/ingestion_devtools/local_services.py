@@ -60,7 +60,7 @@ def start_receiver(stack: ExitStack, settings: Settings, *, port: int, workers: 
 
 
 def start_mock_api(stack: ExitStack, settings: Settings, *, port: int, records: int) -> Service:
-    """The mock source API under gunicorn, taking the settings' token; its URL is the SOURCE_API_URL."""
+    """The mock source API under gunicorn, taking the settings' token and API key; its URL is the SOURCE_API_URL."""
     url = f"http://127.0.0.1:{port}"
     process = _start(
         stack,
@@ -75,6 +75,8 @@ def start_mock_api(stack: ExitStack, settings: Settings, *, port: int, records: 
         str(records),
         "--token",
         settings.source_api_token,
+        "--api-key",
+        settings.source_api_key,
         health_url=f"{url}/health",
     )
     return Service("mock API", url, process)

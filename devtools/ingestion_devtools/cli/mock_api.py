@@ -6,7 +6,6 @@ that way), e.g. ``MOCK_API_RECORDS=1000000``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -34,8 +33,8 @@ def _option(flag: str, **kwargs):
 )
 @_option(
     "--api-key",
-    default=lambda: os.environ.get("SOURCE_API_KEY") or "dev-api-key",
-    show_default="$SOURCE_API_KEY, else dev-api-key",
+    default=lambda: load_settings().source_api_key,
+    show_default="$SOURCE_API_KEY",
     help="API key /v1/items clients must send in the X-API-Key header.",
 )
 @_option(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from pathlib import Path
 
 import dagster as dg
 import pytest
+from dg_project import kill_job_midway
 from pull_helpers import final_rows, materialization_metadata, query, run_pull, source_rows
 
-from ingestion_devtools.processes import ManagedProcess, wait_until
 from ingestion_patterns.pull.client import PullStats, SourceApiAuthError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -45,60 +42,14 @@ def test_with_429s_and_5xx_injected_the_result_is_identical(start_mock_api, tmp_
     assert final_rows(tmp_path / "faulty.duckdb") == final_rows(tmp_path / "clean.duckdb") == source_rows(clean)
 
 
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-def _dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return home
-
-
 def test_kill_9_midway_then_rerun_lands_everything_exactly_once(start_mock_api, tmp_path):
     records = 12_000
     api = start_mock_api(records=records, latency_ms=200)  # 40 pages of 300, >= 8 s of paging
     db = tmp_path / "warehouse.duckdb"
     run_config = tmp_path / "run.yaml"
     run_config.write_text("ops:\n  extract_source_data:\n    config:\n      batch_size: 300\n")
-    job = ManagedProcess(
-        "pull_job",
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "job",
-            "execute",
-            "-m",
-            "ingestion_patterns.definitions",
-            "-j",
-            "pull_job",
-            "-c",
-            str(run_config),
-        ],
-        env={
-            "DAGSTER_HOME": str(_dagster_home(tmp_path)),
-            "DUCKDB_PATH": str(db),
-            "SOURCE_API_URL": api.url,
-            "SOURCE_API_TOKEN": api.token,
-        },
-        log_path=tmp_path / "pull_job.log",
-    ).start()
-    try:
-        wait_until(
-            lambda: "landed page 6:" in job.log_tail(400) or not job.running,
-            timeout=240,
-            what="the job to land its sixth page",
-        )
-        assert job.running, job.log_tail()
-    finally:
-        job.kill()  # SIGKILL the job's whole process group: a crash, mid-pages
-    # The step runs in a child process of the group: wait until every member is gone (and with it
-    # its lock on the DuckDB file) before reading what was committed.
-    wait_until(lambda: _group_gone(job.proc.pid), timeout=30, what="the killed job's processes to exit")
+    env = {"DUCKDB_PATH": str(db), "SOURCE_API_URL": api.url, "SOURCE_API_TOKEN": api.token}
+    kill_job_midway("pull_job", env=env, tmp_path=tmp_path, after="landed page 6:", run_config=run_config)
 
     pages = query(db, "SELECT count(*), coalesce(sum(record_count), 0) FROM ingestion.pull_pages")[0]
     assert 6 <= pages[0] < 40, f"not killed midway: {pages[0]} pages landed"

@@ -6,20 +6,24 @@ which are not loaded yet; the rerun loads them, and final_data matches the sourc
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import duckdb
+import psycopg
 import pytest
+import yaml
+from dg_project import group_gone
 from pull_helpers import final_rows, materialization_metadata, source_rows
 
 from ingestion_devtools.processes import ManagedProcess, wait_until
 from ingestion_patterns.definitions import defs
-from ingestion_patterns.instance import prepare_dagster_home
+from ingestion_patterns.instance import INSTANCE_YAML, prepare_dagster_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -59,15 +63,28 @@ def read(db: Path, sql: str) -> list[tuple]:
     raise TimeoutError("DuckDB stayed locked")
 
 
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def _postgres_dagster_home(home: Path, postgres_url: str) -> None:
+    """DAGSTER_HOME with the local dagster.yaml on a fresh PostgreSQL database, the cluster's storage.
+    Three processes claim the duckdb pool's one slot here (this test's runs, the killed job, the
+    retention loop): Dagster's SQLite storage claims without row locks, and a slot freed between
+    another process's check and its queueing is never handed on (seen: the loop's step queued for
+    good beside a free slot); PostgreSQL claims under row locks."""
+    name = f"dagster_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    server = urlsplit(postgres_url)
+    # postgres_db, as the chart configures it: SQLAlchemy 2.1 would pick psycopg 3, which dagster-postgres breaks.
+    database = {"username": server.username, "password": server.password or "", "hostname": server.hostname}
+    database |= {"port": server.port, "db_name": name, "scheme": "postgresql+psycopg2"}  # as the chart sets it
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(
+        INSTANCE_YAML.read_text() + "\n" + yaml.safe_dump({"storage": {"postgres": {"postgres_db": database}}})
+    )
 
 
-def test_pull_killed_and_rerun_beside_a_retention_loop_loads_every_record_once(start_mock_api, tmp_path, monkeypatch):
+def test_pull_killed_and_rerun_beside_a_retention_loop_loads_every_record_once(
+    start_mock_api, postgres_url, tmp_path, monkeypatch
+):
     api = start_mock_api(records=9000, latency_ms=200)  # 30 pages of 300
     db = tmp_path / "warehouse.duckdb"
     env = {
@@ -80,6 +97,7 @@ def test_pull_killed_and_rerun_beside_a_retention_loop_loads_every_record_once(s
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    _postgres_dagster_home(tmp_path / "dagster", postgres_url)
     prepare_dagster_home(tmp_path / "dagster")
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     pull_job = defs().resolve_job_def("pull_job")
@@ -112,7 +130,7 @@ def test_pull_killed_and_rerun_beside_a_retention_loop_loads_every_record_once(s
             assert job.running, job.log_tail()
         finally:
             job.kill()
-        wait_until(lambda: _group_gone(job.started.pid), timeout=30, what="the killed job's processes to exit")
+        wait_until(lambda: group_gone(job.started.pid), timeout=30, what="the killed job's processes to exit")
         for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
             if record.dagster_run.job_name == "pull_job":  # what run monitoring does for a dead run
                 instance.report_run_failed(record.dagster_run, "run worker was killed")

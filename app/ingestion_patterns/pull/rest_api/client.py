@@ -325,7 +325,7 @@ def next_request(
 
 def first_request(spec: RestApiSpec, *, since: str | None = None, until: str | None = None) -> PageRequest:
     """The first page's request: the static params, the incremental window, the paginator's start."""
-    params = dict(spec.params)
+    params = {name: str(value) for name, value in spec.params.items()}  # text already: the spec's validator
     if spec.incremental is not None:
         since = since if since is not None else spec.incremental.initial_value
         if since is not None:

@@ -316,7 +316,11 @@ class RestApiSpec(_Spec):
 
     base_url: str = Field(description="Root URL of the API, e.g. 'https://api.github.com'.")
     path: str = Field(default="", description="Path of the resource, appended to base_url, e.g. '/v1/orders'.")
-    params: dict[str, str] = Field(default_factory=dict, description="Query parameters sent with every request.")
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Query parameters of the first request (numbers as their text); the cursor, offset and "
+        "page-number paginators keep them, a next URL or Link header replaces them.",
+    )
     headers: dict[str, str] = Field(
         default_factory=dict, description="Headers sent with every request (no secrets: use auth)."
     )
@@ -360,6 +364,21 @@ class RestApiSpec(_Spec):
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_url(value, "base_url")
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_as_text(cls, value: Any) -> Any:
+        # A query is text; YAML (and Dagster's templating of a defs.yaml) reads `limit: 100` as a number.
+        if isinstance(value, dict):
+            return {
+                key: str(item).lower()
+                if isinstance(item, bool)
+                else str(item)
+                if isinstance(item, (int, float))
+                else item
+                for key, item in value.items()
+            }
+        return value
 
     @field_validator("headers")
     @classmethod
