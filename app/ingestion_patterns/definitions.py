@@ -11,6 +11,8 @@ from .poll.assets import build_kafka_polling_sensor
 from .poll.component import KafkaTopicSource
 from .poll.source import declarations_in_file as kafka_topics_in_file
 from .poll.source import load_kafka_topics
+from .pull.component import RestApiSource
+from .pull.source import rest_apis_in_file
 from .push.assets import build_webhook_pending_sensor
 from .push.component import WebhookSource
 from .push.source import declarations_in_file, load_webhook_sources, package_defs_folder
@@ -45,15 +47,22 @@ def declared_in_sources_file(settings: Settings) -> list[dg.Definitions]:
     in_file = {fields.get("source_id") for _, fields in declarations_in_file(Path(settings.ingest_sources_file))}
     topics = load_kafka_topics(package_defs_folder(), settings.ingest_sources_file)
     topics_in_file = {fields.get("name") for _, fields in kafka_topics_in_file(Path(settings.ingest_sources_file))}
-    return [
-        WebhookSource.model_validate(spec.model_dump()).definitions()
-        for source_id, spec in webhooks.items()
-        if source_id in in_file
-    ] + [
-        KafkaTopicSource.model_validate(spec.model_dump()).definitions()
-        for name, spec in topics.items()
-        if name in topics_in_file
-    ]
+    return (
+        [
+            WebhookSource.model_validate(spec.model_dump()).definitions()
+            for source_id, spec in webhooks.items()
+            if source_id in in_file
+        ]
+        + [
+            KafkaTopicSource.model_validate(spec.model_dump()).definitions()
+            for name, spec in topics.items()
+            if name in topics_in_file
+        ]
+        + [
+            RestApiSource.model_validate(spec.model_dump()).definitions()
+            for spec in rest_apis_in_file(package_defs_folder(), Path(settings.ingest_sources_file))
+        ]
+    )
 
 
 @dg.definitions

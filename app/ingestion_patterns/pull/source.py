@@ -12,11 +12,14 @@ its name. The shipped reference instance keeps the names the reference example p
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .. import declarations
+from ..declarations import SourceConfigError
 from .landing import PullTables
 from .rest_api.spec import RestApiSpec
 from .validate import Contract
@@ -112,3 +115,25 @@ class RestApiSourceSpec(RestApiSpec):
     @property
     def tables(self) -> PullTables:
         return PullTables.for_instance(self.name, self.contract, self.write)
+
+
+def rest_apis_in_file(defs_folder: Path, sources_file: Path) -> list[RestApiSourceSpec]:
+    """The ``rest_apis:`` of a sources file (the chart's ConfigMap), validated; a name also declared
+    by a ``defs.yaml`` under ``defs_folder`` (whose fields may hold Dagster templates, so only its name
+    is read here) or twice in the file is a ``SourceConfigError`` naming both places."""
+    in_defs = {
+        fields.get("name") or folder.name: where
+        for where, fields, folder in declarations.declarations_in_defs(defs_folder, COMPONENT_TYPE)
+    }
+    found = declarations.by_key(
+        (
+            (where, declarations.validated(RestApiSourceSpec, where, fields))
+            for where, fields in declarations.declarations_in_file(sources_file, "rest_apis")
+        ),
+        lambda spec: spec.name,
+        "REST API source",
+    )
+    for name, (where, _) in found.items():
+        if name in in_defs:
+            raise SourceConfigError(f"{where}: REST API source {name!r} is declared twice (first in {in_defs[name]})")
+    return [spec for _, spec in found.values()]

@@ -15,9 +15,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .. import declarations
+from ..declarations import SourceConfigError as SourceConfigError
+from ..declarations import package_defs_folder as package_defs_folder
 from ..settings import SOURCE_ID_PATTERN
 
 SOURCE_ID = SOURCE_ID_PATTERN  # the receiver's own rule for the path segment
@@ -27,10 +29,6 @@ Scheme = Literal["none", "standard-webhooks", "github", "stripe", "shopify", "sl
 TIMESTAMPED: frozenset[str] = frozenset({"standard-webhooks", "stripe", "slack"})
 # The `type:` of a defs.yaml that declares a webhook source.
 COMPONENT_TYPE = "ingestion_patterns.components.WebhookSource"
-
-
-class SourceConfigError(ValueError):
-    """A declaration is invalid or two declare the same source; the message names the file and field."""
 
 
 class FieldFrom(BaseModel):
@@ -136,59 +134,29 @@ class WebhookSourceSpec(BaseModel):
 
 def declarations_in_defs(defs_folder: Path) -> list[tuple[str, dict[str, Any]]]:
     """``(where, attributes)`` of every WebhookSource ``defs.yaml`` under ``defs_folder``."""
-    found = []
-    for path in sorted(defs_folder.rglob("defs.yaml")):
-        for number, document in enumerate(yaml.safe_load_all(path.read_text()) or [], start=1):
-            if isinstance(document, dict) and document.get("type") == COMPONENT_TYPE:
-                found.append((f"{path} (document {number})", document.get("attributes") or {}))
-    return found
+    return [(where, fields) for where, fields, _ in declarations.declarations_in_defs(defs_folder, COMPONENT_TYPE)]
 
 
-def declarations_in_file(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def declarations_in_file(path: Path) -> list[tuple[str, Any]]:
     """``(where, fields)`` of each entry of the ``webhooks:`` list in a sources file (the chart's ConfigMap)."""
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise SourceConfigError(f"INGEST_SOURCES_FILE={path}: cannot read it as YAML ({error})") from error
-    entries = document.get("webhooks") or [] if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise SourceConfigError(f"INGEST_SOURCES_FILE={path}: `webhooks` must be a list of sources")
-    return [(f"{path} webhooks[{index}]", entry) for index, entry in enumerate(entries)]
+    return declarations.declarations_in_file(path, "webhooks")
 
 
-def parse_declarations(declarations: Iterable[tuple[str, Any]]) -> dict[str, WebhookSourceSpec]:
+def parse_declarations(found: Iterable[tuple[str, Any]]) -> dict[str, WebhookSourceSpec]:
     """The declared sources by id; a bad declaration or a repeated id is a ``SourceConfigError`` naming where."""
-    sources: dict[str, WebhookSourceSpec] = {}
-    where_declared: dict[str, str] = {}
-    for where, fields in declarations:
-        try:
-            spec = WebhookSourceSpec.model_validate(fields)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc']) or 'source'}: {issue['msg']}"
-                for issue in error.errors()
-            )
-            raise SourceConfigError(f"{where}: {problems}") from None
-        if spec.source_id in sources:
-            raise SourceConfigError(
-                f"{where}: source_id {spec.source_id!r} is declared twice (first in {where_declared[spec.source_id]})"
-            )
-        sources[spec.source_id] = spec
-        where_declared[spec.source_id] = where
-    return sources
+    specs = ((where, declarations.validated(WebhookSourceSpec, where, fields)) for where, fields in found)
+    return {
+        source_id: spec
+        for source_id, (_, spec) in declarations.by_key(specs, lambda s: s.source_id, "source_id").items()
+    }
 
 
 def load_webhook_sources(defs_folder: Path | None, sources_file: str = "") -> dict[str, WebhookSourceSpec]:
     """Every declared webhook source: the ``defs.yaml`` files under ``defs_folder``, then ``sources_file``'s."""
-    declarations = declarations_in_defs(defs_folder) if defs_folder is not None else []
+    found = declarations_in_defs(defs_folder) if defs_folder is not None else []
     if sources_file:
-        declarations += declarations_in_file(Path(sources_file))
-    return parse_declarations(declarations)
-
-
-def package_defs_folder() -> Path:
-    """The ``defs/`` folder of this package: where the shipped instances' ``defs.yaml`` files live."""
-    return Path(__file__).resolve().parent.parent / "defs"
+        found += declarations_in_file(Path(sources_file))
+    return parse_declarations(found)
 
 
 def environ_secrets(
