@@ -15,8 +15,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .. import declarations
+from ..declarations import SourceConfigError as SourceConfigError
 
 # The `type:` of a defs.yaml that declares a Kafka topic.
 COMPONENT_TYPE = "ingestion_patterns.components.KafkaTopicSource"
@@ -42,10 +44,6 @@ RESERVED_COLUMNS = frozenset(
     }
 )
 DEFAULT_REGISTRY_ENV = "SCHEMA_REGISTRY_URL"
-
-
-class SourceConfigError(ValueError):
-    """A declaration is invalid or two declare the same topic; the message names the file and field."""
 
 
 class ContractColumn(BaseModel):
@@ -202,48 +200,31 @@ def folder_name(path: Path) -> str:
 def declarations_in_defs(defs_folder: Path) -> list[tuple[str, dict[str, Any]]]:
     """``(where, attributes)`` of every KafkaTopicSource ``defs.yaml`` under ``defs_folder`` (``name`` filled
     in from the folder)."""
-    found = []
-    for path in sorted(defs_folder.rglob("defs.yaml")):
-        for number, document in enumerate(yaml.safe_load_all(path.read_text()) or [], start=1):
-            if isinstance(document, dict) and document.get("type") == COMPONENT_TYPE:
-                attributes = dict(document.get("attributes") or {})
-                attributes.setdefault("name", folder_name(path))
-                found.append((f"{path} (document {number})", attributes))
-    return found
+    return [
+        (where, {"name": folder_name(folder / "defs.yaml"), **attributes})
+        for where, attributes, folder in declarations.declarations_in_defs(defs_folder, COMPONENT_TYPE)
+    ]
 
 
-def declarations_in_file(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def declarations_in_file(path: Path) -> list[tuple[str, Any]]:
     """``(where, fields)`` of each entry of the ``kafka_topics:`` list in a sources file (the chart's ConfigMap)."""
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise SourceConfigError(f"INGEST_SOURCES_FILE={path}: cannot read it as YAML ({error})") from error
-    entries = document.get("kafka_topics") or [] if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise SourceConfigError(f"INGEST_SOURCES_FILE={path}: `kafka_topics` must be a list of topics")
-    return [(f"{path} kafka_topics[{index}]", entry) for index, entry in enumerate(entries)]
+    return declarations.declarations_in_file(path, "kafka_topics")
 
 
 def parse_spec(where: str, fields: Any) -> KafkaTopicSpec:
     """One declaration; a bad one is a ``SourceConfigError`` naming where and which field."""
-    try:
-        spec = KafkaTopicSpec.model_validate(fields)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or 'topic'}: {issue['msg']}" for issue in error.errors()
-        )
-        raise SourceConfigError(f"{where}: {problems}") from None
+    spec = declarations.validated(KafkaTopicSpec, where, fields)
     if not spec.name:
         raise SourceConfigError(f"{where}: name: give the instance a name (a sources-file entry has no folder)")
     return spec
 
 
-def parse_declarations(declarations: Iterable[tuple[str, Any]]) -> dict[str, KafkaTopicSpec]:
+def parse_declarations(found: Iterable[tuple[str, Any]]) -> dict[str, KafkaTopicSpec]:
     """The declared topics by instance name; a bad declaration, a repeated name or topic (or table) is a
     ``SourceConfigError`` naming both places."""
     topics: dict[str, KafkaTopicSpec] = {}
     seen: dict[tuple[str, str], str] = {}
-    for where, fields in declarations:
+    for where, fields in found:
         spec = parse_spec(where, fields)
         tables = table_names(spec)
         for key in (("name", spec.name), ("topic", spec.topic), ("table", tables[0]), ("table", tables[1])):
@@ -262,10 +243,10 @@ def table_names(spec: KafkaTopicSpec) -> tuple[str, str]:
 
 def load_kafka_topics(defs_folder: Path | None, sources_file: str = "") -> dict[str, KafkaTopicSpec]:
     """Every declared topic: the ``defs.yaml`` files under ``defs_folder``, then ``sources_file``'s."""
-    declarations = declarations_in_defs(defs_folder) if defs_folder is not None else []
+    found = declarations_in_defs(defs_folder) if defs_folder is not None else []
     if sources_file:
-        declarations += declarations_in_file(Path(sources_file))
-    return parse_declarations(declarations)
+        found += declarations_in_file(Path(sources_file))
+    return parse_declarations(found)
 
 
 def shipped_topic(name: str) -> KafkaTopicSpec:
