@@ -96,3 +96,22 @@ def test_a_file_made_with_the_old_primary_key_is_rebuilt_without_it_and_keeps_it
         assert old.execute(keys, ["NOT NULL"]).fetchone() == (sum(c.not_null for c in landing.DATA_COLUMNS),)
         rows = old.execute("SELECT event_id, payload, landed_at IS NOT NULL FROM ingestion.webhook_data ORDER BY 1")
         assert rows.fetchall() == [("e1", "{}", True), ("e2", "[1]", True)]
+
+
+def test_the_event_type_comes_from_where_the_source_declares_it():
+    from ingestion_patterns.push.assets import WebhookBatchConfig
+    from ingestion_patterns.push.source import WebhookSourceSpec
+
+    at = datetime.now(UTC)
+    body = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": 1, "type": "in.the.body", "meta": {"kind": 7}})
+    record = InboxRecord(1, "s", "e1", body.encode(), {"X-Event-Name": "order.paid"}, at)
+
+    def event_type(declared: dict | None) -> str | None:
+        spec = WebhookSourceSpec(source_id="s", event_type=declared)
+        [row], _ = split_batch([record], BatchRules.of(WebhookBatchConfig(), spec))
+        return row.event_type
+
+    assert event_type(None) == "in.the.body"  # the default rules: X-GitHub-Event, then event_type, then type
+    assert event_type({"header": "X-Event-Name"}) == "order.paid"
+    assert event_type({"json_path": "meta.kind"}) == "7"
+    assert event_type({"header": "X-Absent"}) is None  # declared and not there: no type, not a guess

@@ -29,7 +29,7 @@ from ..dagster_conventions import KIND_TAG, RUN_RETRY_TAGS, SOURCE_TAG, row_coun
 from .inbox import Inbox, InboxRecord, InboxUnavailable, PendingSummary
 from .landing import DATA_COLUMNS, DATA_TABLE, DDL, REJECTS_TABLE, WebhookLandResult, land_claimed
 from .resource import WebhookInboxResource
-from .source import WebhookSourceSpec
+from .source import FieldFrom, WebhookSourceSpec
 from .validate import split_batch
 
 # The tags a webhook source's job carries: the sensor finds its sources' jobs by them.
@@ -64,6 +64,7 @@ class BatchRules:
     validate_schema: bool
     required_fields: list[str]
     batch_size: int
+    event_type: FieldFrom | None = None  # where the event type comes from; None: the default rules
 
     @classmethod
     def for_source(cls, source_id: str, *, validate_schema: bool = True) -> "BatchRules":
@@ -78,6 +79,7 @@ class BatchRules:
             validate_schema=config.validate_schema,
             required_fields=declared.required_fields if config.required_fields is None else config.required_fields,
             batch_size=declared.batch_size if config.batch_size is None else config.batch_size,
+            event_type=declared.event_type,
         )
 
 

@@ -17,6 +17,7 @@ import orjson
 from .. import interchange_json
 from .inbox import InboxRecord
 from .landing import WebhookReject, WebhookRow
+from .source import FieldFrom
 
 _SHOWN = 200  # characters of an offending value quoted in a reason
 
@@ -29,6 +30,9 @@ class BatchRules(Protocol):
 
     @property
     def required_fields(self) -> list[str]: ...
+
+    @property
+    def event_type(self) -> FieldFrom | None: ...
 
 
 def validate_payload(body: bytes, config: BatchRules) -> tuple[dict | None, str | None]:
@@ -145,7 +149,11 @@ def split_batch(records: list[InboxRecord], config: BatchRules) -> tuple[list[We
             WebhookRow(
                 source_id=record.source_id,
                 event_id=record.event_id,
-                event_type=_event_type(payload, record.headers),
+                event_type=(
+                    config.event_type.read(record.headers, payload)
+                    if config.event_type is not None
+                    else _event_type(payload, record.headers)
+                ),
                 payload=compact_json(payload),
                 headers=headers,
                 inbox_seq=record.seq,
