@@ -3,13 +3,13 @@
 Starts ``ingest mock-api`` (gunicorn) and measures, each in its own subprocess so peak RSS
 (ru_maxrss) belongs to that pull alone:
 
-* ours: the Dagster assets ``extract_source_data`` -> ``validate_extracted_data`` ->
-  ``load_to_storage`` materialised in-process into a fresh DuckDB file, for ``--records`` (1M)
-  and ``--rss-records`` (250k) to show that memory stays flat as the volume grows;
-* declared: the same pull declared as ``RestApiSource`` instances (its assets, check and load built
-  by ``build_rest_api_source``, read by the declarative client): ``cursor`` reads /v1/records (NDJSON,
-  the cursor in a header) and ``link`` reads /v1/items (a JSON envelope, Link headers, an API key),
-  both for ``--records``;
+* ours: the reference source API as shipped, a ``RestApiSource`` declaration
+  (``defs/rest_apis/source_api``: /v1/records, NDJSON, the cursor in a header), its
+  ``extract_source_data`` -> ``validate_extracted_data`` -> ``load_to_storage`` materialised
+  in-process into a fresh DuckDB file, for ``--records`` (1M) and ``--rss-records`` (250k) to show
+  that memory stays flat as the volume grows;
+* link: the same records declared in another shape, /v1/items (a JSON envelope, Link headers, an
+  API key), for ``--records``;
 * dlt: ``dlt.sources.rest_api`` paging the same API (JSON envelope, cursor paginator) into DuckDB
   with ``write_disposition="merge"`` on ``id``, for ``--dlt-records`` (100k by default: dlt's
   rows/s do not depend on the volume, and 1M would take minutes).
@@ -18,8 +18,8 @@ Prints rows/s (records in final_data / wall seconds of the pull), the ratio ours
 
     uv sync --all-groups && uv run python bench/bench_pull.py [--records 1000000] [--dlt-records 100000]
 
-Targets (issue 3): >= 10x dlt's rows/s; peak RSS < 400 MB at 1M and flat from 250k to 1M. Issue 11:
-the declared cursor instance >= 10x dlt and < 400 MB at 1M; the envelope/Link instance >= 5x dlt.
+Targets (issues 3 and 11): ours >= 10x dlt's rows/s, peak RSS < 400 MB at 1M and flat from 250k to
+1M; the envelope/Link shape >= 5x dlt.
 """
 
 from __future__ import annotations
@@ -50,14 +50,8 @@ COLUMNS = [
     {"name": "created_at", "type": "timestamptz", "required": True},
     {"name": "updated_at", "type": "timestamptz", "required": True},
 ]
-# The two shapes of the same records, declared (as a defs.yaml would): the table is the name.
+# The same records in another shape, declared as a defs.yaml would (the table is the name).
 DECLARED = {
-    "cursor": {
-        "path": "/v1/records",
-        "auth": {"type": "bearer", "token_env": "BENCH_SOURCE_API_TOKEN"},
-        "paginator": {"type": "cursor", "cursor_header": "X-Next-Cursor", "limit_param": "limit"},
-        "records": {"format": "ndjson"},
-    },
     "link": {
         "path": "/v1/items",
         "auth": {"type": "api_key", "name": "X-API-Key", "value_env": "BENCH_SOURCE_API_KEY"},
@@ -72,32 +66,33 @@ def _rss_mb() -> float:
 
 
 def pull_ours(url: str, db: str, page_size: int) -> dict:
-    import dagster as dg
-    import duckdb
-    from dagster_duckdb import DuckDBResource
+    """The reference pull: the shipped source_api declaration (defs/rest_apis/source_api), at ``url``."""
+    import yaml
 
-    from ingestion_patterns.pull.assets import extract_source_data, load_to_storage, validate_extracted_data
-    from ingestion_patterns.pull.client import SourceApiResource
+    from ingestion_patterns.declarations import package_defs_folder
 
-    instance = dg.DagsterInstance.ephemeral()
-    rss_before = _rss_mb()
-    started = time.perf_counter()
-    result = dg.materialize(
-        [extract_source_data, validate_extracted_data, load_to_storage],
-        resources={
-            "source_api": SourceApiResource(base_url=url, token=TOKEN, page_size=page_size),
-            "duckdb": DuckDBResource(database=db),
-        },
-        instance=instance,
-    )
-    seconds = time.perf_counter() - started
-    assert result.success
-    with duckdb.connect(db, read_only=True) as conn:
-        rows = warehouse.count_rows(conn, "final_data")
-    return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
+    path = package_defs_folder() / "rest_apis" / "source_api" / "defs.yaml"
+    attributes = {**yaml.safe_load(path.read_text())["attributes"], "base_url": url}
+    attributes["paginator"] = {**attributes["paginator"], "limit": page_size}
+    return _materialize(attributes, db)
 
 
 def pull_declared(shape: str, url: str, db: str, page_size: int) -> dict:
+    declared = {**DECLARED[shape], "params": {"limit": page_size}}
+    attributes = {
+        "name": f"bench_{shape}",
+        "base_url": url,
+        **declared,
+        "incremental": {"cursor_field": "updated_at", "param": "updated_since"},
+        "primary_key": "id",
+        "columns": COLUMNS,
+    }
+    return _materialize(attributes, db)
+
+
+def _materialize(attributes: dict, db: str) -> dict:
+    """A declared REST API's extract, check and load, in-process into ``db``: rows in its final table,
+    seconds, peak RSS."""
     import dagster as dg
     import duckdb
     from dagster_duckdb import DuckDBResource
@@ -106,38 +101,21 @@ def pull_declared(shape: str, url: str, db: str, page_size: int) -> dict:
     from ingestion_patterns.pull.client import SourceApiResource
     from ingestion_patterns.pull.source import RestApiSourceSpec
 
-    declared = dict(DECLARED[shape])
-    if shape == "cursor":
-        declared["paginator"] = {**declared["paginator"], "limit": page_size}
-    else:
-        declared["params"] = {"limit": page_size}
-    spec = RestApiSourceSpec.model_validate(
-        {
-            "name": f"bench_{shape}",
-            "base_url": url,
-            **declared,
-            "incremental": {"cursor_field": "updated_at", "param": "updated_since"},
-            "primary_key": "id",
-            "columns": COLUMNS,
-        }
-    )
-    os.environ.update({"BENCH_SOURCE_API_TOKEN": TOKEN, "BENCH_SOURCE_API_KEY": API_KEY})
+    spec = RestApiSourceSpec.model_validate(attributes)
+    os.environ.update({"SOURCE_API_TOKEN": TOKEN, "BENCH_SOURCE_API_KEY": API_KEY})
     definitions = build_rest_api_source(spec)
-    instance = dg.DagsterInstance.ephemeral()  # made before the clock starts, as for ours
+    instance = dg.DagsterInstance.ephemeral()  # made before the clock starts
     rss_before = _rss_mb()
     started = time.perf_counter()
     result = dg.materialize(
         [*definitions.assets, *definitions.asset_checks],
-        resources={
-            "source_api": SourceApiResource(base_url=url, token=TOKEN),  # the pull's transport settings
-            "duckdb": DuckDBResource(database=db),
-        },
+        resources={"source_api": SourceApiResource(), "duckdb": DuckDBResource(database=db)},  # the pull's settings
         instance=instance,
     )
     seconds = time.perf_counter() - started
     assert result.success
     with duckdb.connect(db, read_only=True) as conn:
-        rows = warehouse.count_rows(conn, spec.name)
+        rows = warehouse.count_rows(conn, spec.tables.final)
     return {"rows": rows, "seconds": seconds, "rss_mb": _rss_mb(), "rss_before_mb": rss_before}
 
 
@@ -222,7 +200,7 @@ def main() -> None:
     parser.add_argument("--dlt-records", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="mock API gunicorn workers")
-    parser.add_argument("--child", choices=["ours", "dlt", "cursor", "link"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "dlt", *DECLARED], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,7 +220,6 @@ def main() -> None:
         for label, records, kind in (
             ("ours", args.records, "ours"),
             ("ours-small", args.rss_records, "ours"),
-            ("cursor", args.records, "cursor"),
             ("link", args.records, "link"),
             ("dlt", args.dlt_records, "dlt"),
         ):
@@ -256,9 +233,8 @@ def main() -> None:
 
     print(f"\n{'pull':<28}{'records':>10}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}{'(at start)':>12}")
     for label, name in (
-        ("ours", "ours (aiohttp+Arrow+DuckDB)"),
+        ("ours", "ours: source_api (cursor)"),
         ("ours-small", "ours"),
-        ("cursor", "RestApiSource cursor"),
         ("link", "RestApiSource envelope+Link"),
         ("dlt", "dlt rest_api -> duckdb merge"),
     ):
@@ -270,7 +246,7 @@ def main() -> None:
     ours = results["ours"]["rows"] / results["ours"]["seconds"]
     dlt_rate = results["dlt"]["rows"] / results["dlt"]["seconds"]
     print(f"\nratio ours/dlt rows/s: {ours / dlt_rate:.1f}x (target >= 10x)")
-    for label, target in (("cursor", 10), ("link", 5)):
+    for label, target in (("link", 5),):
         rate = results[label]["rows"] / results[label]["seconds"]
         print(
             f"ratio RestApiSource {label}/dlt rows/s: {rate / dlt_rate:.1f}x (target >= {target}x), "

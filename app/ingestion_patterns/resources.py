@@ -38,9 +38,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "webhook_inbox": WebhookInboxResource(
             url=setting(settings, "webhook_inbox_url"), lease_seconds=settings.webhook_inbox_lease_seconds
         ),
+        # Every REST API source's transport and landing settings; where each API is, and its
+        # credentials, are in its declaration (the reference source API's: SOURCE_API_URL, SOURCE_API_TOKEN).
         "source_api": SourceApiResource(
-            base_url=setting(settings, "source_api_url"),
-            token=setting(settings, "source_api_token"),
             duckdb_memory_limit=settings.pull_duckdb_memory_limit,
             max_staleness_hours=settings.pull_max_staleness_hours,
         ),

@@ -16,7 +16,8 @@ import pytest
 from ingestion_patterns import warehouse
 from ingestion_patterns.poll import landing as poll_landing
 from ingestion_patterns.pull import landing as pull_landing
-from ingestion_patterns.pull.client import read_envelope, read_ndjson
+from ingestion_patterns.pull.client import read_ndjson
+from ingestion_patterns.pull.rest_api.client import read_json_records
 from ingestion_patterns.pull.validate import assess_extract, conform
 from ingestion_patterns.push import landing as push_landing
 from ingestion_patterns.push.assets import BatchRules
@@ -275,8 +276,8 @@ def test_pull_a_record_whose_field_the_contract_cannot_hold_is_a_reject_not_a_fa
 
 def test_pull_the_envelope_follows_the_same_rules():
     body = b'{"data": [' + _line(1) + b', {"id": 2, "amount": NaN}, {"id": "\\ud800"}, 5], "next_cursor": "c"}'
-    table, rejects, cursor = read_envelope(body)
-    assert table.column("id").to_pylist() == [1] and cursor == "c"
+    table, rejects, found = read_json_records(body, "data", "next_cursor")  # a declared JSON source's reading
+    assert table.column("id").to_pylist() == [1] and found == {"next_cursor": "c"}
     assert [r.reason.split(":")[0] for r in rejects] == [
         "malformed JSON",
         "malformed JSON",

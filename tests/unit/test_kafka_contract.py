@@ -5,6 +5,7 @@ additive-only migration of its table (in-memory DuckDB, no broker)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -15,16 +16,17 @@ from ingestion_patterns.poll import landing as wk
 from ingestion_patterns.poll.contract import TopicContract
 from ingestion_patterns.poll.source import KafkaTopicSpec
 
-ORDERS = {
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "order_id", "type": "bigint", "path": "order.id", "required": True},
+    {"name": "total", "type": "double", "path": "order.total", "required": True},
+    {"name": "paid", "type": "boolean", "path": "paid"},
+    {"name": "customer", "type": "varchar", "path": "customer-name"},
+    {"name": "placed_at", "type": "timestamptz", "path": "placed_at"},
+]
+ORDERS: dict[str, Any] = {
     "name": "orders",
     "topic": "orders",
-    "columns": [
-        {"name": "order_id", "type": "bigint", "path": "order.id", "required": True},
-        {"name": "total", "type": "double", "path": "order.total", "required": True},
-        {"name": "paid", "type": "boolean", "path": "paid"},
-        {"name": "customer", "type": "varchar", "path": "customer-name"},
-        {"name": "placed_at", "type": "timestamptz", "path": "placed_at"},
-    ],
+    "columns": COLUMNS,
     "checks": [{"sql": "total > 0", "reason": "total must be positive"}, {"sql": "order_id < 1000000"}],
     "keep_key": False,
     "keep_headers": False,
@@ -130,13 +132,13 @@ def test_an_added_optional_column_migrates_and_lands(conn):
 @pytest.mark.parametrize(
     "columns, problem",
     [
-        (ORDERS["columns"][:-1], "column 'placed_at' is in ingestion.orders but no longer declared"),
+        (COLUMNS[:-1], "column 'placed_at' is in ingestion.orders but no longer declared"),
         (
-            [*ORDERS["columns"][:-1], {"name": "placed_at", "type": "varchar"}],
+            [*COLUMNS[:-1], {"name": "placed_at", "type": "varchar"}],
             "column 'placed_at' is TIMESTAMP WITH TIME ZONE in ingestion.orders, declared VARCHAR",
         ),
         (
-            [*ORDERS["columns"][:-1], {"name": "placed_at", "type": "timestamptz", "required": True}],
+            [*COLUMNS[:-1], {"name": "placed_at", "type": "timestamptz", "required": True}],
             "column 'placed_at' is declared required, but ingestion.orders allows nulls",
         ),
         (

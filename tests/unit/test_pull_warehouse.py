@@ -173,9 +173,11 @@ def test_limit_memory_rejects_what_is_not_a_size(conn):
 
 
 def test_each_asset_declares_its_table_with_the_columns_the_ddl_creates(conn):
-    from ingestion_patterns.pull.assets import extract_source_data, load_to_storage
+    from ingestion_patterns.definitions import defs
 
-    for asset, table in ((extract_source_data, "raw_extract"), (load_to_storage, "final_data")):
+    definitions = defs()
+    for name, table in (("extract_source_data", "raw_extract"), ("load_to_storage", "final_data")):
+        asset = definitions.resolve_assets_def(name)
         metadata = asset.specs_by_key[asset.key].metadata
         assert metadata["dagster/table_name"] == f"ingestion.{table}"
         declared = [

@@ -69,3 +69,14 @@ def test_a_contract_must_name_its_key_and_cursor_among_its_columns():
     contract = RestApiSourceSpec.model_validate(ORDERS).contract
     assert (contract.key, contract.cursor) == ("order_id", "modified")
     assert set(contract.required) == {"order_id", "modified"}  # the key and cursor are always required
+
+
+def test_the_shipped_source_api_declaration_is_the_reference_pull_s_tables_and_contract():
+    # The landing's SOURCE_API (its default, used by retention and the benchmarks) and the shipped
+    # defs.yaml must describe the same tables, pull_state row and contract.
+    from ingestion_patterns.declarations import package_defs_folder
+    from ingestion_patterns.pull import landing
+
+    path = package_defs_folder() / "rest_apis" / "source_api" / "defs.yaml"
+    attributes = {**yaml.safe_load(path.read_text())["attributes"], "base_url": "http://127.0.0.1:8000"}
+    assert RestApiSourceSpec.model_validate(attributes).tables == landing.SOURCE_API

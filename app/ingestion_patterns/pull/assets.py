@@ -1,23 +1,27 @@
-"""Pull pattern: page the source API into ``raw_extract``, check it, upsert it into ``final_data``.
+"""Pull pattern: a declared REST API (``RestApiSource``) paged into its raw table, checked, and
+upserted into its final table. The reference example's source API is one such instance
+(``defs/rest_apis/source_api``: ``extract_source_data`` -> ``validate_extracted_data`` ->
+``load_to_storage`` over ``raw_extract`` and ``final_data``, in ``pull_job``).
 
-``extract_source_data`` resumes from the cursor kept in ``ingestion.pull_state`` and lands each page
+The extract resumes from the instance's cursor in ``ingestion.pull_state`` and lands each page
 together with the advanced cursor in one DuckDB transaction, so a run killed at any point resumes
-without losing or repeating a record. ``validate_extracted_data`` checks what is waiting to be
-loaded; a broken contract is an ERROR that blocks ``load_to_storage``, which upserts by id (latest
-``updated_at`` wins) and records how far it loaded in the same transaction.
+without losing or repeating a record. The check looks at what is waiting to be loaded; a broken
+contract is an ERROR that blocks the load, which upserts by key (latest cursor value wins) and
+records how far it loaded in the same transaction.
 
 The assets are coroutines: Dagster runs a step's coroutine in that step's one event loop, where the
 HTTP client pages the API, and every DuckDB call goes to a worker thread, so the next page
-downloads while one lands. The job's failed runs are retried by the daemon (``RUN_RETRY_TAGS``).
+downloads while one lands. The jobs' failed runs are retried by the daemon (``RUN_RETRY_TAGS``).
 """
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -32,7 +36,7 @@ from .client import PullStats, SourceApiAuthError, SourceApiError, SourceApiReso
 from .landing import PullTables
 from .rest_api.client import RestApiClient, RestApiConfigError
 from .source import RestApiSourceSpec
-from .validate import PullCursor, RecordReject, assess_extract, conform, drop_seen, unknown_columns
+from .validate import PullCursor, RecordReject, assess_extract, conform, drop_seen, records_table, unknown_columns
 
 
 class ExtractConfig(dg.Config):
@@ -45,7 +49,9 @@ class ExtractConfig(dg.Config):
         default=None, description="Backfill: up to this ISO date (inclusive, whole day) or datetime (exclusive), UTC."
     )
     batch_size: int | None = Field(
-        default=None, ge=1, description="Records per page; default: the resource's page_size."
+        default=None,
+        ge=1,
+        description="Records per page; default: the declaration's (its paginator's limit or page_size).",
     )
 
 
@@ -108,7 +114,7 @@ async def extract_pages(
     context: dg.AssetExecutionContext,
     duckdb: DuckDBResource,
     tables: PullTables,
-    pages_from: Callable[[PullCursor | None, PullStats], AsyncIterator[FetchedPage]],
+    pages_from: Callable[[PullCursor | None, PullStats], AsyncGenerator[FetchedPage, None]],
     *,
     memory_limit: str,
     backfill: bool,
@@ -183,7 +189,7 @@ def check_pending(
         summary = pull.pending_summary(conn, tables)
     errors, warnings = assess_extract(summary, now=datetime.now(UTC), max_age=max_age)
     newest = summary["newest_updated_at"]
-    metadata = {
+    metadata: dict[str, Any] = {
         "pending_rows": dg.MetadataValue.int(summary["rows"]),
         "pending_rejects": dg.MetadataValue.int(summary["rejects"]),
         "pending_pages": dg.MetadataValue.int(summary["pages"]),
@@ -225,83 +231,21 @@ async def load_pending(
     )
 
 
-@dg.asset(
-    group_name="pull",
-    pool=warehouse.DUCKDB_POOL,
-    kinds={"duckdb", "python"},
-    description="Pages the source API (from the cursor in ingestion.pull_state) into ingestion.raw_extract.",
-    metadata=table_metadata(pull.RAW_TABLE, pull.RAW_COLUMNS),
-)
-async def extract_source_data(
-    context: dg.AssetExecutionContext, config: ExtractConfig, source_api: SourceApiResource, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    since = parse_window_bound(config.start_date)
-    before = parse_window_bound(config.end_date, end=True)
-    backfill = since is not None or before is not None
-
-    async def pages_from(seen: PullCursor | None, stats: PullStats) -> AsyncIterator[FetchedPage]:
-        start = seen.value if seen is not None else since
-        context.log.info(
-            f"{'backfill' if backfill else 'incremental'} pull from {start or 'the start'}"
-            + (f" to {before}" if before else "")
-        )
-        pages = source_api.pages(updated_since=start, updated_before=before, page_size=config.batch_size, stats=stats)
-        async with aclosing(pages):
-            async for page in pages:
-                yield FetchedPage(page.number, page.records, page.rejects, page.cursor, page.next_cursor)
-
-    return await extract_pages(
-        context, duckdb, pull.SOURCE_API, pages_from, memory_limit=source_api.duckdb_memory_limit, backfill=backfill
+def with_page_size(spec: RestApiSourceSpec, page_size: int | None) -> RestApiSourceSpec:
+    """``spec`` with ``page_size`` records per page (a run's ``batch_size``), where its paginator sends one."""
+    if page_size is None:
+        return spec
+    paginator = spec.paginator
+    field = (
+        "limit"
+        if getattr(paginator, "limit_param", None)
+        else "page_size"
+        if getattr(paginator, "page_size_param", None)
+        else None
     )
-
-
-@dg.asset_check(
-    asset=extract_source_data,
-    blocking=True,
-    pool=warehouse.DUCKDB_POOL,
-    description="Required columns and types, nulls, duplicate records and freshness of the rows waiting "
-    "to be loaded; a schema break is an ERROR and blocks load_to_storage.",
-)
-def validate_extracted_data(duckdb: DuckDBResource, source_api: SourceApiResource) -> dg.AssetCheckResult:
-    return check_pending(
-        duckdb,
-        pull.SOURCE_API,
-        memory_limit=source_api.duckdb_memory_limit,
-        max_age=timedelta(hours=source_api.max_staleness_hours),
-    )
-
-
-@dg.asset(
-    group_name="pull",
-    deps=[extract_source_data],
-    pool=warehouse.DUCKDB_POOL,
-    kinds={"duckdb"},
-    description="Upserts the extracted rows into ingestion.final_data by id (latest updated_at wins).",
-    metadata=table_metadata(pull.FINAL_TABLE, pull.FINAL_COLUMNS),
-)
-async def load_to_storage(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, source_api: SourceApiResource
-) -> dg.MaterializeResult:
-    return await load_pending(context, duckdb, pull.SOURCE_API, memory_limit=source_api.duckdb_memory_limit)
-
-
-pull_job = dg.define_asset_job(
-    "pull_job",
-    selection=dg.AssetSelection.assets(extract_source_data, load_to_storage),
-    description="Extract from the source API, validate, upsert into final_data.",
-    tags=RUN_RETRY_TAGS,
-)
-
-daily_pull_schedule = dg.ScheduleDefinition(
-    name="daily_pull_schedule",
-    job=pull_job,
-    cron_schedule="0 0 * * *",
-    execution_timezone="UTC",
-    description="The pull job at midnight UTC.",
-)
-
-
-# ------------------------------------------------------------------ declared REST API sources
+    if field is None:
+        raise dg.Failure(f"batch_size: the {paginator.type} paginator of {spec.name!r} sends no page size")
+    return spec.model_copy(update={"paginator": paginator.model_copy(update={field: page_size})})
 
 
 def default_names(name: str) -> dict[str, str]:
@@ -338,8 +282,12 @@ def build_rest_api_source(spec: RestApiSourceSpec) -> dg.Definitions:
         since = parse_window_bound(config.start_date)
         before = parse_window_bound(config.end_date, end=True)
 
-        async def pages_from(seen: PullCursor | None, stats: PullStats) -> AsyncIterator[FetchedPage]:
-            client = RestApiClient(spec, http=source_api.http, stats=stats)
+        declared = with_page_size(spec, config.batch_size)
+
+        async def pages_from(seen: PullCursor | None, stats: PullStats) -> AsyncGenerator[FetchedPage, None]:
+            client = RestApiClient(
+                declared, http=source_api.http, stats=stats, table_of=partial(records_table, contract=tables.contract)
+            )
             start = seen.value if seen is not None else since
             context.log.info(f"pull of {spec.url} from {start or 'the start'}" + (f" to {before}" if before else ""))
             pages = client.pages(since=pull.cursor_text(start), until=pull.cursor_text(before))

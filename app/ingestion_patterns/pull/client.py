@@ -1,12 +1,10 @@
-"""``SourceApiResource``: the client of the source REST API (aiohttp), streaming Arrow pages.
-
-Pages are fetched one ahead (the next request is in flight while the caller lands the current
-page) and yielded one at a time, never accumulated. A page is read whole by pyarrow's JSON reader;
+"""The pull pattern's HTTP transport (``HttpPolicy``: timeouts, retries of 429 honouring
+``Retry-After``, 5xx, timeouts and cut-off bodies with exponential backoff and full jitter; a refused
+credential fails at once) and its reading of pages: a page is read whole by pyarrow's JSON reader;
 when one of its records is not interchange JSON (or pyarrow cannot read it with the others), the
-page is read line by line instead and such records come with it as rejects (``read_ndjson``), so
-no record can fail its page. Transient failures (429, 5xx, timeouts, cut-off
-bodies) are retried with exponential backoff and full jitter, honouring ``Retry-After``; a refused
-token (401/403) stops at once with an error that says so.
+page is read line by line instead and such records come with it as rejects (``read_ndjson``), so no
+record can fail its page. ``SourceApiResource`` holds the settings every REST API source shares;
+the declarative client (``rest_api.client``) is what pages an API.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -24,7 +21,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 import dagster as dg
-import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 from pydantic import Field
@@ -43,7 +39,7 @@ class SourceApiError(RuntimeError):
 
 
 class SourceApiAuthError(SourceApiError):
-    """The source API refused the credentials (401/403): fix SOURCE_API_TOKEN, do not retry."""
+    """The source API refused the credentials (401/403): fix them (the error names the variable), do not retry."""
 
 
 class TransientError(Exception):
@@ -67,15 +63,6 @@ class PullStats:
     retry_reasons: Counter = field(default_factory=Counter)
 
 
-@dataclass(frozen=True)
-class Page:
-    number: int  # 1-based within this pull
-    records: pa.Table  # as the source sent them (types inferred), not yet conformed
-    cursor: str | None  # the cursor this page was requested with (None: the first page)
-    next_cursor: str | None
-    rejects: tuple[RecordReject, ...] = ()  # records of the page that cannot land, with the reason
-
-
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
     if not value:
@@ -95,12 +82,6 @@ def parse_ndjson(body: bytes) -> pa.Table:
     if not body.strip():
         return pa.table({})
     return pa_json.read_json(io.BytesIO(body), read_options=pa_json.ReadOptions(block_size=4 << 20))
-
-
-def parse_envelope(body: bytes) -> tuple[pa.Table, str | None]:
-    """A ``{"data": [...], "next_cursor": ...}`` page, for APIs that do not speak JSON lines."""
-    document = orjson.loads(body)
-    return pa.Table.from_pylist(document.get("data") or []), document.get("next_cursor")
 
 
 def _every_line_opens_an_object(text: bytes) -> bool:
@@ -185,24 +166,6 @@ def judge_lines(lines: list[bytes]) -> tuple[list[tuple[bytes, dict]], list[Reco
             continue
         records.append((line, value))
     return records, rejects
-
-
-def read_envelope(body: bytes) -> tuple[pa.Table, list[RecordReject], str | None]:
-    """An envelope page (``parse_envelope``), its records read by the same rules as ``read_ndjson``.
-
-    When the document is not interchange JSON as a whole, it is read leniently (Python's reader:
-    ``NaN``, ``Infinity``, lone surrogates) and each record written back as JSON text is judged on
-    its own; a document even that cannot read is not a page (``ValueError``)."""
-    document, strict = load_document(body)
-    if not isinstance(document, dict):
-        raise ValueError(f"the page is a JSON {json_type(document)}, not an envelope object")
-    data = document.get("data") or []
-    if not isinstance(data, list):
-        raise ValueError(f"the page's data is a JSON {json_type(data)}, not an array")
-    records, rejects = judge_records(data, strict=strict)
-    table, misfits = records_table(records)
-    cursor = document.get("next_cursor")
-    return table, rejects + misfits, cursor if isinstance(cursor, str) else None
 
 
 def load_document(body: bytes) -> tuple[Any, bool]:
@@ -335,11 +298,10 @@ async def prefetched(first: Awaitable[R], following: Callable[[R], Awaitable[R] 
 
 
 class SourceApiResource(dg.ConfigurableResource):
-    """The source REST API: ``GET {base_url}/v1/records`` with bearer auth and cursor paging."""
+    """The pull pattern's transport and landing settings, shared by every REST API source (the
+    declarations say where each API is and how it authenticates): timeouts and retries of the HTTP
+    client, DuckDB's memory cap in a pull run, and the check's staleness limit."""
 
-    base_url: str = Field(description="Root URL of the source API (SOURCE_API_URL).")
-    token: str = Field(description="Bearer token (SOURCE_API_TOKEN).")
-    page_size: int = Field(default=10_000, description="Records per page (the API's `limit`).")
     connect_timeout_seconds: float = Field(default=10.0)
     read_timeout_seconds: float = Field(default=60.0, description="Longest silence while reading a response.")
     max_retries: int = Field(default=8, description="Retries per page before the pull fails.")
@@ -360,66 +322,6 @@ class SourceApiResource(dg.ConfigurableResource):
             backoff_initial_seconds=self.backoff_initial_seconds,
             backoff_max_seconds=self.backoff_max_seconds,
         )
-
-    async def pages(
-        self,
-        *,
-        updated_since: datetime | None = None,
-        updated_before: datetime | None = None,
-        page_size: int | None = None,
-        stats: PullStats | None = None,
-    ) -> AsyncGenerator[Page, None]:
-        """Every page of records with updated_at >= ``updated_since`` (and < ``updated_before``),
-        in (updated_at, id) order, while the next page is already being fetched."""
-        stats = stats if stats is not None else PullStats()
-        limit = page_size or self.page_size
-        first: dict[str, str] = {"limit": str(limit)}
-        if updated_since is not None:
-            first["updated_since"] = updated_since.isoformat()
-        if updated_before is not None:
-            first["updated_before"] = updated_before.isoformat()
-        http = self.http
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": f"{NDJSON}, application/json;q=0.5"}
-        async with http.session(headers) as session:
-
-            def fetch(params: dict[str, str]) -> Awaitable[tuple[pa.Table, list[RecordReject], str | None]]:
-                return http.call(
-                    lambda: self._get_page(session, params, stats), stats, service=f"source API at {self.base_url}"
-                )
-
-            def following(page: tuple[pa.Table, list[RecordReject], str | None]):
-                next_cursor = page[2]
-                return fetch({"limit": str(limit), "cursor": next_cursor}) if next_cursor else None
-
-            number, cursor = 1, None
-            async with aclosing(prefetched(fetch(first), following)) as results:
-                async for records, rejects, next_cursor in results:
-                    stats.pages += 1
-                    stats.records += records.num_rows
-                    stats.rejects += len(rejects)
-                    yield Page(number, records, cursor, next_cursor, tuple(rejects))
-                    number, cursor = number + 1, next_cursor
-
-    async def _get_page(
-        self, session: aiohttp.ClientSession, params: dict[str, str], stats: PullStats
-    ) -> tuple[pa.Table, list[RecordReject], str | None]:
-        url = f"{self.base_url.rstrip('/')}/v1/records"
-        async with session.get(url, params=params) as response:
-            await check_status(
-                response, service=f"source API at {self.base_url}", refused="the token", check="SOURCE_API_TOKEN"
-            )
-            body = await response.read()  # raises ClientPayloadError when the body is cut short
-            stats.bytes += len(body)
-            try:
-                if response.content_type == NDJSON:
-                    records, rejects = await asyncio.to_thread(read_ndjson, body)
-                    next_cursor = response.headers.get("X-Next-Cursor")
-                else:
-                    records, rejects, next_cursor = await asyncio.to_thread(read_envelope, body)
-            except (pa.ArrowException, ValueError, RecursionError) as error:
-                raise SourceApiError(f"source API at {url} sent a page that is not valid JSON: {error}") from error
-            check_record_count(response.headers, records.num_rows + len(rejects))
-            return records, rejects, next_cursor
 
 
 def check_record_count(headers: Mapping[str, str], received: int) -> None:

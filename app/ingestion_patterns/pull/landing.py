@@ -529,11 +529,12 @@ def _append_final(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> LoadRe
     in one transaction (a rerun after a crash appends nothing twice: the watermark moved with them)."""
     with warehouse.transaction(conn):
         lo, hi, pages = _pending_pages(conn, tables)
-        appended = conn.execute(
+        appended = warehouse.fetch_one(
+            conn,
             f"INSERT INTO ingestion.{tables.final} ({tables.names}, loaded_at) SELECT {tables.names}, current_timestamp"
             f" FROM ingestion.{tables.raw} WHERE page_seq > ? AND page_seq <= ?",
             [lo, hi],
-        ).fetchone()[0]
+        )[0]
         _mark_loaded(conn, tables, hi)
         final_rows = warehouse.fetch_one(conn, f"SELECT count(*) FROM ingestion.{tables.final}")[0]
     return LoadResult(

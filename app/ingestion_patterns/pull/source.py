@@ -62,6 +62,10 @@ class PullNames(BaseModel):
     load_asset: str | None = Field(default=None, description="Default <name>_load.")
     job: str | None = Field(default=None, description="Default <name>_pull_job.")
     schedule: str | None = Field(default=None, description="Default <name>_pull_schedule.")
+    final_table: str | None = Field(default=None, description="Default <name>.")
+    raw_table: str | None = Field(default=None, description="Default <name>_raw.")
+    rejects_table: str | None = Field(default=None, description="Default <name>_rejects.")
+    pages_table: str | None = Field(default=None, description="Default <name>_pages.")
 
 
 class RestApiSourceSpec(RestApiSpec):
@@ -86,6 +90,10 @@ class RestApiSourceSpec(RestApiSpec):
     def _contract(self) -> RestApiSourceSpec:
         if not NAME.match(self.name):
             raise ValueError(f"name {self.name!r}: lower-case letters, digits and '_', starting with a letter")
+        for field in ("final_table", "raw_table", "rejects_table", "pages_table"):
+            table = getattr(self.names, field)
+            if table is not None and not NAME.match(table):
+                raise ValueError(f"names.{field} {table!r}: lower-case letters, digits and '_', starting with a letter")
         declared = [column.name for column in self.columns]
         if repeated := sorted({name for name in declared if declared.count(name) > 1}):
             raise ValueError(f"columns: {', '.join(repeated)} declared more than once")
@@ -114,7 +122,17 @@ class RestApiSourceSpec(RestApiSpec):
 
     @property
     def tables(self) -> PullTables:
-        return PullTables.for_instance(self.name, self.contract, self.write)
+        default = PullTables.for_instance(self.name, self.contract, self.write)
+        names = self.names
+        return PullTables(
+            self.name,  # its pull_state row
+            raw=names.raw_table or default.raw,
+            final=names.final_table or default.final,
+            rejects=names.rejects_table or default.rejects,
+            pages=names.pages_table or default.pages,
+            contract=default.contract,
+            write=self.write,
+        )
 
 
 def rest_apis_in_file(defs_folder: Path, sources_file: Path) -> list[RestApiSourceSpec]:

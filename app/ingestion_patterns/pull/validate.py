@@ -134,12 +134,13 @@ _HOLDS: dict[pa.DataType, tuple[str, Callable[[Any], bool]]] = {
     pa.float64(): ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     pa.string(): ("a string", lambda v: isinstance(v, str)),
     _TS: ("an ISO 8601 string", lambda v: isinstance(v, str)),
+    pa.bool_(): ("a boolean", lambda v: isinstance(v, bool)),
 }
 
 
-def _misfit(record: dict) -> str | None:
+def _misfit(record: dict, contract: Contract) -> str | None:
     """Why a field of ``record`` cannot be read into its contract column, or None."""
-    for field in CONTRACT:
+    for field in contract.schema:
         value = record.get(field.name)
         expected, holds = _HOLDS[field.type]
         if value is not None and not holds(value):
@@ -153,7 +154,9 @@ def _read_lines(lines: list[bytes]) -> pa.Table:
     return pa_json.read_json(io.BytesIO(b"\n".join(lines)), read_options=pa_json.ReadOptions(block_size=4 << 20))
 
 
-def records_table(records: list[tuple[bytes, dict]]) -> tuple[pa.Table, list[RecordReject]]:
+def records_table(
+    records: list[tuple[bytes, dict]], contract: Contract = SOURCE_API_CONTRACT
+) -> tuple[pa.Table, list[RecordReject]]:
     """Parsed records (each an interchange JSON object, with its raw line) as a page table read the
     way the fast path reads a page (pyarrow's JSON reader, types inferred), plus the records that
     cannot be part of it.
@@ -168,11 +171,13 @@ def records_table(records: list[tuple[bytes, dict]]) -> tuple[pa.Table, list[Rec
     rejects: list[RecordReject] = []
     extra: dict[str, None] = {}
     for raw, record in records:
-        fields = {name: record[name] for name in CONTRACT.names if name in record}
+        fields = {name: record[name] for name in contract.schema.names if name in record}
         try:
             line = orjson.dumps(fields)
         except orjson.JSONEncodeError:  # nested deeper than orjson writes: no contract type holds that
-            rejects.append(RecordReject(raw, _misfit(fields) or "a field is nested too deeply for the contract"))
+            rejects.append(
+                RecordReject(raw, _misfit(fields, contract) or "a field is nested too deeply for the contract")
+            )
             continue
         kept.append((line, raw, fields))
         extra.update((name, None) for name in record if name not in fields)
@@ -181,7 +186,7 @@ def records_table(records: list[tuple[bytes, dict]]) -> tuple[pa.Table, list[Rec
     except pa.ArrowInvalid:
         fitting = []
         for line, raw, fields in kept:
-            reason = _misfit(fields)
+            reason = _misfit(fields, contract)
             if reason is None:
                 fitting.append(line)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -50,6 +51,15 @@ def _stop_on_signals() -> None:
 def _load_definitions(settings: Settings) -> dg.Definitions:
     from ingestion_patterns.definitions import build_definitions
 
+    # The declared REST API sources read their URL and credentials from the environment (their
+    # defs.yaml names the variables), as in `ingest dev` and in the cluster: export this run's.
+    os.environ.update(
+        {
+            "SOURCE_API_URL": settings.source_api_url,
+            "SOURCE_API_TOKEN": settings.source_api_token,
+            "SOURCE_API_KEY": settings.source_api_key,
+        }
+    )
     return build_definitions(settings)
 
 
@@ -150,8 +160,10 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
         console.print(f"  sent {webhook_count} webhooks to {receiver.url}: {sent.describe()}")
         ok &= _run_sensor(definitions, instance, "webhook_pending_sensor")
 
-        console.rule("[bold]pull[/]: mock API -> raw_extract -> final_data")
+        console.rule("[bold]pull[/]: mock API -> raw_extract -> final_data (and items, another shape)")
         ok &= _run_job(definitions, instance, "pull_job")
+        # The same records declared in another shape (defs/rest_apis/items): envelope, Link, API key.
+        ok &= _run_job(definitions, instance, "items_pull_job")
 
         console.rule("[bold]poll[/]: Kafka -> kafka_events")
         if kafka_skipped:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
 import pytest
-from pull_helpers import TOKEN, materialization_metadata, query, run_pull
+from pull_helpers import TOKEN, PullClient, materialization_metadata, query, run_pull
 
 from ingestion_patterns.pull.client import SourceApiResource
 
@@ -92,7 +92,7 @@ def source_url() -> Iterator[str]:
 
 def test_bad_lines_are_kept_as_rejects_and_never_fail_the_page_or_hold_the_cursor(source_url, tmp_path):
     db = tmp_path / "warehouse.duckdb"
-    client = SourceApiResource(base_url=source_url, token=TOKEN, max_retries=1, backoff_initial_seconds=0.05)
+    client = PullClient(source_url, TOKEN, settings=SourceApiResource(max_retries=1, backoff_initial_seconds=0.05))
 
     result = run_pull(client, db)
     assert result.success

@@ -144,7 +144,7 @@ def test_truncated_bodies_are_detected_and_retried(start_mock_api):
             response.read()
 
     async def drain(stats: PullStats) -> None:
-        async for _ in api.client(max_retries=2).pages(stats=stats):
+        async for _ in api.client(max_retries=2).rest_client(stats).pages():
             pass
 
     stats = PullStats()

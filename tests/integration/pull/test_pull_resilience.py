@@ -100,14 +100,14 @@ def test_a_source_that_changes_its_schema_fails_the_check_with_a_reason(start_mo
 
 
 async def _drain(client, stats: PullStats) -> None:
-    async for _page in client.pages(stats=stats):
+    async for _page in client.rest_client(stats).pages():
         pass
 
 
 def test_a_bad_token_fails_fast_with_a_clear_message(start_mock_api, tmp_path):
     api = start_mock_api(records=100)
     stats = PullStats()
-    with pytest.raises(SourceApiAuthError, match=r"refused the token \(HTTP 401.*SOURCE_API_TOKEN"):
+    with pytest.raises(SourceApiAuthError, match=r"refused the credentials \(HTTP 401.*SOURCE_API_TOKEN"):
         asyncio.run(_drain(api.client(token="not-the-token", backoff_initial_seconds=5), stats))
     assert stats.retries == 0
 
@@ -115,4 +115,4 @@ def test_a_bad_token_fails_fast_with_a_clear_message(start_mock_api, tmp_path):
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_key == "extract_source_data"
-    assert "refused the token (HTTP 401" in failure.event_specific_data.user_failure_data.description
+    assert "refused the credentials (HTTP 401" in failure.event_specific_data.user_failure_data.description

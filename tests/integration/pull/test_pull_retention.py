@@ -74,7 +74,11 @@ def _postgres_dagster_home(home: Path, postgres_url: str) -> None:
         conn.execute(f"CREATE DATABASE {name}")
     server = urlsplit(postgres_url)
     # postgres_db, as the chart configures it: SQLAlchemy 2.1 would pick psycopg 3, which dagster-postgres breaks.
-    database = {"username": server.username, "password": server.password or "", "hostname": server.hostname}
+    database: dict[str, object] = {
+        "username": server.username,
+        "password": server.password or "",
+        "hostname": server.hostname,
+    }
     database |= {"port": server.port, "db_name": name, "scheme": "postgresql+psycopg2"}  # as the chart sets it
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(

@@ -43,6 +43,7 @@ from ..client import (
     PullStats,
     SourceApiAuthError,
     SourceApiError,
+    TableOf,
     TransientError,
     _is_utf8,
     check_record_count,
@@ -493,8 +494,13 @@ class RestApiClient:
         env: Mapping[str, str] | None = None,
         http: HttpPolicy | None = None,
         stats: PullStats | None = None,
+        table_of: TableOf = records_table,
     ):
         self.spec = spec
+        # How an NDJSON page that failed the fast path is read record by record: by default with the
+        # types the first records show; a source with a contract reads each record into it instead,
+        # so a misfit is a reject that names the field (``validate.records_table``).
+        self.table_of = table_of
         self.http = http or HttpPolicy()
         self.stats = stats if stats is not None else PullStats()
         self.credentials = credentials(spec, os.environ if env is None else env, self.http, self.stats)
@@ -549,7 +555,7 @@ class RestApiClient:
         found: dict[str, Any] = {}
         try:
             if self.spec.records.format == "ndjson":
-                records, rejects = await asyncio.to_thread(read_ndjson, body, records_table)
+                records, rejects = await asyncio.to_thread(read_ndjson, body, self.table_of)
             else:
                 records, rejects, found = await asyncio.to_thread(
                     read_json_records, body, self.spec.records.path, self.spec.paginator_body_path
