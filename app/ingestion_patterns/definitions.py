@@ -49,7 +49,9 @@ def declared_in_sources_file(settings: Settings) -> list[dg.Definitions]:
     topics_in_file = {fields.get("name") for _, fields in kafka_topics_in_file(Path(settings.ingest_sources_file))}
     return (
         [
-            WebhookSource.model_validate(spec.model_dump()).definitions()
+            WebhookSource.model_validate(spec.model_dump()).definitions(
+                folder=Path(settings.ingest_sources_file).parent
+            )
             for source_id, spec in webhooks.items()
             if source_id in in_file
         ]

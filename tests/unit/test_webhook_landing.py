@@ -115,3 +115,39 @@ def test_the_event_type_comes_from_where_the_source_declares_it():
     assert event_type({"header": "X-Event-Name"}) == "order.paid"
     assert event_type({"json_path": "meta.kind"}) == "7"
     assert event_type({"header": "X-Absent"}) is None  # declared and not there: no type, not a guess
+
+
+def test_a_declared_json_schema_rejects_a_payload_naming_the_first_violation(tmp_path):
+    from ingestion_patterns.declarations import SourceConfigError
+    from ingestion_patterns.push.assets import WebhookBatchConfig
+    from ingestion_patterns.push.source import WebhookSourceSpec
+
+    schema = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "object", "properties": {"amount": {"type": "number", "minimum": 0}}}},
+    }
+    (tmp_path / "orders.schema.json").write_text(json.dumps(schema))
+    spec = WebhookSourceSpec(source_id="s", json_schema="orders.schema.json")
+    rules = BatchRules.of(WebhookBatchConfig(), spec, spec.payload_schema(tmp_path))
+    at = datetime.now(UTC)
+
+    def record(seq: int, data: object) -> InboxRecord:
+        body = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": data}).encode()
+        return InboxRecord(seq, "s", f"e{seq}", body, {}, at)
+
+    rows, rejects = split_batch([record(1, {"amount": 5}), record(2, {"amount": -1}), record(3, [1])], rules)
+    assert [row.event_id for row in rows] == ["e1"]
+    assert [reject.reason for reject in rejects] == [
+        "does not match the source's JSON Schema at $.data.amount: -1 is less than the minimum of 0",
+        "does not match the source's JSON Schema at $.data: [1] is not of type 'object'",
+    ]
+    # Another source landed by the same job (undeclared, local development) is not held to it.
+    other = BatchRules.of(WebhookBatchConfig(source_id="other"), spec, spec.payload_schema(tmp_path))
+    assert other.payload_schema is None
+
+    (tmp_path / "broken.schema.json").write_text(json.dumps({"type": "no-such-type"}))
+    with pytest.raises(SourceConfigError, match=r"json_schema .*broken.schema.json: 'no-such-type' is not valid"):
+        WebhookSourceSpec(source_id="s", json_schema="broken.schema.json").payload_schema(tmp_path)
+    with pytest.raises(SourceConfigError, match="json_schema .*missing.json"):
+        WebhookSourceSpec(source_id="s", json_schema="missing.json").payload_schema(tmp_path)

@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
+from jsonschema.protocols import Validator
 from pydantic import Field
 
 from .. import warehouse
@@ -65,6 +66,7 @@ class BatchRules:
     required_fields: list[str]
     batch_size: int
     event_type: FieldFrom | None = None  # where the event type comes from; None: the default rules
+    payload_schema: Validator | None = None  # the source's declared JSON Schema, if any
 
     @classmethod
     def for_source(cls, source_id: str, *, validate_schema: bool = True) -> "BatchRules":
@@ -72,14 +74,19 @@ class BatchRules:
         return cls.of(WebhookBatchConfig(validate_schema=validate_schema), WebhookSourceSpec(source_id=source_id))
 
     @classmethod
-    def of(cls, config: WebhookBatchConfig, spec: WebhookSourceSpec) -> "BatchRules":
-        declared = spec if config.source_id in (None, spec.source_id) else WebhookSourceSpec(source_id=config.source_id)
+    def of(
+        cls, config: WebhookBatchConfig, spec: WebhookSourceSpec, payload_schema: Validator | None = None
+    ) -> "BatchRules":
+        # Another source id: an undeclared source this job lands (local development), by the default rules.
+        own = config.source_id is None or config.source_id == spec.source_id
+        declared = spec if config.source_id is None or own else WebhookSourceSpec(source_id=config.source_id)
         return cls(
             source_id=declared.source_id,
             validate_schema=config.validate_schema,
             required_fields=declared.required_fields if config.required_fields is None else config.required_fields,
             batch_size=declared.batch_size if config.batch_size is None else config.batch_size,
             event_type=declared.event_type,
+            payload_schema=payload_schema if own else None,
         )
 
 
@@ -90,7 +97,12 @@ def default_names(source_id: str) -> tuple[str, str]:
 
 
 def build_webhook_source(
-    spec: WebhookSourceSpec, *, asset_name: str, job_name: str, lands_undeclared: bool = False
+    spec: WebhookSourceSpec,
+    *,
+    asset_name: str,
+    job_name: str,
+    lands_undeclared: bool = False,
+    payload_schema: Validator | None = None,
 ) -> tuple[dg.AssetsDefinition, Any]:
     """The asset that lands ``spec``'s pending payloads, and its job (tagged for the shared sensor)."""
 
@@ -111,7 +123,7 @@ def build_webhook_source(
         duckdb: DuckDBResource,
         webhook_inbox: WebhookInboxResource,
     ) -> dg.MaterializeResult:
-        rules = BatchRules.of(config, spec)
+        rules = BatchRules.of(config, spec, payload_schema)
         if rules.source_id != spec.source_id and not lands_undeclared:
             raise dg.Failure(f"{asset_name} lands source {spec.source_id!r} only, not {rules.source_id!r}")
         return await land_pending(context, rules, duckdb, webhook_inbox)

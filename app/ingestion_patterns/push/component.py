@@ -33,6 +33,7 @@ attributes:
 
   # Top-level keys every payload must have; a payload without one lands in ingestion.webhook_rejects.
   required_fields: [timestamp, data]
+  # json_schema: schema.json         # a JSON Schema file next to this one: a payload must also match it
   batch_size: 5000                   # payloads landed per transaction
 """
 
@@ -58,15 +59,17 @@ class WebhookSource(dg.Component, dg.Resolvable, WebhookSourceSpec):
     ingestion.webhook_data (keyed by source) through its own asset and job."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return self.definitions()
+        return self.definitions(folder=context.path)
 
-    def definitions(self) -> dg.Definitions:
-        """The instance's asset and job (also for a declaration from INGEST_SOURCES_FILE, which has no load context)."""
+    def definitions(self, folder: Path | None = None) -> dg.Definitions:
+        """The instance's asset and job (also for a declaration from INGEST_SOURCES_FILE, which has no
+        load context); ``folder``: where a relative ``json_schema`` is."""
         asset_name, job_name = default_names(self.source_id)
         asset, job = build_webhook_source(
             self,
             asset_name=self.names.asset or asset_name,
             job_name=self.names.job or job_name,
             lands_undeclared=self.lands_undeclared_sources,
+            payload_schema=self.payload_schema(folder),
         )
         return dg.Definitions(assets=[asset], jobs=[job])

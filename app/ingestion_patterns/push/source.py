@@ -9,12 +9,16 @@ is not declared, unless ``WEBHOOK_ACCEPT_UNDECLARED_SOURCES`` is on (local devel
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import declarations
@@ -99,6 +103,11 @@ class WebhookSourceSpec(BaseModel):
         default_factory=lambda: ["timestamp", "data"],
         description="Top-level keys every payload must have; a payload without one becomes a reject with the reason.",
     )
+    json_schema: str | None = Field(
+        default=None,
+        description="A JSON Schema file (relative to the defs.yaml's folder, or the sources file's) every payload "
+        "must match, beside required_fields; a payload that does not is a reject naming the first violation.",
+    )
     batch_size: int = Field(default=5000, ge=1, description="Payloads claimed and landed per transaction.")
     # Dagster's side only (the receiver ignores them).
     names: DagsterNames = Field(default_factory=DagsterNames, description="Asset and job names, when not the default.")
@@ -119,6 +128,22 @@ class WebhookSourceSpec(BaseModel):
         if self.secret_env is not None and not ENV_NAME.match(self.secret_env):
             raise ValueError(f"secret_env {self.secret_env!r} is not an environment variable name")
         return self
+
+    def payload_schema(self, folder: Path | None) -> Validator | None:
+        """The declared JSON Schema, read from ``json_schema`` (relative to ``folder``) and checked, as a
+        validator; an unreadable or invalid schema is a ``SourceConfigError`` naming the file."""
+        if self.json_schema is None:
+            return None
+        path = Path(self.json_schema)
+        path = path if path.is_absolute() or folder is None else folder / path
+        try:
+            schema = json.loads(path.read_text())
+            validator = validator_for(schema)
+            validator.check_schema(schema)
+        except (OSError, ValueError, SchemaError) as error:
+            message = getattr(error, "message", None) or str(error)
+            raise SourceConfigError(f"webhook source {self.source_id!r}: json_schema {path}: {message}") from None
+        return validator(schema)
 
     def secret(self, environ: Mapping[str, str]) -> str | None:
         """The signing secret from the environment; a scheme whose variable is unset is a ``SourceConfigError``."""

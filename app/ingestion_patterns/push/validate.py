@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
 
 from .. import interchange_json
 from .inbox import InboxRecord
@@ -33,6 +35,9 @@ class BatchRules(Protocol):
 
     @property
     def event_type(self) -> FieldFrom | None: ...
+
+    @property
+    def payload_schema(self) -> Validator | None: ...
 
 
 def validate_payload(body: bytes, config: BatchRules) -> tuple[dict | None, str | None]:
@@ -56,7 +61,14 @@ def validate_payload(body: bytes, config: BatchRules) -> tuple[dict | None, str 
             datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
         except ValueError:
             return None, f"timestamp is not ISO 8601: {_shown(timestamp)}"
+    if config.payload_schema is not None and (error := best_match(config.payload_schema.iter_errors(payload))):
+        where = error.json_path if error.path else "the payload"
+        return None, f"does not match the source's JSON Schema at {where}: {_clipped(error.message)}"
     return payload, None
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
 def compact_json(value: Any) -> str:

@@ -114,3 +114,43 @@ def test_an_instance_lands_only_its_own_source(tmp_path):
             },
             run_config={"ops": {"orders_webhooks": {"config": {"source_id": "payments"}}}},
         )
+
+
+def test_a_json_schema_next_to_the_sources_file_is_the_contract_its_job_lands_by(tmp_path, monkeypatch):
+    from ingestion_patterns.definitions import build_definitions
+    from ingestion_patterns.settings import load_settings
+
+    (tmp_path / "invoices.schema.json").write_text(
+        json.dumps({"type": "object", "properties": {"data": {"type": "object", "required": ["invoice_id"]}}})
+    )
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("webhooks:\n  - {source_id: invoices, json_schema: invoices.schema.json}\n")
+    inbox_url = f"sqlite:///{tmp_path / 'inbox.sqlite3'}"
+    env = {
+        "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "WEBHOOK_INBOX_URL": inbox_url,
+        "INGEST_DATA_DIR": str(tmp_path),
+        "INGEST_SOURCES_FILE": str(sources),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(tmp_path / "dagster")))
+
+    async def fill() -> None:
+        async with open_inbox(inbox_url) as inbox:
+            now = datetime.now(UTC)
+            for number, data in enumerate(({"invoice_id": "A-1"}, {"total": 3})):
+                body = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "data": data}).encode()
+                await inbox.put(NewWebhook("invoices", f"i-{number}", body, {}, now))
+
+    asyncio.run(fill())
+    definitions = build_definitions(load_settings())
+    result = definitions.resolve_job_def("invoices_webhook_job").execute_in_process(instance=instance)
+    assert result.success
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+        landed = conn.execute("SELECT event_id FROM ingestion.webhook_data").fetchall()
+        rejected = conn.execute("SELECT event_id, reason FROM ingestion.webhook_rejects").fetchall()
+    assert landed == [("i-0",)]
+    assert rejected == [
+        ("i-1", "does not match the source's JSON Schema at $.data: 'invoice_id' is a required property")
+    ]
