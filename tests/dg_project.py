@@ -64,9 +64,20 @@ def kill_job_midway(
     process = ManagedProcess(
         job, command, env={"DAGSTER_HOME": str(dagster_home(tmp_path)), **env}, log_path=tmp_path / f"{job}.log"
     ).start()
+    kill_when(process, after)
+
+
+def kill_when(process: ManagedProcess, after: str, *, timeout: float = 240, interval: float = 0.1) -> None:
+    """SIGKILL ``process``'s whole group as soon as its log shows ``after`` (it must still be running
+    then: a crash mid-run), and wait until every process of the group is gone."""
     try:
-        wait_until(lambda: after in process.log_tail(400) or not process.running, timeout=240, what=f"{after!r}")
-        assert process.running, process.log_tail()
+        wait_until(
+            lambda: after in process.log_tail(400) or not process.running,
+            timeout=timeout,
+            what=f"{after!r} in the log",
+            interval=interval,
+        )
+        assert process.running, f"the run ended before it could be killed:\n{process.log_tail()}"
     finally:
-        process.kill()  # SIGKILL the job's whole process group
-    wait_until(lambda: group_gone(process.proc.pid), timeout=30, what="the killed job's processes to exit")
+        process.kill()  # SIGKILL to the whole process group: the run and its step processes
+    wait_until(lambda: group_gone(process.proc.pid), timeout=30, what="the killed run's processes to exit")

@@ -1,1 +1,2 @@
-"""Pull pattern: the source API client, the contract checks, and landing with the cursor."""
+"""Pull pattern: REST API sources declared (``RestApiSource``), read by the declarative client,
+checked against their contract, and landed with their cursor."""

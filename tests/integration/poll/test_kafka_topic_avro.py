@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dg_project import kill_when
 from registry_fixture import LocalRegistry
 from test_avro_registry import read_topic
 from test_poll_crash import _lock_released
@@ -167,16 +168,7 @@ def test_kill_9_during_an_avro_landing_then_rerun_lands_each_message_once(paymen
         env=payments.env,
         log_path=tmp_path / "crashed.log",
     ).start()
-    try:
-        wait_until(
-            lambda: "landed batch 3/" in crashed.log_tail(400) or not crashed.running,
-            timeout=300,
-            what="the run to land its third batch",
-            interval=0.02,
-        )
-        assert crashed.running, f"the run ended before it could be killed:\n{crashed.log_tail()}"
-    finally:
-        crashed.kill()  # SIGKILL to the whole process group
+    kill_when(crashed, "landed batch 3/", timeout=300, interval=0.02)
 
     wait_until(lambda: _lock_released(payments.database), timeout=30, what="the killed step to release DuckDB")
     landed = payments.scalar(

@@ -7,6 +7,7 @@ import sys
 
 import duckdb
 import pytest
+from dg_project import kill_when
 
 from ingestion_devtools.processes import ManagedProcess, wait_until
 
@@ -65,16 +66,7 @@ def test_kill_9_during_landing_then_rerun_lands_each_message_once(harness, tmp_p
     sent = harness.send(MESSAGES, partitions=3, interval=0, bad_ratio=0.05, seed=40)
 
     crashed = dagster_run(harness, tmp_path, "crashed-run").start()
-    try:
-        wait_until(
-            lambda: "landed batch 3/" in crashed.log_tail(400) or not crashed.running,
-            timeout=300,
-            what="the run to land its third batch",
-            interval=0.02,
-        )
-        assert crashed.running, f"the run ended before it could be killed:\n{crashed.log_tail()}"
-    finally:
-        crashed.kill()  # SIGKILL to the whole process group: the run and its step processes
+    kill_when(crashed, "landed batch 3/", timeout=300, interval=0.02)
     # The step process holding DuckDB's lock dies a moment after the run process.
     wait_until(lambda: _lock_released(harness.database), timeout=30, what="the killed step to release DuckDB")
 
