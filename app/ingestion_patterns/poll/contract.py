@@ -15,27 +15,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from .. import warehouse
-from ..warehouse import Column
+from ..warehouse import ARROW_TYPES, SQL_TYPES, Column
 from .source import ContractColumn, KafkaTopicSpec, RowCheck, table_names
 
 HEADERS_TYPE = 'STRUCT("key" VARCHAR, "value" BLOB)[]'
 OFFSETS_TABLE = "kafka_offsets"
 PLAN_TABLE = "kafka_poll_plan"
-SQL_TYPES = {
-    "bigint": "BIGINT",
-    "double": "DOUBLE",
-    "varchar": "VARCHAR",
-    "boolean": "BOOLEAN",
-    "timestamptz": "TIMESTAMPTZ",
-}
-ARROW_TYPES = {
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "varchar": pa.string(),
-    "boolean": pa.bool_(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-}
-
 REJECTS_COLUMNS = (
     Column("topic", "VARCHAR", not_null=True),
     Column("partition", "INTEGER", not_null=True),

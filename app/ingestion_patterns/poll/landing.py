@@ -24,8 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import warehouse
+from ..warehouse import ARROW_TYPES
 from .avro import AvroColumn, AvroDecoder, WriterSchema, wire_header
-from .contract import ARROW_TYPES, OFFSETS_COLUMNS, PLAN_COLUMNS, PLAN_TABLE, REJECTS_COLUMNS, TopicContract
+from .contract import OFFSETS_COLUMNS, PLAN_COLUMNS, PLAN_TABLE, REJECTS_COLUMNS, TopicContract
 from .source import shipped_topic
 from .validate import DECODE_REASON, judge_sql
 

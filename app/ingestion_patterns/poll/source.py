@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import declarations
 from ..declarations import SourceConfigError as SourceConfigError
+from ..warehouse import ColumnType
 
 # The `type:` of a defs.yaml that declares a Kafka topic.
 COMPONENT_TYPE = "ingestion_patterns.components.KafkaTopicSource"
@@ -27,7 +28,6 @@ COLUMN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")  # dotted keys into a JSON object or Avro record
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's own rule for topic names
-ColumnType = Literal["bigint", "double", "varchar", "boolean", "timestamptz"]
 # Columns every events table has besides the contract's, so no contract column may take their names.
 RESERVED_COLUMNS = frozenset(
     {

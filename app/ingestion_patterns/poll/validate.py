@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 
-from .contract import SQL_TYPES, TopicContract
+from ..warehouse import SQL_TYPES
+from .contract import TopicContract
 from .source import ContractColumn
 
 # json_type() names of JSON numbers: integers by sign and size, then floating point.

@@ -30,13 +30,8 @@ from .. import warehouse
 from ..warehouse import Column
 from .validate import SOURCE_API_CONTRACT, Contract, PullCursor, RecordReject, page_max_key
 
-SQL_TYPES = {
-    pa.int64(): "BIGINT",
-    pa.string(): "VARCHAR",
-    pa.float64(): "DOUBLE",
-    pa.bool_(): "BOOLEAN",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-}
+# The contract's Arrow types as DuckDB types (the declared column types, and the source API's).
+SQL_TYPES = {arrow: warehouse.SQL_TYPES[name] for name, arrow in warehouse.ARROW_TYPES.items()}
 
 
 @dataclass(frozen=True)

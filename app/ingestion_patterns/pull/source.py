@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import declarations
 from ..declarations import SourceConfigError
+from ..warehouse import ARROW_TYPES, ColumnType
 from .landing import PullTables
 from .rest_api.spec import RestApiSpec
 from .validate import Contract
@@ -28,15 +29,6 @@ from .validate import Contract
 COMPONENT_TYPE = "ingestion_patterns.components.RestApiSource"
 # A name becomes table and asset names: a SQL and Dagster identifier.
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-ColumnType = Literal["bigint", "double", "varchar", "boolean", "timestamptz"]
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "varchar": pa.string(),
-    "boolean": pa.bool_(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-}
 
 
 class ColumnSpec(BaseModel):

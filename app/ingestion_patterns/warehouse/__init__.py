@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -28,6 +28,25 @@ SCHEMA = "ingestion"
 # Every asset that writes the warehouse runs in this Dagster concurrency pool, limited to one slot
 # (dagster.yaml locally, the daemon's instance config in the cluster): DuckDB allows one writer.
 DUCKDB_POOL = "duckdb"
+
+
+# The column types a declared source may give its columns (the same for every kind of source), as
+# DuckDB and as Arrow types.
+ColumnType = Literal["bigint", "double", "varchar", "boolean", "timestamptz"]
+SQL_TYPES: dict[str, str] = {
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "varchar": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "timestamptz": "TIMESTAMPTZ",
+}
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "varchar": pa.string(),
+    "boolean": pa.bool_(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
 
 
 @dataclass(frozen=True)
