@@ -6,6 +6,7 @@ names the file (and the entry) it is about."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 Spec = TypeVar("Spec", bound=BaseModel)
+# A declared name that becomes a table (in schema ingestion) and the stem of Dagster names.
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class SourceConfigError(ValueError):

@@ -19,6 +19,7 @@ import duckdb
 from .. import warehouse
 from ..poll.landing import PLAN_TABLE
 from ..pull.landing import RAW_TABLE
+from ..push.landing import DATA_COLUMNS as WEBHOOK_COLUMNS
 from ..push.landing import DATA_TABLE as WEBHOOK_TABLE
 
 PAGES_TABLE = "pull_pages"
@@ -117,20 +118,37 @@ def purge_landed_poll_plans(conn: duckdb.DuckDBPyConnection) -> int:
         )
 
 
+def webhook_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables that hold landed webhook payloads: ``webhook_data`` and each table a source declared
+    as its own, found by their columns (they are all made from ``push.landing.DATA_COLUMNS``)."""
+    shape = sorted(column.name for column in WEBHOOK_COLUMNS)
+    rows = conn.execute(
+        "SELECT table_name, list(column_name ORDER BY column_name) FROM information_schema.columns"
+        " WHERE table_schema = ? GROUP BY table_name ORDER BY table_name",
+        [warehouse.SCHEMA],
+    ).fetchall()
+    return [name for name, columns in rows if list(columns) == shape]
+
+
 def dedupe_webhook_data(conn: duckdb.DuckDBPyConnection) -> int:
-    """Delete the later copies of an event (same ``source_id`` and ``event_id``) in ``webhook_data``,
-    keeping the first landed (lowest ``inbox_seq``); returns how many rows it deleted.
+    """Delete the later copies of an event (same ``source_id`` and ``event_id``) in ``webhook_data``
+    and the webhook tables sources declared, keeping the first landed (lowest ``inbox_seq``); returns
+    how many rows it deleted.
 
     A copy can only come from the inbox accepting an event id it had forgotten (re-sent after
     ``WEBHOOK_INBOX_RETENTION``), so a later copy landed after the previous dedup: only the keys
     landed since then (with an overlap) are looked up, in one scan of the table's key columns."""
-    if WEBHOOK_TABLE not in existing_tables(conn):
-        return 0
-    table = f"{warehouse.SCHEMA}.{WEBHOOK_TABLE}"
     conn.execute(MAINTENANCE_STATE_DDL)
+    return sum(_dedupe_webhook_table(conn, name) for name in webhook_tables(conn))
+
+
+def _dedupe_webhook_table(conn: duckdb.DuckDBPyConnection, name: str) -> int:
+    table = f"{warehouse.SCHEMA}.{name}"
+    # The shared table keeps the watermark's first name, so files from earlier versions go on from it.
+    task = "webhook_dedup" if name == WEBHOOK_TABLE else f"webhook_dedup:{name}"
     with warehouse.transaction(conn):
         watermark = conn.execute(
-            f"SELECT done_through FROM {warehouse.SCHEMA}.maintenance_state WHERE task = 'webhook_dedup'"
+            f"SELECT done_through FROM {warehouse.SCHEMA}.maintenance_state WHERE task = ?", [task]
         ).fetchone()
         since = watermark[0] - _DEDUP_OVERLAP if watermark else datetime.min.replace(tzinfo=UTC)
         through = _first(conn.execute(f"SELECT max(landed_at) FROM {table}"), None)
@@ -150,9 +168,9 @@ def dedupe_webhook_data(conn: duckdb.DuckDBPyConnection) -> int:
         )
         if through is not None:
             conn.execute(
-                f"INSERT INTO {warehouse.SCHEMA}.maintenance_state VALUES ('webhook_dedup', ?)"
+                f"INSERT INTO {warehouse.SCHEMA}.maintenance_state VALUES (?, ?)"
                 " ON CONFLICT (task) DO UPDATE SET done_through = excluded.done_through",
-                [through],
+                [task, through],
             )
     return deleted
 

@@ -11,7 +11,6 @@ its name. The shipped reference instance keeps the names the reference example p
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +27,7 @@ from .validate import Contract
 # The `type:` of a defs.yaml that declares a REST API source.
 COMPONENT_TYPE = "ingestion_patterns.components.RestApiSource"
 # A name becomes table and asset names: a SQL and Dagster identifier.
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+NAME = declarations.TABLE_NAME
 
 
 class ColumnSpec(BaseModel):

@@ -1,4 +1,5 @@
-"""Push pattern: webhooks accepted into the durable inbox land in ``ingestion.webhook_data``.
+"""Push pattern: webhooks accepted into the durable inbox land in ``ingestion.webhook_data`` (or
+the table a source declares: ``landing.WebhookTables``).
 
 The receiver has already made each payload durable. Here a run claims the pending payloads of one
 source, validates them, lands valid ones and rejects in one DuckDB transaction, and only then marks
@@ -28,7 +29,7 @@ from pydantic import Field
 from .. import warehouse
 from ..dagster_conventions import KIND_TAG, RUN_RETRY_TAGS, SOURCE_TAG, row_count_metadata, table_metadata
 from .inbox import Inbox, InboxRecord, InboxUnavailable, PendingSummary
-from .landing import DATA_COLUMNS, DATA_TABLE, DDL, REJECTS_TABLE, WebhookLandResult, land_claimed
+from .landing import DATA_COLUMNS, WebhookLandResult, WebhookTables, land_claimed
 from .resource import WebhookInboxResource
 from .source import FieldFrom, WebhookSourceSpec
 from .validate import split_batch
@@ -67,6 +68,7 @@ class BatchRules:
     batch_size: int
     event_type: FieldFrom | None = None  # where the event type comes from; None: the default rules
     payload_schema: Validator | None = None  # the source's declared JSON Schema, if any
+    tables: WebhookTables = WebhookTables()  # where the source lands
 
     @classmethod
     def for_source(cls, source_id: str, *, validate_schema: bool = True) -> "BatchRules":
@@ -87,6 +89,7 @@ class BatchRules:
             batch_size=declared.batch_size if config.batch_size is None else config.batch_size,
             event_type=declared.event_type,
             payload_schema=payload_schema if own else None,
+            tables=WebhookTables.named(declared.table),
         )
 
 
@@ -105,6 +108,7 @@ def build_webhook_source(
     payload_schema: Validator | None = None,
 ) -> tuple[dg.AssetsDefinition, Any]:
     """The asset that lands ``spec``'s pending payloads, and its job (tagged for the shared sensor)."""
+    tables = WebhookTables.named(spec.table)
 
     @dg.asset(
         name=asset_name,
@@ -112,9 +116,9 @@ def build_webhook_source(
         kinds={"duckdb", "python"},
         pool=warehouse.DUCKDB_POOL,
         description=f"Webhook payloads of source {spec.source_id!r} from the durable inbox, landed in "
-        f"ingestion.{DATA_TABLE} (invalid ones in ingestion.{REJECTS_TABLE})."
+        f"ingestion.{tables.data} (invalid ones in ingestion.{tables.rejects})."
         + (" Also lands sources accepted without a declaration (local development)." if lands_undeclared else ""),
-        metadata=table_metadata(DATA_TABLE, DATA_COLUMNS),
+        metadata=table_metadata(tables.data, DATA_COLUMNS),
         tags={SOURCE_TAG: spec.source_id},
     )
     async def land_webhooks(
@@ -151,7 +155,7 @@ async def land_pending(
     """Claim, validate and land what ``rules.source_id`` had pending when the run started."""
     run_id = context.run.run_id  # also the lease owner of every batch this run claims
     lease_seconds = webhook_inbox.lease_seconds
-    source_id = rules.source_id
+    source_id, tables = rules.source_id, rules.tables
     totals = {"processed": 0, "duplicates": 0, "rejected": 0, "refused": 0, "batches": 0}
 
     async with webhook_inbox.open() as inbox:
@@ -159,7 +163,7 @@ async def land_pending(
         # Bound the run to what was pending when it started, so a steady stream cannot keep it alive.
         target = (await inbox.pending(source_id)).count
         seen = 0
-        async with warehouse.async_session(duckdb, DDL) as conn:
+        async with warehouse.async_session(duckdb, tables.ddl) as conn:
             while seen < target:
                 records = await inbox.claim(source_id, rules.batch_size, owner=run_id, lease_seconds=lease_seconds)
                 if not records:
@@ -181,9 +185,9 @@ async def land_pending(
                 if result.refused:
                     context.log.warning(
                         f"DuckDB refused {result.refused} payload(s) of this batch; they are in "
-                        f"ingestion.{REJECTS_TABLE} with its reason"
+                        f"ingestion.{tables.rejects} with its reason"
                     )
-            tables = await asyncio.to_thread(_table_metadata, conn)
+            counts = await asyncio.to_thread(_table_metadata, conn, tables)
         still_pending = (await inbox.pending(source_id)).count
 
     return dg.MaterializeResult(
@@ -195,7 +199,7 @@ async def land_pending(
             "refused_by_warehouse": totals["refused"],
             "batches": totals["batches"],
             "still_pending": still_pending,
-            **tables,
+            **counts,
         }
     )
 
@@ -206,13 +210,13 @@ def _validate_and_land(
     """In a worker thread: validate the batch and land its rows and rejects in one DuckDB transaction
     (a record DuckDB refuses is isolated and becomes a reject: ``landing.land_claimed``); returns how
     many ended as rejects, and the landing's result."""
-    return land_claimed(conn, records, lambda part: split_batch(part, rules), run_id=run_id)
+    return land_claimed(conn, records, lambda part: split_batch(part, rules), run_id=run_id, tables=rules.tables)
 
 
-def _table_metadata(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def _table_metadata(conn: duckdb.DuckDBPyConnection, tables: WebhookTables) -> dict[str, Any]:
     return {
-        **row_count_metadata(conn, DATA_TABLE),
-        "rejects_row_count": dg.MetadataValue.int(warehouse.count_rows(conn, REJECTS_TABLE)),
+        **row_count_metadata(conn, tables.data),
+        "rejects_row_count": dg.MetadataValue.int(warehouse.count_rows(conn, tables.rejects)),
     }
 
 

@@ -31,10 +31,12 @@ attributes:
   # webhook-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, then the payload's "id".
   # event_id: {{header: X-Request-Id}}  # or {{json_path: meta.delivery_id}}
 
-  # Top-level keys every payload must have; a payload without one lands in ingestion.webhook_rejects.
+  # Top-level keys every payload must have; a payload without one lands in the rejects table.
   required_fields: [timestamp, data]
   # json_schema: schema.json         # a JSON Schema file next to this one: a payload must also match it
   batch_size: 5000                   # payloads landed per transaction
+  # table: {table}            # its own ingestion.<table> and <table>_rejects; default: the shared
+                                     # ingestion.webhook_data (keyed by source_id) and webhook_rejects
 """
 
 
@@ -49,6 +51,7 @@ class WebhookSourceScaffolder(dg.Scaffolder):
             type_name=request.type_name,
             source_id=source_id,
             secret_env=f"WEBHOOK_SECRET_{source_id.upper().replace('-', '_')}",
+            table=f"{target.name.replace('-', '_').lower()}_events",
         )
         (target / "defs.yaml").write_text(text)
 
@@ -56,7 +59,7 @@ class WebhookSourceScaffolder(dg.Scaffolder):
 @dg.scaffold_with(WebhookSourceScaffolder)
 class WebhookSource(dg.Component, dg.Resolvable, WebhookSourceSpec):
     """A webhook source: its deliveries' signature scheme, event id and contract; lands in
-    ingestion.webhook_data (keyed by source) through its own asset and job."""
+    ingestion.webhook_data (keyed by source), or its own declared table, through its own asset and job."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return self.definitions(folder=context.path)

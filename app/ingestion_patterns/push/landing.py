@@ -1,5 +1,9 @@
 """Tables and landing of the push pattern: webhook payloads claimed from the inbox.
 
+Every source lands in ``ingestion.webhook_data`` (keyed by ``source_id``) and ``webhook_rejects``,
+unless its declaration names its own ``table``: then ``ingestion.<table>`` and ``<table>_rejects``,
+of the same columns (``WebhookTables``).
+
 A row is one inbox row: its ``inbox_seq`` and (source_id, event_id), the key the inbox deduplicates
 on. Replaying a batch whose DuckDB commit succeeded but whose inbox ``mark_done`` did not is
 harmless: the landing skips the rows it finds with the batch's own inbox seqs. ``webhook_data`` has
@@ -16,7 +20,7 @@ refuses (its JSON cast, say, for a payload accepted before the edge's rule) is i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 import duckdb
@@ -53,12 +57,32 @@ REJECTS_COLUMNS = (
     Column("run_id", "VARCHAR"),
 )
 
-# Rejects keep the inbox's dedup key (they are few): a replayed reject collides with itself.
-DDL: list[warehouse.DDLStep] = [
-    warehouse.create_table(DATA_TABLE, DATA_COLUMNS),
-    warehouse.without_primary_key(DATA_TABLE, DATA_COLUMNS),  # files made before the key was dropped
-    warehouse.create_table(REJECTS_TABLE, REJECTS_COLUMNS, ("source_id", "event_id")),
-]
+
+@dataclass(frozen=True)
+class WebhookTables:
+    """Where a source's payloads land: its data table and its rejects table, in schema ``ingestion``."""
+
+    data: str = DATA_TABLE
+    rejects: str = REJECTS_TABLE
+    ddl: list[warehouse.DDLStep] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        steps: list[warehouse.DDLStep] = [
+            warehouse.create_table(self.data, DATA_COLUMNS),
+            warehouse.without_primary_key(self.data, DATA_COLUMNS),  # files made before the key was dropped
+            # Rejects keep the inbox's dedup key (they are few): a replayed reject collides with itself.
+            warehouse.create_table(self.rejects, REJECTS_COLUMNS, ("source_id", "event_id")),
+        ]
+        object.__setattr__(self, "ddl", steps)
+
+    @classmethod
+    def named(cls, table: str | None) -> WebhookTables:
+        """A declaration's ``table``: None is the shared ``webhook_data``; a name, its own pair."""
+        return cls() if table is None else cls(table, f"{table}_rejects")
+
+
+SHARED_TABLES = WebhookTables()
+DDL: list[warehouse.DDLStep] = SHARED_TABLES.ddl
 
 
 @dataclass(frozen=True)
@@ -129,8 +153,9 @@ def land_webhook_batch(
     rejects: list[WebhookReject],
     *,
     run_id: str,
+    tables: WebhookTables = SHARED_TABLES,
 ) -> WebhookLandResult:
-    """Land one claimed batch (valid rows and rejects) in a single transaction.
+    """Land one claimed batch (valid rows and rejects) in ``tables``, in a single transaction.
 
     Rows already present (a replay after a crash between this commit and the inbox's mark-done)
     are skipped and counted as ``already_landed``: a replayed row carries the inbox seq it landed
@@ -143,13 +168,13 @@ def land_webhook_batch(
     with warehouse.transaction(conn):
         inserted = _changed(
             conn.execute(
-                """
-            INSERT INTO ingestion.webhook_data
+                f"""
+            INSERT INTO ingestion.{tables.data}
                 (source_id, event_id, event_type, payload, headers, inbox_seq, received_at, run_id)
             SELECT source_id, event_id, event_type, payload::JSON, headers::JSON, inbox_seq, received_at, $run_id
             FROM data
             WHERE NOT EXISTS (
-                SELECT 1 FROM ingestion.webhook_data landed
+                SELECT 1 FROM ingestion.{tables.data} landed
                 WHERE landed.inbox_seq BETWEEN $first_seq AND $last_seq
                   AND landed.inbox_seq = data.inbox_seq
                   AND landed.source_id = data.source_id AND landed.event_id = data.event_id)
@@ -159,8 +184,8 @@ def land_webhook_batch(
         )
         rejected = _changed(
             conn.execute(
-                """
-            INSERT INTO ingestion.webhook_rejects
+                f"""
+            INSERT INTO ingestion.{tables.rejects}
                 (source_id, event_id, raw_body, reason, inbox_seq, received_at, run_id)
             SELECT source_id, event_id, raw_body, reason, inbox_seq, received_at, ? FROM bad
             ON CONFLICT DO NOTHING
@@ -179,7 +204,12 @@ Split = Callable[[list[InboxRecord]], tuple[list[WebhookRow], list[WebhookReject
 
 
 def land_claimed(
-    conn: duckdb.DuckDBPyConnection, records: list[InboxRecord], split: Split, *, run_id: str
+    conn: duckdb.DuckDBPyConnection,
+    records: list[InboxRecord],
+    split: Split,
+    *,
+    run_id: str,
+    tables: WebhookTables = SHARED_TABLES,
 ) -> tuple[int, WebhookLandResult]:
     """Validate (``split``) and land a claimed batch; returns how many of its records ended as
     rejects (invalid or refused) and the landing's result.
@@ -191,12 +221,12 @@ def land_claimed(
 
     def land(part: list[InboxRecord]) -> tuple[int, WebhookLandResult]:
         rows, rejects = split(part)
-        return len(rejects), land_webhook_batch(conn, rows, rejects, run_id=run_id)
+        return len(rejects), land_webhook_batch(conn, rows, rejects, run_id=run_id, tables=tables)
 
     def refuse(one: list[InboxRecord], reason: str) -> tuple[int, WebhookLandResult]:
         [record] = one
         reject = WebhookReject(record.source_id, record.event_id, record.body, reason, record.seq, record.received_at)
-        result = land_webhook_batch(conn, [], [reject], run_id=run_id)
+        result = land_webhook_batch(conn, [], [reject], run_id=run_id, tables=tables)
         return 1, result + WebhookLandResult(0, 0, 0, refused=1)
 
     results = warehouse.land_isolating(conn, records, land, refuse)

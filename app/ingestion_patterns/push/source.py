@@ -31,6 +31,8 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Scheme = Literal["none", "standard-webhooks", "github", "stripe", "shopify", "slack"]
 # Schemes whose signature carries a timestamp, so a tolerance applies.
 TIMESTAMPED: frozenset[str] = frozenset({"standard-webhooks", "stripe", "slack"})
+# The shared tables' names: a source that names its own table names another.
+RESERVED_TABLES: frozenset[str] = frozenset({"webhook_data", "webhook_rejects"})
 # The `type:` of a defs.yaml that declares a webhook source.
 COMPONENT_TYPE = "ingestion_patterns.components.WebhookSource"
 
@@ -109,6 +111,11 @@ class WebhookSourceSpec(BaseModel):
         "must match, beside required_fields; a payload that does not is a reject naming the first violation.",
     )
     batch_size: int = Field(default=5000, ge=1, description="Payloads claimed and landed per transaction.")
+    table: str | None = Field(
+        default=None,
+        description="The source's own table, ingestion.<table> (rejects in ingestion.<table>_rejects); default: "
+        "the shared ingestion.webhook_data, keyed by source_id, and ingestion.webhook_rejects.",
+    )
     # Dagster's side only (the receiver ignores them).
     names: DagsterNames = Field(default_factory=DagsterNames, description="Asset and job names, when not the default.")
     lands_undeclared_sources: bool = Field(
@@ -125,6 +132,11 @@ class WebhookSourceSpec(BaseModel):
             )
         if self.signature != "none" and not self.secret_env:
             raise ValueError(f"signature {self.signature!r} needs secret_env (the variable that holds the secret)")
+        if self.table is not None and (not declarations.TABLE_NAME.match(self.table) or self.table in RESERVED_TABLES):
+            raise ValueError(
+                f"table {self.table!r}: lower-case letters, digits and '_', starting with a letter, and not "
+                f"one of {', '.join(sorted(RESERVED_TABLES))} (leave it out for the shared table)"
+            )
         if self.secret_env is not None and not ENV_NAME.match(self.secret_env):
             raise ValueError(f"secret_env {self.secret_env!r} is not an environment variable name")
         return self

@@ -154,3 +154,85 @@ def test_a_json_schema_next_to_the_sources_file_is_the_contract_its_job_lands_by
     assert rejected == [
         ("i-1", "does not match the source's JSON Schema at $.data: 'invoice_id' is a required property")
     ]
+
+
+def test_a_source_with_its_own_table_lands_there_and_retention_dedupes_it(tmp_path, monkeypatch):
+    from ingestion_patterns import warehouse
+    from ingestion_patterns.definitions import build_definitions
+    from ingestion_patterns.maintenance.warehouse_retention import dedupe_webhook_data, webhook_tables
+    from ingestion_patterns.settings import load_settings
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "webhooks:\n"
+        "  - {source_id: invoices, table: invoice_events, required_fields: [data]}\n"
+        "  - {source_id: refunds}\n"
+    )
+    inbox_url = f"sqlite:///{tmp_path / 'inbox.sqlite3'}"
+    db = tmp_path / "warehouse.duckdb"
+    for name, value in {
+        "DUCKDB_PATH": str(db),
+        "WEBHOOK_INBOX_URL": inbox_url,
+        "INGEST_DATA_DIR": str(tmp_path),
+        "INGEST_SOURCES_FILE": str(sources),
+    }.items():
+        monkeypatch.setenv(name, value)
+    instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(tmp_path / "dagster")))
+
+    async def fill(event_ids: list[str]) -> None:
+        async with open_inbox(inbox_url) as inbox:
+            now = datetime.now(UTC)
+            for source in ("invoices", "refunds"):
+                for event_id in event_ids:
+                    data = {"timestamp": "2026-01-01T00:00:00Z", "data": {"n": event_id}}
+                    body = json.dumps(data if event_id != "bad" else {"timestamp": "x"}).encode()
+                    await inbox.put(NewWebhook(source, event_id, body, {}, now))
+
+    def run_both() -> None:
+        for job in ("invoices_webhook_job", "refunds_webhook_job"):
+            assert definitions.resolve_job_def(job).execute_in_process(instance=instance).success
+
+    def rows(table: str) -> list[tuple[str, str]]:
+        with duckdb.connect(str(db), read_only=True) as conn:
+            return conn.execute(f"SELECT source_id, event_id FROM ingestion.{table} ORDER BY ALL").fetchall()
+
+    definitions = build_definitions(load_settings())
+    assert (
+        "ingestion.invoice_events"
+        in (definitions.resolve_assets_def("invoices_webhooks").descriptions_by_key or {})[
+            dg.AssetKey("invoices_webhooks")
+        ]
+    )
+    asyncio.run(fill(["e-1", "e-2", "bad"]))
+    run_both()
+    assert rows("invoice_events") == [("invoices", "e-1"), ("invoices", "e-2")]
+    assert rows("invoice_events_rejects") == [("invoices", "bad")]
+    assert rows("webhook_data") == [("refunds", "e-1"), ("refunds", "e-2")]
+    assert rows("webhook_rejects") == [("refunds", "bad")]
+
+    # An id the inbox has forgotten (its retention purged it) lands again; retention's dedup finds the
+    # copy in the declared table as in the shared one, and keeps the first.
+    async def forget() -> None:
+        async with open_inbox(inbox_url) as inbox:
+            await inbox.purge_done(0, batch_rows=100)
+
+    asyncio.run(forget())
+    asyncio.run(fill(["e-1"]))
+    run_both()
+    assert len(rows("invoice_events")) == len(rows("webhook_data")) == 3
+    with warehouse.connect(db) as conn:
+        assert webhook_tables(conn) == ["invoice_events", "webhook_data"]
+        assert dedupe_webhook_data(conn) == 2
+    assert rows("invoice_events") == [("invoices", "e-1"), ("invoices", "e-2")]
+    assert rows("webhook_data") == [("refunds", "e-1"), ("refunds", "e-2")]
+
+
+def test_a_declared_table_must_be_a_table_name_and_not_a_shared_one():
+    from pydantic import ValidationError
+
+    from ingestion_patterns.push.source import WebhookSourceSpec
+
+    for bad in ("Invoices", "webhook_data", "webhook_rejects", "a-b", "1x"):
+        with pytest.raises(ValidationError, match="table"):
+            WebhookSourceSpec(source_id="s", table=bad)
+    assert WebhookSourceSpec(source_id="s", table="invoice_events").table == "invoice_events"
