@@ -8,6 +8,7 @@ returns it, and the caller carries it on in its own copy of the settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,3 +106,36 @@ def start_kafka(stack: ExitStack, settings: Settings, *, port: int) -> Service:
             raise KafkaUnavailable(str(error).splitlines()[0]) from error
         stack.callback(running.stop)
     return Service("Kafka broker", running.bootstrap_servers, None)
+
+
+class RegistryUnavailable(RuntimeError):
+    """The local schema registry cannot run here; the message says why (no Java, no Maven...)."""
+
+
+def start_registry(stack: ExitStack, settings: Settings, *, port: int) -> Callable[[], Service]:
+    """Apicurio Registry (``ingest registry``), its H2 file in INGEST_DATA_DIR/registry so schema ids
+    outlive it (the broker's topics keep messages that carry them). Returns at once: call the result
+    to wait until it answers (it starts beside the broker). A registry ``ingest registry up`` already
+    runs on the same data folder is reused (and left running). Raises RegistryUnavailable when none
+    can be started here."""
+    from . import schema_registry as sr
+
+    data_dir = settings.ingest_data_dir / "registry"
+    running = sr.read_pid_file(data_dir)
+    if running is None:
+        if sr.java_executable() is None:
+            raise RegistryUnavailable("Java is not installed (Apicurio Registry runs on Java 17 or newer)")
+        try:
+            running = sr.start_registry(port, data_dir, wait=False)
+        except sr.RegistryError as error:
+            raise RegistryUnavailable(str(error).splitlines()[0]) from error
+        stack.callback(running.stop)
+
+    def ready() -> Service:
+        try:
+            running.wait_ready()
+        except (sr.RegistryError, TimeoutError) as error:
+            raise RegistryUnavailable(str(error).splitlines()[0]) from error
+        return Service("schema registry", running.ccompat_url, None)
+
+    return ready

@@ -15,10 +15,19 @@ from rich.console import Console
 from rich.table import Table
 
 from ingestion_patterns import warehouse
+from ingestion_patterns.declarations import package_defs_folder
 from ingestion_patterns.instance import prepare_dagster_home
 from ingestion_patterns.settings import Settings, load_settings
 
-from ..local_services import KafkaUnavailable, log_dir, start_kafka, start_mock_api, start_receiver
+from ..local_services import (
+    KafkaUnavailable,
+    RegistryUnavailable,
+    log_dir,
+    start_kafka,
+    start_mock_api,
+    start_receiver,
+    start_registry,
+)
 from ..processes import ManagedProcess, free_port
 
 if TYPE_CHECKING:  # Dagster is imported when a command runs, so every other `ingest` command starts fast.
@@ -61,6 +70,25 @@ def _load_definitions(settings: Settings) -> dg.Definitions:
         }
     )
     return build_definitions(settings)
+
+
+# The Avro topic example the demo declares beside the shipped instances (with the registry it needs).
+PAYMENTS_EXAMPLE = package_defs_folder() / "kafka_topics" / "examples" / "payments.yaml"
+
+
+def _declare_payments(settings: Settings, registry_url: str) -> Settings:
+    """Declare the ``payments`` example (Avro) as the chart would: an entry of a sources file's
+    ``kafka_topics:`` list (INGEST_SOURCES_FILE), its registry in SCHEMA_REGISTRY_URL."""
+    import yaml
+
+    attributes = yaml.safe_load(PAYMENTS_EXAMPLE.read_text())["attributes"]
+    sources = settings.ingest_data_dir / "demo-sources.yaml"
+    sources.write_text(
+        "# Written by `ingest demo`: the payments example (app/ingestion_patterns/defs/kafka_topics/examples).\n"
+        + yaml.safe_dump({"kafka_topics": [attributes]}, sort_keys=False)
+    )
+    os.environ["SCHEMA_REGISTRY_URL"] = registry_url
+    return settings.model_copy(update={"ingest_sources_file": str(sources)})
 
 
 # Runs log to the Dagster instance (see them in `ingest dev`); the terminal gets warnings only.
@@ -130,7 +158,7 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
     """
     import dagster as dg
 
-    from ..kafka_producer import produce
+    from ..kafka_producer import ensure_topic, produce
     from ..webhook_simulator import send_webhooks
 
     _stop_on_signals()
@@ -145,7 +173,15 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
         api = start_mock_api(stack, settings, port=free_port(), records=records)
         settings = settings.model_copy(update={"source_api_url": api.url})
         console.print(f"  mock API with {records} records at {api.url}")
-        kafka_skipped = ""
+        kafka_skipped, avro_skipped, registry_url = "", "", ""
+        registry_ready = None
+        if settings.ingest_sources_file:
+            avro_skipped = f"INGEST_SOURCES_FILE is set ({settings.ingest_sources_file}): the demo leaves it as it is"
+        else:
+            try:  # started first: it comes up while the broker does
+                registry_ready = start_registry(stack, settings, port=free_port())
+            except RegistryUnavailable as reason:
+                avro_skipped = str(reason)
         if not settings.kafka_bootstrap_servers:
             try:
                 broker = start_kafka(stack, settings, port=free_port())
@@ -153,6 +189,13 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
                 console.print(f"  local Kafka broker at {broker.url}")
             except KafkaUnavailable as reason:
                 kafka_skipped = str(reason)
+        if registry_ready is not None:
+            try:
+                registry_url = registry_ready().url
+                console.print(f"  Apicurio Registry at {registry_url}")
+                settings = _declare_payments(settings, registry_url)
+            except RegistryUnavailable as reason:
+                avro_skipped = str(reason)
         definitions = _load_definitions(settings)
 
         console.rule("[bold]push[/]: webhooks -> durable inbox -> webhook_data")
@@ -165,13 +208,33 @@ def demo(webhook_count: int, records: int, events: int, bad_ratio: float) -> Non
         # The same records declared in another shape (defs/rest_apis/items): envelope, Link, API key.
         ok &= _run_job(definitions, instance, "items_pull_job")
 
-        console.rule("[bold]poll[/]: Kafka -> kafka_events")
+        console.rule("[bold]poll[/]: Kafka -> kafka_events (and payments, Avro with a schema registry)")
         if kafka_skipped:
             console.print(f"  [yellow]polling skipped:[/] {kafka_skipped}")
         else:
             bootstrap, topic = settings.kafka_bootstrap_servers, settings.kafka_topic
             produced = asyncio.run(produce(bootstrap, topic, events, partitions=3, bad_ratio=bad_ratio))
             console.print(f"  produced {produced.sent} events to {topic} ({produced.bad} invalid on purpose)")
+            if registry_url:
+                paid = asyncio.run(
+                    produce(
+                        bootstrap,
+                        "payments",
+                        events,
+                        partitions=3,
+                        bad_ratio=bad_ratio,
+                        value_format="avro",
+                        registry_url=registry_url,
+                    )
+                )
+                # Its dead-letter topic, made beforehand as an operator would (a KafkaTopic on Strimzi).
+                asyncio.run(ensure_topic("payments.dlq", 1, bootstrap_servers=bootstrap))
+                console.print(
+                    f"  produced {paid.sent} Avro payments (schema id {paid.schema_id}; {paid.bad} invalid on purpose)"
+                )
+            else:
+                console.print(f"  [yellow]Avro payments skipped:[/] {avro_skipped}")
+            # One sensor for every declared topic: a run per topic with messages past its stored offsets.
             ok &= _run_sensor(definitions, instance, "kafka_polling_sensor")
         console.rule("stopping the services the demo started")
     _print_counts(settings, before, _counts(settings))

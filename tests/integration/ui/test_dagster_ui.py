@@ -1,5 +1,6 @@
 """The browser checks: headless Chromium (Debian's package) opens `ingest dev`'s UI; it finds the push
-assets, and after `ingest demo` the whole asset graph of the three patterns, materialized. Set
+assets, and after `ingest demo` (which lands the JSON topic and the Avro payments example too) the whole
+asset graph of the three patterns, materialized. Set
 INGEST_UPDATE_SCREENSHOTS=1 to refresh docs/images/ (the README shows the whole graph)."""
 
 from __future__ import annotations
@@ -121,6 +122,22 @@ def test_after_the_demo_the_asset_graph_shows_every_pattern_materialized(tmp_pat
         log_path=tmp_path / "ingest-demo.log",
     ).start()
     assert demo.started.wait(timeout=600) == 0, demo.log_tail()
+    # Every event the demo produced ended as a row or a reject: the JSON topic and the Avro payments
+    # example (its schema in the registry the demo started), each with its share of invalid ones.
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT 'payments', (SELECT count(*) FROM ingestion.payments) UNION ALL "
+                "SELECT 'payments_rejects', (SELECT count(*) FROM ingestion.payments_rejects) UNION ALL "
+                "SELECT 'kafka_events', (SELECT count(*) FROM ingestion.kafka_events) UNION ALL "
+                "SELECT 'kafka_rejects', (SELECT count(*) FROM ingestion.kafka_rejects)"
+            ).fetchall()
+        )
+    assert counts["payments"] + counts["payments_rejects"] == 200 and counts["payments_rejects"] > 0, counts
+    assert counts["kafka_events"] + counts["kafka_rejects"] == 200, counts
+    assert "Apicurio Registry at" in (tmp_path / "ingest-demo.log").read_text(), "the demo started its registry"
     # The demo's runs are in the instance the UI reads (same DAGSTER_HOME); the UI starts no runs.
     url, process = _start_dev_ui(tmp_path, "--no-kafka")
     shots = {}
