@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from .alerting.sensors import build_stuck_source_alert
 from .poll.assets import build_kafka_polling_sensor
 from .poll.component import KafkaTopicSource
 from .poll.source import declarations_in_file as kafka_topics_in_file
@@ -26,12 +27,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         *declared_in_sources_file(settings),
     )
-    # One sensor per kind of source, over every instance's job (docs/architecture.md, "Declared sources").
+    # One sensor per kind of source, over every instance's job (docs/architecture.md, "Declared sources"),
+    # and the stuck-source alert over all of them.
     jobs = list(loaded.jobs or [])
     return dg.Definitions.merge(
         loaded,
         dg.Definitions(
-            sensors=[build_webhook_pending_sensor(jobs), build_kafka_polling_sensor(jobs)],
+            sensors=[
+                build_webhook_pending_sensor(jobs),
+                build_kafka_polling_sensor(jobs),
+                build_stuck_source_alert(jobs),
+            ],
             resources=build_resources(settings),
         ),
     )

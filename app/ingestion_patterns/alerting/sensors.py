@@ -6,9 +6,10 @@
   and a link to the run. A blocking check that fails fails its run, so it arrives here.
 - ``asset_check_alert`` (``dg.run_status_sensor`` on success): a run that succeeded with a failed
   asset check (a WARN, or a check that does not block).
-- ``stuck_source_alert``: a webhook source whose oldest pending payload is older than
-  ``ALERT_STUCK_AFTER``, or a Kafka topic that has lag while its stored offsets have not moved for that
-  long; and a second message when it moves again.
+- ``stuck_source_alert`` (``build_stuck_source_alert``): a webhook source whose oldest pending payload
+  is older than ``ALERT_STUCK_AFTER``, or a declared Kafka topic (every ``KafkaTopicSource`` instance)
+  that has lag while its stored offsets have not moved for that long; and a second message when it
+  moves again.
 
 Once: the two run sensors keep Dagster's cursor over run events, so each run is looked at once; the
 stuck sensor keeps in its cursor which sources it has alerted, and writes a source's new state only
@@ -21,12 +22,13 @@ No ``ALERT_WEBHOOK_URL``: nothing is read and nothing is sent.
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ..poll.assets import WarehouseBusy, read_stored_offsets
+from ..poll.assets import WarehouseBusy, read_stored_offsets, topic_jobs
 from ..poll.client import KafkaResource
 from ..poll.consume import partition_lag
 from ..push.inbox import InboxUnavailable, PendingSummary
@@ -153,61 +155,71 @@ async def _pending_sources(webhook_inbox: WebhookInboxResource) -> list[PendingS
         return await inbox.pending_sources()
 
 
-async def _lag(kafka: KafkaResource, topic: str, stored: dict[int, int]) -> dict[int, int]:
+async def _lags(kafka: KafkaResource, stored: dict[str, dict[int, int]]) -> dict[str, dict[int, int]]:
+    """Each topic's lag past its stored offsets, over one consumer session."""
     async with kafka.consumer_session() as consumer:
-        return await partition_lag(consumer, topic, stored)
+        return {topic: await partition_lag(consumer, topic, offsets) for topic, offsets in stored.items()}
 
 
-@dg.sensor(
-    name="stuck_source_alert",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts a webhook source pending, or a Kafka topic not moving, longer than ALERT_STUCK_AFTER "
-    "to ALERT_WEBHOOK_URL; once, and again when it moves.",
-)
-def stuck_source_alert(
-    context: dg.SensorEvaluationContext,
-    alerts: AlertWebhookResource,
-    webhook_inbox: WebhookInboxResource,
-    kafka: KafkaResource,
-    duckdb: DuckDBResource,
-) -> dg.SensorResult | dg.SkipReason:
-    if not alerts.enabled:
-        return dg.SkipReason(_OFF)
-    state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
-    now = time.time()
-    notes: list[str] = []
-    changes: list[Change] = []
-    try:
-        changes += webhook_changes(state, asyncio.run(_pending_sources(webhook_inbox)), now, alerts)
-    except InboxUnavailable as error:
-        notes.append(f"inbox unavailable, webhook sources not checked: {error}")
-    if kafka.bootstrap_servers and kafka.topic:
+def build_stuck_source_alert(jobs: Sequence[Any]) -> dg.SensorDefinition:
+    """``stuck_source_alert`` over the inbox's webhook sources and every declared topic (the topics'
+    jobs among ``jobs``, found by their tags; one that names no topic reads the kafka resource's)."""
+    declared = sorted({route.topic for route in topic_jobs(jobs)}) or [""]
+
+    @dg.sensor(
+        name="stuck_source_alert",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts a webhook source pending, or a declared Kafka topic not moving, longer than "
+        "ALERT_STUCK_AFTER to ALERT_WEBHOOK_URL; once, and again when it moves.",
+    )
+    def stuck_source_alert(
+        context: dg.SensorEvaluationContext,
+        alerts: AlertWebhookResource,
+        webhook_inbox: WebhookInboxResource,
+        kafka: KafkaResource,
+        duckdb: DuckDBResource,
+    ) -> dg.SensorResult | dg.SkipReason:
+        if not alerts.enabled:
+            return dg.SkipReason(_OFF)
+        state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+        now = time.time()
+        notes: list[str] = []
+        changes: list[Change] = []
         try:
-            stored = read_stored_offsets(duckdb.database, kafka.topic)
-            lag = asyncio.run(asyncio.wait_for(_lag(kafka, kafka.topic, stored), timeout=30))
-        except WarehouseBusy as error:
-            notes.append(f"warehouse busy, Kafka not checked: {error}")
-        except Exception as error:  # noqa: BLE001 - an unreachable broker is a note, not a crash
-            notes.append(f"Kafka at {kafka.bootstrap_servers} unreachable, not checked: {error!r}")
-        else:
-            if lag:
-                changes += kafka_changes(state, kafka.topic, stored, lag, now, alerts)
-    sent = 0
-    for key, entry, text in changes:
-        if text is not None:
+            changes += webhook_changes(state, asyncio.run(_pending_sources(webhook_inbox)), now, alerts)
+        except InboxUnavailable as error:
+            notes.append(f"inbox unavailable, webhook sources not checked: {error}")
+        topics = sorted({topic or kafka.topic for topic in declared} - {""})
+        if kafka.bootstrap_servers and topics:
             try:
-                alerts.send(text)
-            except AlertNotSent as error:
-                notes.append(f"{key}: {error}; trying again next tick")
-                continue  # its state stays as it was, so the next tick sends it again
-            sent += 1
-        if entry is None:
-            state.pop(key, None)
-        else:
-            state[key] = entry
-    for note in notes:
-        context.log.warning(note)
-    stuck = sorted(key for key, entry in state.items() if entry.get("alerted"))
-    summary = f"sent {sent} alerts; stuck now: {', '.join(stuck) or 'none'}"
-    return dg.SensorResult(skip_reason="; ".join([summary, *notes]), cursor=json.dumps(state, sort_keys=True))
+                stored = {topic: read_stored_offsets(duckdb.database, topic) for topic in topics}
+                lags = asyncio.run(asyncio.wait_for(_lags(kafka, stored), timeout=30))
+            except WarehouseBusy as error:
+                notes.append(f"warehouse busy, Kafka not checked: {error}")
+            except Exception as error:  # noqa: BLE001 - an unreachable broker is a note, not a crash
+                notes.append(f"Kafka at {kafka.bootstrap_servers} unreachable, not checked: {error!r}")
+            else:
+                for topic, lag in lags.items():
+                    if lag:
+                        changes += kafka_changes(state, topic, stored[topic], lag, now, alerts)
+        sent = 0
+        for key, entry, text in changes:
+            if text is not None:
+                try:
+                    alerts.send(text)
+                except AlertNotSent as error:
+                    notes.append(f"{key}: {error}; trying again next tick")
+                    continue  # its state stays as it was, so the next tick sends it again
+                sent += 1
+            if entry is None:
+                state.pop(key, None)
+            else:
+                state[key] = entry
+        for note in notes:
+            context.log.warning(note)
+        stuck = sorted(key for key, entry in state.items() if entry.get("alerted"))
+        summary = f"sent {sent} alerts; stuck now: {', '.join(stuck) or 'none'}"
+        return dg.SensorResult(skip_reason="; ".join([summary, *notes]), cursor=json.dumps(state, sort_keys=True))
+
+    return stuck_source_alert

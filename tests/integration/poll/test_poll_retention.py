@@ -5,11 +5,12 @@
   exactly once, and the poll plan rows go once their ranges have landed.
 - ``stuck_source_alert`` posts a topic whose lag has not moved for ``ALERT_STUCK_AFTER`` to a real
   HTTP endpoint (tests/integration/alert_receiver.py in a process of its own), once, and says when
-  it moves again.
+  it moves again; a topic declared in the sources file is watched as the shipped one is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ingestion_devtools.kafka_producer import produce
 from ingestion_devtools.processes import ManagedProcess, free_port, wait_until
 from ingestion_patterns.definitions import build_definitions, defs
 from ingestion_patterns.instance import prepare_dagster_home
@@ -152,6 +154,12 @@ def test_a_topic_whose_lag_does_not_move_is_posted_once_and_again_when_it_moves(
         [sys.executable, str(SCRIPTS / "alert_receiver.py"), str(port), str(record)],
         log_path=tmp_path / "alert-receiver.log",
     ).start()
+    side_topic = f"{harness.topic}-side"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "kafka_topics:\n"
+        f"  - {{name: side_orders, topic: {side_topic}, columns: [{{name: transaction_id, type: varchar}}]}}\n"
+    )
     try:
         endpoint.wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
         settings = load_settings(
@@ -162,6 +170,7 @@ def test_a_topic_whose_lag_does_not_move_is_posted_once_and_again_when_it_moves(
                 "KAFKA_TOPIC": harness.topic,
                 "ALERT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
                 "ALERT_STUCK_AFTER": "3s",
+                "INGEST_SOURCES_FILE": str(sources),
             }
         )
         definitions = build_definitions(settings)
@@ -182,17 +191,20 @@ def test_a_topic_whose_lag_does_not_move_is_posted_once_and_again_when_it_moves(
             return [json.loads(json.loads(line)["body"])["text"] for line in lines]
 
         harness.send(500, partitions=2, interval=0, seed=42)
-        tick()  # lag 500, offsets not stored: the clock starts
+        asyncio.run(produce(harness.bootstrap, side_topic, 30, partitions=1))
+        tick()  # lag 500 and 30, offsets not stored: the clocks start
         assert texts() == []
         time.sleep(3.5)
         tick()
         tick()
-        [stuck] = texts()
-        assert stuck.startswith(f"⏳ Kafka topic {harness.topic} is stuck: 500 messages behind")
+        stuck = sorted(texts())
+        assert len(stuck) == 2, stuck
+        assert stuck[0].startswith(f"⏳ Kafka topic {harness.topic} is stuck: 500 messages behind")
+        assert stuck[1].startswith(f"⏳ Kafka topic {side_topic} is stuck: 30 messages behind")
 
         harness.land()
         tick()
         tick()
-        assert texts()[1:] == [f"✅ Kafka topic {harness.topic} is moving again: caught up."]
+        assert texts()[2:] == [f"✅ Kafka topic {harness.topic} is moving again: caught up."]
     finally:
         endpoint.stop()
