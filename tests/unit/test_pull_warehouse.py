@@ -256,3 +256,48 @@ def test_a_cursor_kept_in_the_old_typed_columns_is_carried_over_as_text():
     assert connection.execute("SELECT loaded_page_seq FROM ingestion.pull_state").fetchall() == [(7,)]
     columns = {row[0] for row in connection.execute("DESCRIBE ingestion.pull_state").fetchall()}
     assert "cursor_updated_at" not in columns and "cursor_value" in columns
+
+
+def test_unknown_fields_kept_from_either_reading_path_land_as_json_and_load_into_the_final_table(conn):
+    import json
+
+    import orjson
+
+    schema = pa.schema([("id", pa.int64()), ("updated_at", pa.timestamp("us", tz="UTC"))])
+    contract = validate.Contract(schema, ("id", "updated_at"), key="id", cursor="updated_at")
+    tables = pull.PullTables.for_instance("things", contract, keep_unknown=True)
+    warehouse.ensure_schema(conn, tables.ddl)
+
+    # The fast path: pyarrow read every field as a column; the others become a struct, then JSON.
+    fast = pa.table({"id": [1, 2], "updated_at": ["2026-01-01T00:00:00Z"] * 2, "note": ["a", None], "n": [1, 2]})
+    # The record-by-record path (a field whose type changes between records: "note" a number, then a
+    # string, then an object): the others travel as JSON text.
+    records = [
+        {"id": 3, "updated_at": "2026-01-02T00:00:00Z", "note": 7},
+        {"id": 4, "updated_at": "2026-01-02T00:00:00Z", "note": "x"},
+    ]
+    records.append({"id": 5, "updated_at": "2026-01-02T00:00:00Z", "note": {"deep": [1]}})
+    slow, rejects = validate.records_table([(orjson.dumps(r), r) for r in records], contract)
+    assert rejects == []
+    for number, read in enumerate((fast, slow), start=1):
+        conformed, issues = validate.conform(read, contract, keep_unknown=True)
+        assert issues == [] and conformed.column_names == ["id", "updated_at", "unknown_fields"]
+        pull.land_page(
+            conn, run_id="r", page_no=number, page_cursor=None, next_cursor=None, records=conformed,
+            schema_issues=[], extracted_at=T0, tables=tables,
+        )  # fmt: skip
+    pull.upsert_final(conn, tables=tables)
+    landed = {
+        key: json.loads(text)
+        for key, text in conn.execute("SELECT id, unknown_fields FROM ingestion.things").fetchall()
+    }
+    assert landed == {
+        1: {"note": "a", "n": 1},
+        2: {"note": None, "n": 2},
+        3: {"note": 7},
+        4: {"note": "x"},
+        5: {"note": {"deep": [1]}},
+    }
+    # Without keep, the conformed page holds the contract's columns only (the others are reported).
+    assert validate.conform(fast, contract)[0].column_names == ["id", "updated_at"]
+    assert validate.unknown_columns(slow, contract) == ["note"]

@@ -88,7 +88,7 @@ def _land_page(
     leaves the cursor alone) and land the rest with the cursor and the page's rejects:
     (rows landed, schema issues, unknown columns). A reject never holds the cursor back: it moves
     with the rows."""
-    records, issues = conform(page.records, tables.contract)
+    records, issues = conform(page.records, tables.contract, keep_unknown=tables.keep_unknown)
     unknown = unknown_columns(page.records, tables.contract)
     if seen is not None:
         records = drop_seen(records, seen, tables.contract)

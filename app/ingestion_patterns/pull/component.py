@@ -41,6 +41,7 @@ attributes:
   incremental: {{cursor_field: updated_at, param: updated_since, end_param: updated_before}}
   primary_key: id
   write: merge                       # merge: one row per id, latest updated_at wins; append: every version
+  # unknown_columns: keep            # also land fields outside the columns, as JSON in unknown_fields
 
   # The contract: a required column's nulls block the load; other fields are reported, not landed.
   columns:

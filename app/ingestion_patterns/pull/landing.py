@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .. import warehouse
 from ..warehouse import Column
-from .validate import SOURCE_API_CONTRACT, Contract, PullCursor, RecordReject, page_max_key
+from .validate import SOURCE_API_CONTRACT, UNKNOWN_COLUMN, Contract, PullCursor, RecordReject, page_max_key
 
 # The contract's Arrow types as DuckDB types (the declared column types, and the source API's).
 SQL_TYPES = {arrow: warehouse.SQL_TYPES[name] for name, arrow in warehouse.ARROW_TYPES.items()}
@@ -47,20 +47,36 @@ class PullTables:
     pages: str
     contract: Contract
     write: str = "merge"  # merge: one row per key, the latest cursor wins; append: every version
+    keep_unknown: bool = False  # fields outside the contract kept as JSON in UNKNOWN_COLUMN
 
     @classmethod
-    def for_instance(cls, name: str, contract: Contract, write: str = "merge") -> PullTables:
-        return cls(name, f"{name}_raw", name, f"{name}_rejects", f"{name}_pages", contract, write)
+    def for_instance(
+        cls, name: str, contract: Contract, write: str = "merge", keep_unknown: bool = False
+    ) -> PullTables:
+        return cls(name, f"{name}_raw", name, f"{name}_rejects", f"{name}_pages", contract, write, keep_unknown)
 
     @property
     def names(self) -> str:
-        return ", ".join(f'"{name}"' for name in self.contract.schema.names)
+        """The landed columns (the contract's, and the unknown fields' when kept), quoted."""
+        return ", ".join(f'"{column.name}"' for column in self.contract_columns)
 
     @property
     def contract_columns(self) -> tuple[Column, ...]:
         # The tables' columns, made from the contract: the DDL and the assets' column schema in the
         # UI both come from these, so they cannot drift.
-        return tuple(Column(field.name, SQL_TYPES[field.type]) for field in self.contract.schema)
+        declared = tuple(Column(field.name, SQL_TYPES[field.type]) for field in self.contract.schema)
+        return (*declared, Column(UNKNOWN_COLUMN, "JSON")) if self.keep_unknown else declared
+
+    def select_page(self, page: pa.Schema) -> str:
+        """The SELECT list that reads a conformed page into the raw table: the unknown fields (a
+        struct of the columns pyarrow read, or JSON text from the record-by-record path) as JSON."""
+        declared = ", ".join(f'"{name}"' for name in self.contract.schema.names)
+        if not self.keep_unknown:
+            return declared
+        kept = page.field(UNKNOWN_COLUMN).type
+        if pa.types.is_struct(kept):
+            return f'{declared}, to_json("{UNKNOWN_COLUMN}")'
+        return f'{declared}, "{UNKNOWN_COLUMN}"::JSON'
 
     @property
     def raw_columns(self) -> tuple[Column, ...]:
@@ -318,7 +334,7 @@ def _land_page_once(
         _pull_page = records  # scanned by name by DuckDB's Arrow replacement scan
         conn.execute(
             f"INSERT INTO ingestion.{tables.raw} (page_seq, run_id, page_cursor, extracted_at, {tables.names})"
-            f" SELECT ?, ?, ?, ?, {tables.names} FROM _pull_page",
+            f" SELECT ?, ?, ?, ?, {tables.select_page(records.schema)} FROM _pull_page",
             [page_seq, run_id, page_cursor, extracted_at],
         )
         if by_hash:

@@ -22,7 +22,7 @@ from ..declarations import SourceConfigError
 from ..warehouse import ARROW_TYPES, ColumnType
 from .landing import PullTables
 from .rest_api.spec import RestApiSpec
-from .validate import Contract
+from .validate import UNKNOWN_COLUMN, Contract
 
 # The `type:` of a defs.yaml that declares a REST API source.
 COMPONENT_TYPE = "ingestion_patterns.components.RestApiSource"
@@ -74,6 +74,11 @@ class RestApiSourceSpec(RestApiSpec):
         description="merge: one row per primary key, the latest incremental cursor value wins; append: every "
         "record as fetched.",
     )
+    unknown_columns: Literal["drop", "keep"] = Field(
+        default="drop",
+        description="Fields outside the contract are reported either way; drop: not landed; keep: landed in the "
+        "JSON column unknown_fields (one object per record).",
+    )
     schedule: str = Field(default="0 0 * * *", description="When the pull runs (cron, UTC).")
     names: PullNames = Field(default_factory=PullNames, description="Asset, check, job and schedule names.")
 
@@ -86,6 +91,8 @@ class RestApiSourceSpec(RestApiSpec):
             if table is not None and not NAME.match(table):
                 raise ValueError(f"names.{field} {table!r}: lower-case letters, digits and '_', starting with a letter")
         declared = [column.name for column in self.columns]
+        if self.unknown_columns == "keep" and UNKNOWN_COLUMN in declared:
+            raise ValueError(f"columns: {UNKNOWN_COLUMN!r} is where unknown_columns: keep lands the other fields")
         if repeated := sorted({name for name in declared if declared.count(name) > 1}):
             raise ValueError(f"columns: {', '.join(repeated)} declared more than once")
         if self.primary_key is not None and self.primary_key not in declared:
@@ -123,6 +130,7 @@ class RestApiSourceSpec(RestApiSpec):
             pages=names.pages_table or default.pages,
             contract=default.contract,
             write=self.write,
+            keep_unknown=self.unknown_columns == "keep",
         )
 
 

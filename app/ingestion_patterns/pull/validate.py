@@ -51,6 +51,12 @@ class Contract:
     cursor: str | None = None
 
 
+# Where a source that keeps unknown fields (``unknown_columns: keep``) lands them: one JSON object per
+# row. Pages carry them as a struct of the columns pyarrow read, or, from the record-by-record path,
+# as JSON text in UNKNOWN_TEXT (that path reads only the contract's fields with pyarrow).
+UNKNOWN_COLUMN = "unknown_fields"
+UNKNOWN_TEXT = "__unknown_fields_json"
+
 # The shipped source API's (the reference example's ``source_api``).
 SOURCE_API_CONTRACT = Contract(CONTRACT, REQUIRED, key="id", cursor="updated_at")
 
@@ -82,8 +88,11 @@ class PullCursor:
         return f"{shown} / key {self.key}"
 
 
-def conform(table: pa.Table, contract: Contract = SOURCE_API_CONTRACT) -> tuple[pa.Table, list[str]]:
-    """The page in the contract's columns and types, plus how the source drifted from it.
+def conform(
+    table: pa.Table, contract: Contract = SOURCE_API_CONTRACT, *, keep_unknown: bool = False
+) -> tuple[pa.Table, list[str]]:
+    """The page in the contract's columns and types, plus how the source drifted from it; with
+    ``keep_unknown``, also the fields outside the contract, in UNKNOWN_COLUMN.
 
     A column that is missing or cannot be read as its contract type becomes all-null and gets an
     issue; the check turns issues into an ERROR. New extra columns are noted, not failures (an
@@ -110,12 +119,25 @@ def conform(table: pa.Table, contract: Contract = SOURCE_API_CONTRACT) -> tuple[
     extra = unknown_columns(table, contract)
     if extra and issues:
         issues.append("unexpected columns: " + ", ".join(extra))
-    return pa.Table.from_arrays(columns, schema=contract.schema), issues
+    conformed = pa.Table.from_arrays(columns, schema=contract.schema)
+    if keep_unknown:
+        conformed = conformed.append_column(UNKNOWN_COLUMN, _unknown_fields(table, extra))
+    return conformed, issues
+
+
+def _unknown_fields(table: pa.Table, extra: list[str]) -> pa.Array | pa.ChunkedArray:
+    """The fields outside the contract, one value per row: JSON text (the record-by-record path), a
+    struct of the columns (DuckDB writes it as JSON; a field a record lacks is null in it), or null."""
+    if UNKNOWN_TEXT in table.column_names:
+        return table.column(UNKNOWN_TEXT)
+    if not extra or table.num_rows == 0:
+        return pa.nulls(table.num_rows, pa.string())
+    return pa.StructArray.from_arrays([table.column(name).combine_chunks() for name in extra], names=extra)
 
 
 def unknown_columns(table: pa.Table, contract: Contract) -> list[str]:
     """The page's columns the contract does not declare (reported; an additive change breaks no one)."""
-    return [name for name in table.column_names if name not in contract.schema.names]
+    return [name for name in table.column_names if name not in contract.schema.names and name != UNKNOWN_TEXT]
 
 
 def json_type(value: Any) -> str:
@@ -167,34 +189,41 @@ def records_table(
     others' numbers: the reader stops at the first that changes type), each record whose field is of
     a JSON type its contract column cannot hold becomes a reject with that reason, and the rest are
     read. A column of the wrong type in every record stays the contract break ``conform`` reports."""
-    kept: list[tuple[bytes, bytes, dict]] = []  # (line to read, raw line, contract fields)
+    kept: list[tuple[bytes, bytes, dict, bytes | None]] = []  # (line to read, raw line, contract fields, others)
     rejects: list[RecordReject] = []
     extra: dict[str, None] = {}
     for raw, record in records:
         fields = {name: record[name] for name in contract.schema.names if name in record}
+        others = {name: value for name, value in record.items() if name not in fields}
         try:
             line = orjson.dumps(fields)
+            others_text = orjson.dumps(others) if others else None
         except orjson.JSONEncodeError:  # nested deeper than orjson writes: no contract type holds that
             rejects.append(
                 RecordReject(raw, _misfit(fields, contract) or "a field is nested too deeply for the contract")
             )
             continue
-        kept.append((line, raw, fields))
-        extra.update((name, None) for name in record if name not in fields)
+        kept.append((line, raw, fields, others_text))
+        extra.update((name, None) for name in others)
     try:
-        table = _read_lines([line for line, _, _ in kept])
+        table = _read_lines([line for line, _, _, _ in kept])
     except pa.ArrowInvalid:
         fitting = []
-        for line, raw, fields in kept:
-            reason = _misfit(fields, contract)
+        for entry in kept:
+            reason = _misfit(entry[2], contract)
             if reason is None:
-                fitting.append(line)
+                fitting.append(entry)
             else:
-                rejects.append(RecordReject(raw, reason))
-        table = _read_lines(fitting)
+                rejects.append(RecordReject(entry[1], reason))
+        kept = fitting
+        table = _read_lines([line for line, _, _, _ in kept])
     for name in extra:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows))
+    if extra and table.num_rows:
+        # The other fields' values, for a source that keeps them (``conform(keep_unknown=True)``).
+        texts = [others.decode() if others is not None else None for _, _, _, others in kept]
+        table = table.append_column(UNKNOWN_TEXT, pa.array(texts, pa.string()))
     return table, rejects
 
 

@@ -86,3 +86,55 @@ def test_items_killed_mid_run_then_rerun_lands_every_record_once(start_mock_api,
         (records, records)
     ]
     assert final_rows(db, "items", COLUMNS) == source_rows(api, COLUMNS)
+
+
+def test_unknown_columns_keep_lands_the_other_fields_as_json_and_drop_does_not(start_mock_api, tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from ingestion_patterns.definitions import build_definitions
+    from ingestion_patterns.settings import load_settings
+
+    api = start_mock_api(records=3_000, api_key=API_KEY)
+    slim = {
+        "base_url": api.url,
+        "path": "/v1/items",
+        "params": {"limit": 1000},
+        "auth": {"type": "api_key", "name": "X-API-Key", "location": "header", "value_env": "SOURCE_API_KEY"},
+        "paginator": {"type": "link_header"},
+        "records": {"format": "json", "path": "items"},
+        "incremental": {"cursor_field": "updated_at", "param": "updated_since"},
+        "primary_key": "id",
+        "columns": [
+            {"name": "id", "type": "bigint", "required": True},
+            {"name": "amount", "type": "double"},
+            {"name": "updated_at", "type": "timestamptz", "required": True},
+        ],
+    }
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        yaml.safe_dump(
+            {"rest_apis": [{**slim, "name": "kept", "unknown_columns": "keep"}, {**slim, "name": "dropped"}]}
+        )
+    )
+    db = tmp_path / "warehouse.duckdb"
+    env = {**_env(api, db), "INGEST_DATA_DIR": str(tmp_path), "INGEST_SOURCES_FILE": str(sources)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    definitions = build_definitions(load_settings())
+    instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(tmp_path / "dagster")))
+    for job in ("kept_pull_job", "dropped_pull_job"):
+        assert definitions.resolve_job_def(job).execute_in_process(instance=instance).success
+
+    others = ("name", "email", "status", "category", "version", "created_at")
+    expected = {row[0]: dict(zip(others, row[1:], strict=True)) for row in source_rows(api, ("id", *others))}
+    kept = query(db, "SELECT id, unknown_fields FROM ingestion.kept")
+    assert len(kept) == 3_000
+    for record_id, fields in kept:
+        landed = json.loads(fields)
+        assert set(landed) == set(others), landed
+        assert landed["name"] == expected[record_id]["name"] and landed["version"] == expected[record_id]["version"]
+    columns = [name for (name,) in query(db, "SELECT column_name FROM (DESCRIBE ingestion.dropped)")]
+    assert "unknown_fields" not in columns and "name" not in columns
+    assert query(db, "SELECT count(*) FROM ingestion.dropped") == [(3_000,)]
