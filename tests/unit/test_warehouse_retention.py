@@ -137,3 +137,40 @@ def test_the_dedup_keeps_the_first_copy_of_a_re_sent_webhook_event_and_looks_onl
         assert dedupe_webhook_data(conn) == 2
         rows = conn.execute("SELECT event_id, inbox_seq FROM ingestion.webhook_data ORDER BY inbox_seq").fetchall()
         assert rows == [("a", 1), ("b", 2), ("c", 3), ("d", 7)]
+
+
+def test_every_pulled_source_s_raw_pages_are_trimmed_each_by_its_own_load(conn):
+    from ingestion_patterns.maintenance.warehouse_retention import pulled_sources
+
+    things = pull.PullTables.for_instance("things", pull.SOURCE_API.contract)
+    warehouse.ensure_schema(conn, things.ddl)
+
+    def land_things(ids: list[int], minute: int) -> int:
+        return pull.land_page(
+            conn, run_id="r", page_no=1, page_cursor=None, next_cursor=None, records=page(ids, minute),
+            schema_issues=[], extracted_at=T0, tables=things,
+        )  # fmt: skip
+
+    reference = [land(conn, [i * 10 + k for k in range(10)], minute=i) for i in range(3)]
+    instance = [land_things([i * 10 + k for k in range(5)], minute=i) for i in range(2)]
+    pull.upsert_final(conn)
+    pull.upsert_final(conn, tables=things)
+    behind = land_things([500, 501], minute=9)  # the instance's newest page is not loaded yet
+    age_pages(conn, reference, days=8)
+    conn.execute("UPDATE ingestion.things_pages SET landed_at = now() - INTERVAL 8 DAY")
+    # A row kept by an earlier version names no tables: the defaults are found.
+    conn.execute("UPDATE ingestion.pull_state SET raw_table = NULL, pages_table = NULL WHERE source = 'things'")
+    assert pulled_sources(conn) == [
+        ("raw_extract", "pull_pages", reference[-1]),
+        ("things_raw", "things_pages", instance[-1]),
+    ]
+
+    result = purge_loaded_raw_pages(conn, 7 * DAY)
+
+    # Each source up to its own load: the reference's pages go although the instance is behind it.
+    assert (result.raw_rows, result.pages) == (30 + 10, 3 + 2)
+    assert count(conn, "raw_extract") == 0 and count(conn, "pull_pages") == 0
+    assert conn.execute("SELECT DISTINCT page_seq FROM ingestion.things_raw").fetchall() == [(behind,)]
+    assert conn.execute("SELECT page_seq FROM ingestion.things_pages").fetchall() == [(behind,)]
+    assert (count(conn, "final_data"), count(conn, "things")) == (30, 10)
+    assert pull.upsert_final(conn, tables=things).inserted == 2  # the instance's next load goes on

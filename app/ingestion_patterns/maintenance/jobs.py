@@ -4,7 +4,8 @@ Two independent ops, so the multiprocess executor runs them side by side:
 
 - ``purge_webhook_inbox`` deletes landed inbox rows past ``WEBHOOK_INBOX_RETENTION``, a batch per
   transaction (the receiver's group commits wait one batch at most). It takes no DuckDB slot.
-- ``purge_warehouse`` deletes loaded raw pages past ``PULL_RAW_RETENTION``, landed poll plans and
+- ``purge_warehouse`` deletes loaded raw pages past ``PULL_RAW_RETENTION`` (of every pulled source:
+  ``raw_extract`` and each REST API's ``<name>_raw``), landed poll plans and
   the later copies of webhook events re-sent after the inbox forgot them, in the ``duckdb`` pool like every DuckDB writer, so it queues behind a landing run instead of racing it.
 
 Each op's output metadata says what it removed (rows per store) and what is left; the sizes are also
@@ -80,7 +81,7 @@ async def purge_webhook_inbox(
 @dg.op(
     out=dg.Out(dg.Nothing),
     pool=warehouse.DUCKDB_POOL,
-    description="Delete raw_extract pages loaded into final_data longer ago than PULL_RAW_RETENTION, poll "
+    description="Delete raw pages (raw_extract, each REST API's <name>_raw) loaded longer ago than PULL_RAW_RETENTION, poll "
     "plans that have landed and the later copies of re-sent webhook events; report every table's row count.",
     tags={"retention/store": "duckdb"},
 )
@@ -92,7 +93,7 @@ def purge_warehouse(context: dg.OpExecutionContext, duckdb: DuckDBResource, rete
         counts = warehouse.table_counts(conn)
         tables = existing_tables(conn)
     context.log.info(
-        f"warehouse: deleted {raw.raw_rows} raw_extract rows ({raw.pages} pages) loaded more than "
+        f"warehouse: deleted {raw.raw_rows} raw rows of pulled sources ({raw.pages} pages) loaded more than "
         f"{retention.pull_raw_seconds:.0f} s ago, {plans} landed poll plan rows and {webhook_copies} later "
         "copies of re-sent webhook events"
     )
@@ -117,8 +118,8 @@ def purge_warehouse(context: dg.OpExecutionContext, duckdb: DuckDBResource, rete
     return dg.Output(
         None,
         metadata={
-            "raw_extract_rows_deleted": raw.raw_rows,
-            "pull_pages_rows_deleted": raw.pages,
+            "raw_rows_deleted": raw.raw_rows,  # every pulled source's: raw_extract and each <name>_raw
+            "raw_pages_deleted": raw.pages,
             "kafka_poll_plan_rows_deleted": plans,
             "webhook_data_copies_deleted": webhook_copies,
             "retention_seconds": retention.pull_raw_seconds,

@@ -19,6 +19,7 @@ import duckdb
 from .. import warehouse
 from ..poll.landing import PLAN_TABLE
 from ..pull.landing import RAW_TABLE
+from ..pull.landing import SOURCE as PULL_SOURCE
 from ..push.landing import DATA_COLUMNS as WEBHOOK_COLUMNS
 from ..push.landing import DATA_TABLE as WEBHOOK_TABLE
 
@@ -56,45 +57,68 @@ def existing_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in rows}
 
 
+def pulled_sources(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
+    """``(raw table, pages table, loaded through)`` of every pulled source (its ``pull_state`` row): the
+    reference pull and each ``RestApiSource``. A row from before the tables were recorded names the
+    default ones (the reference's, or ``<source>_raw`` and ``<source>_pages``)."""
+    tables = existing_tables(conn)
+    if PULL_STATE_TABLE not in tables:
+        return []
+    found = []
+    for source, raw, pages, loaded in conn.execute(
+        f"SELECT source, raw_table, pages_table, loaded_page_seq FROM {warehouse.SCHEMA}.{PULL_STATE_TABLE}"
+        " ORDER BY source"
+    ).fetchall():
+        default = (RAW_TABLE, PAGES_TABLE) if source == PULL_SOURCE else (f"{source}_raw", f"{source}_pages")
+        raw, pages = raw or default[0], pages or default[1]
+        if {raw, pages} <= tables:
+            found.append((raw, pages, loaded))
+    return found
+
+
 def purge_loaded_raw_pages(
     conn: duckdb.DuckDBPyConnection, older_than_seconds: float, *, pages_per_batch: int = 100
 ) -> RawPurge:
-    """Delete the raw pages (``raw_extract`` rows and their ``pull_pages`` row) that are loaded into
-    ``final_data`` and were landed more than ``older_than_seconds`` ago, ``pages_per_batch`` pages per
-    transaction. Pages not loaded yet are never touched, however old."""
-    if not {RAW_TABLE, PAGES_TABLE, PULL_STATE_TABLE} <= existing_tables(conn):
-        return RawPurge()
+    """Delete the raw pages (raw rows and their pages row) of every pulled source (``raw_extract``
+    and ``pull_pages`` for the reference pull, ``<name>_raw`` and ``<name>_pages`` for a declared
+    REST API) that its load has taken into the final table and that were landed more than
+    ``older_than_seconds`` ago, ``pages_per_batch`` pages per transaction. Pages not loaded yet are
+    never touched, however old."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-    # Every source's load must have passed a page (page_seq is shared): the least loaded one bounds it.
-    loaded_through = _first(
-        conn.execute(f"SELECT coalesce(min(loaded_page_seq), 0) FROM {warehouse.SCHEMA}.{PULL_STATE_TABLE}")
-    )
-    pages = [
+    total = RawPurge()
+    for raw, pages, loaded_through in pulled_sources(conn):
+        done = _purge_source_pages(conn, raw, pages, loaded_through, cutoff, pages_per_batch)
+        total = RawPurge(total.raw_rows + done.raw_rows, total.pages + done.pages, total.batches + done.batches)
+    return total
+
+
+def _purge_source_pages(
+    conn: duckdb.DuckDBPyConnection, raw: str, pages: str, loaded_through: int, cutoff: datetime, per_batch: int
+) -> RawPurge:
+    schema = warehouse.SCHEMA
+    expired_seqs = [
         seq
         for (seq,) in conn.execute(
-            f"SELECT page_seq FROM {warehouse.SCHEMA}.{PAGES_TABLE} WHERE page_seq <= ? AND landed_at < ? ORDER BY 1",
+            f"SELECT page_seq FROM {schema}.{pages} WHERE page_seq <= ? AND landed_at < ? ORDER BY 1",
             [loaded_through, cutoff],
         ).fetchall()
     ]
     raw_rows = deleted_pages = batches = 0
     expired = (
-        f"SELECT page_seq FROM {warehouse.SCHEMA}.{PAGES_TABLE}"
+        f"SELECT page_seq FROM {schema}.{pages}"
         " WHERE page_seq BETWEEN $lo AND $hi AND page_seq <= $loaded AND landed_at < $cutoff"
     )
-    for start in range(0, len(pages), pages_per_batch):
-        chunk = pages[start : start + pages_per_batch]
+    for start in range(0, len(expired_seqs), per_batch):
+        chunk = expired_seqs[start : start + per_batch]
         bounds = {"lo": chunk[0], "hi": chunk[-1], "loaded": loaded_through, "cutoff": cutoff}
         with warehouse.transaction(conn):
             raw_rows += _first(
                 conn.execute(
-                    f"DELETE FROM {warehouse.SCHEMA}.{RAW_TABLE} WHERE page_seq BETWEEN $lo AND $hi"
-                    f" AND page_seq IN ({expired})",
+                    f"DELETE FROM {schema}.{raw} WHERE page_seq BETWEEN $lo AND $hi AND page_seq IN ({expired})",
                     bounds,
                 )
             )
-            deleted_pages += _first(
-                conn.execute(f"DELETE FROM {warehouse.SCHEMA}.{PAGES_TABLE} WHERE page_seq IN ({expired})", bounds)
-            )
+            deleted_pages += _first(conn.execute(f"DELETE FROM {schema}.{pages} WHERE page_seq IN ({expired})", bounds))
         batches += 1
     return RawPurge(raw_rows=raw_rows, pages=deleted_pages, batches=batches)
 

@@ -166,6 +166,10 @@ STATE_DDL: list[warehouse.DDLStep] = [
     )
     """,
     _cursor_as_text,
+    # Which raw and pages tables the source lands in, so retention can trim every source's (files
+    # from earlier versions get them at the source's next landing).
+    "ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS raw_table VARCHAR",
+    "ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS pages_table VARCHAR",
 ]
 
 SOURCE_API = PullTables("source_api", "raw_extract", "final_data", "pull_rejects", "pull_pages", SOURCE_API_CONTRACT)
@@ -362,11 +366,13 @@ def _advance_cursor(conn: duckdb.DuckDBPyConnection, tables: PullTables, value: 
     if (current := read_cursor(conn, tables)).is_start or (value, key) > (current.value, current.key):
         conn.execute(
             """
-            INSERT INTO ingestion.pull_state (source, cursor_value, cursor_key) VALUES (?, ?, ?)
+            INSERT INTO ingestion.pull_state (source, cursor_value, cursor_key, raw_table, pages_table)
+            VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (source) DO UPDATE SET
-                cursor_value = excluded.cursor_value, cursor_key = excluded.cursor_key, changed_at = now()
+                cursor_value = excluded.cursor_value, cursor_key = excluded.cursor_key,
+                raw_table = excluded.raw_table, pages_table = excluded.pages_table, changed_at = now()
             """,
-            [tables.source, cursor_text(value), cursor_text(key)],
+            [tables.source, cursor_text(value), cursor_text(key), tables.raw, tables.pages],
         )
 
 
@@ -517,10 +523,11 @@ def upsert_final(
 def _mark_loaded(conn: duckdb.DuckDBPyConnection, tables: PullTables, page_seq: int) -> None:
     conn.execute(
         """
-        INSERT INTO ingestion.pull_state (source, loaded_page_seq) VALUES (?, ?)
-        ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq, changed_at = now()
+        INSERT INTO ingestion.pull_state (source, loaded_page_seq, raw_table, pages_table) VALUES (?, ?, ?, ?)
+        ON CONFLICT (source) DO UPDATE SET loaded_page_seq = excluded.loaded_page_seq,
+            raw_table = excluded.raw_table, pages_table = excluded.pages_table, changed_at = now()
         """,
-        [tables.source, page_seq],
+        [tables.source, page_seq, tables.raw, tables.pages],
     )
 
 

@@ -166,5 +166,5 @@ def test_pull_killed_and_rerun_beside_a_retention_loop_loads_every_record_once(
     assert final_rows(db) == source_rows(api)
     assert read(db, "SELECT count(*) FROM ingestion.final_data") == [(9300,)]
     # Every raw row was loaded, so retention deleted each one exactly once: 9000 + 6300 landed in all.
-    assert sum(summary.get("raw_extract_rows_deleted", 0) for summary in summaries) == 15_300
+    assert sum(summary.get("raw_rows_deleted", 0) for summary in summaries) == 15_300
     assert read(db, "SELECT count(*) FROM ingestion.raw_extract") == [(0,)]
