@@ -25,6 +25,7 @@ from ingestion_patterns.poll.avro import (
     encode_wire,
     parse_writer_schema,
     wire_header,
+    wire_headers,
 )
 
 V1 = {
@@ -81,6 +82,12 @@ def value(schema_id: int, record: dict) -> bytes:
 )
 def test_wire_header(raw, expected):
     assert wire_header(raw) == expected
+
+
+def test_wire_headers_of_an_arrow_column_are_each_value_s_wire_header():
+    raws = [b"\x00\x00\x00\x01\x02rest", None, b"", b"\x00\x00\x01", b'{"id": 1}', b"\x00\x00\x00\x01\x02", None]
+    column = pa.chunked_array([pa.array(raws[:3], pa.binary()), pa.array(raws[3:], pa.binary())])
+    assert wire_headers(column) == [wire_header(raw) for raw in raws]
 
 
 def test_encode_wire_is_the_inverse_of_wire_header():
@@ -153,6 +160,29 @@ def test_a_value_of_another_type_and_a_missing_required_column_are_rejected():
     assert reason.startswith("id: str does not fit int64")
     only_required = AvroDecoder([AvroColumn("missing", pa.string(), required=True)])
     assert only_required.decode([value(1, {"id": "x", "amount": 1.0})], SCHEMAS).rejects == [(0, "missing is required")]
+
+
+def test_top_level_columns_convert_in_one_pass_and_a_misfit_falls_back_to_its_reason():
+    # Every column a top-level field without a default: Arrow converts the records at once.
+    columns = [AvroColumn("id", pa.string(), required=True), AvroColumn("amount", pa.float64())]
+    columns += [AvroColumn("ratio", pa.float32()), AvroColumn("note", pa.string())]
+    good = [value(1, {"id": "a", "amount": 1.5, "note": "hi"}), value(2, {"id": "b", "amount": 2.5, "fee": 7})]
+    values = [good[0], b"plain text", good[1], None]
+    result = AvroDecoder(columns).decode(values, SCHEMAS)
+    assert result.reasons.to_pylist()[1::2] == [
+        "not Confluent wire format: magic byte is 112, expected 0",
+        "not Confluent wire format: the value is null (a tombstone)",
+    ]
+    assert result.good.to_pylist() == [
+        {"id": "a", "amount": 1.5, "ratio": 1.0, "note": "hi"},
+        {"id": "b", "amount": 2.5, "ratio": 1.0, "note": None},
+    ]
+    # A value that does not fit its column: column by column, that record rejected, the others kept.
+    as_number = [AvroColumn("id", pa.string()), AvroColumn("note", pa.int64())]
+    mixed = [value(1, {"id": "a", "amount": 1.0, "note": "x"}), value(1, {"id": "b", "amount": 1.0})]
+    result = AvroDecoder(as_number).decode(mixed, SCHEMAS)
+    assert [(i, r.split(" (")[0]) for i, r in result.rejects] == [(0, "note: str does not fit int64")]
+    assert result.good.to_pylist() == [{"id": "b", "note": None}]
 
 
 def test_parse_writer_schema_names_what_cannot_decode():

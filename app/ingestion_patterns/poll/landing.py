@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from .. import warehouse
 from ..warehouse import ARROW_TYPES
-from .avro import AvroColumn, AvroDecoder, WriterSchema, wire_header
+from .avro import AvroColumn, AvroDecoder, WriterSchema, wire_header, wire_headers
 from .contract import OFFSETS_COLUMNS, PLAN_COLUMNS, PLAN_TABLE, REJECTS_COLUMNS, TopicContract
 from .source import shipped_topic
 from .validate import DECODE_REASON, judge_sql
@@ -195,7 +195,8 @@ def with_decoded(batch: pa.Table, contract: TopicContract, schemas: dict[int, Wr
                 for c in contract.columns
             ]
         )
-    decoded = _DECODERS[contract].decode(batch.column("message_value").to_pylist(), schemas)
+    values = batch.column("message_value")
+    decoded = _DECODERS[contract].decode(values.to_pylist(), schemas, wire_headers(values))
     for name, column in zip(decoded.table.column_names, decoded.table.columns, strict=True):
         batch = batch.append_column(name, column)
     return batch.append_column(DECODE_REASON, decoded.reasons)
