@@ -15,6 +15,7 @@ from ingestion_patterns import warehouse
 from ingestion_patterns.poll import landing as wk
 from ingestion_patterns.poll.contract import TopicContract
 from ingestion_patterns.poll.source import KafkaTopicSpec
+from ingestion_patterns.poll.validate import _transform_spec
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "order_id", "type": "bigint", "path": "order.id", "required": True},
@@ -116,6 +117,23 @@ def test_each_message_gets_its_verdict_in_the_declared_tables(conn):
     assert wk.reject_reasons(conn, "orders", "r", orders)["order.total is not a finite number"] == 4
     assert wk.landed_counts(conn, "orders", orders) == {"events": 3, "rejects": len(CASES) - 3}
     assert wk.stored_offsets(conn, "orders") == {0: len(CASES)}
+
+
+def test_paths_one_json_transform_cannot_read_get_the_same_verdicts(conn):
+    # "PAID" differs from "paid" in case only (DuckDB's struct names ignore case), and "order" is the parent of
+    # order.id: such contracts read their values with json_extract_string instead of one json_transform.
+    assert _transform_spec(contract(columns=[*COLUMNS, {"name": "o", "type": "varchar", "path": "order"}])) is None
+    wider = contract(columns=[*COLUMNS, {"name": "paid_upper", "type": "boolean", "path": "PAID"}])
+    assert _transform_spec(wider) is None and _transform_spec(contract()) is not None
+    warehouse.ensure_schema(conn, wider.ddl)
+    wk.land_batch(conn, "orders", batch([v for v, _ in CASES]), contract=wider)
+    verdicts = dict(
+        conn.execute(
+            'SELECT "offset", NULL FROM ingestion.orders UNION ALL SELECT "offset", reason FROM ingestion.orders_rejects'
+        ).fetchall()
+    )
+    assert verdicts == {offset: reason for offset, (_, reason) in enumerate(CASES)}
+    assert conn.execute("SELECT count(paid_upper), count(paid) FROM ingestion.orders").fetchone() == (0, 1)
 
 
 def test_an_added_optional_column_migrates_and_lands(conn):

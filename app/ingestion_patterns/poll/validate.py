@@ -17,6 +17,7 @@ name the field as the message spells it (its path): ``missing field(s): a, b``, 
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..warehouse import SQL_TYPES
@@ -42,8 +43,9 @@ def json_path(path: str) -> str:
 
 
 def _type_reasons(index: int, column: ContractColumn) -> list[tuple[str, str]]:
-    """(condition, reason) of a present value of the wrong JSON type, for one column (``_t``, ``_v`` at ``index``)."""
-    t, v, field = f"_t[{index}]", f"_v[{index}]", column.source_path
+    """(condition, reason) of a present value of the wrong JSON type, for one column (``_t[index]``, and its
+    value ``_v{index}``: typed already, or its text)."""
+    t, v, field = f"_t[{index}]", f"_v{index}", column.source_path
     if column.type == "double":
         return [
             (f"{t} NOT IN ({_NUMBER_TYPES}, 'NULL')", f"{field} is not a number"),
@@ -94,15 +96,56 @@ def _json_reason(contract: TopicContract) -> str:
     """
 
 
-def _json_typed(contract: TopicContract) -> str:
-    """The CTEs that read a JSON batch into ``typed``: the declared columns, and ``_reason``."""
+def _transform_spec(contract: TopicContract) -> str | None:
+    """The ``json_transform`` structure that reads every declared column at its path, typed (a time as its
+    text, cast after), so one parse gives all the values; None when two paths cannot share one structure
+    (the same key twice, keys that differ only in case: DuckDB's struct names ignore case, or a key that is
+    both a value and a parent)."""
+    spec: dict = {}
+    for column in contract.columns:
+        *parents, leaf = column.source_path.split(".")
+        node = spec
+        for key in parents:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict) or any(k.lower() == key.lower() and k != key for k in node):
+                return None
+            node = child
+        if any(k.lower() == leaf.lower() for k in node):
+            return None
+        node[leaf] = SQL_TYPES[column.type] if column.type != "timestamptz" else "VARCHAR"
+    return _quoted(json.dumps(spec))
+
+
+def _json_values(contract: TopicContract) -> tuple[str, str]:
+    """The expression of ``extracted``'s ``_j`` and the ``_v1``.. ``_vN`` columns of the declared values.
+
+    One ``json_transform`` gives every value typed (DuckDB's non-strict casts: a value of the wrong JSON type
+    reads as something or null, but ``_t`` rejects it anyway); when the paths cannot share its structure,
+    ``json_extract_string`` over all the paths gives their texts, each cast on its own."""
+    spec = _transform_spec(contract)
+    if spec is not None:
+        values = []
+        for column in contract.columns:
+            access = "_j"
+            for key in column.source_path.split("."):
+                access = f"struct_extract({access}, {_quoted(key)})"
+            values.append(f"TRY_CAST({access} AS TIMESTAMPTZ)" if column.type == "timestamptz" else access)
+        return f"json_transform(_text, {spec})", ", ".join(f"{v} AS _v{i}" for i, v in enumerate(values, start=1))
     paths = "[" + ", ".join(json_path(c.source_path) for c in contract.columns) + "]"
-    values = ", ".join(
-        f'TRY_CAST(_v[{i + 1}] AS {SQL_TYPES[c.type]}) AS "{c.name}"'
-        if c.type != "varchar"
-        else f'_v[{i + 1}] AS "{c.name}"'
-        for i, c in enumerate(contract.columns)
-    )
+    values = [
+        f"TRY_CAST(_j[{i}] AS {SQL_TYPES[c.type]})" if c.type != "varchar" else f"_j[{i}]"
+        for i, c in enumerate(contract.columns, start=1)
+    ]
+    return f"json_extract_string(_text, {paths})", ", ".join(f"{v} AS _v{i}" for i, v in enumerate(values, start=1))
+
+
+def _json_typed(contract: TopicContract) -> str:
+    """The CTEs that read a JSON batch into ``typed``: the declared columns, and ``_reason``. The message is
+    parsed three times, each a vectorised pass in DuckDB: ``json_valid``, ``json_type`` of all the paths,
+    and the values of all the paths (``_json_values``)."""
+    paths = "[" + ", ".join(json_path(c.source_path) for c in contract.columns) + "]"
+    extract, values = _json_values(contract)
+    names = ", ".join(f'_v{i} AS "{c.name}"' for i, c in enumerate(contract.columns, start=1))
     return f"""
     decoded AS (
         SELECT *, try(decode(message_value)) AS _text FROM kafka_incoming
@@ -115,14 +158,17 @@ def _json_typed(contract: TopicContract) -> str:
                -- valid JSON that starts with a brace is an object: no need to parse it once more
                _ok AND starts_with(ltrim(_text, chr(32) || chr(9) || chr(10) || chr(13)), '{{') AS _is_object,
                CASE WHEN _ok THEN json_type(_text, {paths}) END AS _t,
-               CASE WHEN _ok THEN json_extract_string(_text, {paths}) END AS _v
+               CASE WHEN _ok THEN {extract} END AS _j
         FROM parsed
     ),
+    valued AS (
+        SELECT *, {values} FROM extracted
+    ),
     reasoned AS (
-        SELECT *, {_json_reason(contract)} AS {DECODE_REASON} FROM extracted
+        SELECT *, {_json_reason(contract)} AS {DECODE_REASON} FROM valued
     ),
     typed AS (
-        SELECT "partition", "offset", message_key, message_value, headers, message_timestamp, {DECODE_REASON}, {values}
+        SELECT "partition", "offset", message_key, message_value, headers, message_timestamp, {DECODE_REASON}, {names}
         FROM reasoned
     ),"""
 
