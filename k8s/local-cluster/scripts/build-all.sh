@@ -17,5 +17,5 @@ wait $base || die "the Python base image failed: $LC_LOG/images-base.log"
 log "TIMING Python base image (waited after the Go builds): $((SECONDS - t))s"
 t=$SECONDS
 "$LC_DIR/scripts/images.sh" platform
-log "TIMING platform images (user-code, webhook-receiver, mock-api, postgres, kafka): $((SECONDS - t))s"
+log "TIMING platform images (user-code, webhook-receiver, mock-api, postgres, kafka, apicurio-registry): $((SECONDS - t))s"
 log "TIMING all builds: $((SECONDS - s))s"

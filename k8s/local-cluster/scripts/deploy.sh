@@ -7,6 +7,9 @@
 # SCRAM-SHA-512 and ACLs (no plaintext listener, no node port); the code location and its run pods log in as
 # the chart's application user over SASL_SSL (user-code's kafka.security: Strimzi's Secret names), and may
 # also produce (Write), which the e2e tier does from the code-location pod with `ingest produce`.
+# config/platform-values.yaml (over the chart's values-kind.yaml) turns Apicurio Registry on
+# (global.schemaRegistry) and declares the Avro topic `payments`; the registry runs on the image images.sh built
+# from Maven Central's distribution. KAFKA=off turns both off.
 source "$(dirname "$0")/lib.sh"
 NAMESPACE="${NAMESPACE:-ingestion}" RELEASE="${RELEASE:-ingestion}"
 HELM="${HELM:-$(command -v helm || echo "${XDG_CACHE_HOME:-$HOME/.cache}/ingestion-patterns/bin/helm")}"
@@ -20,7 +23,7 @@ K label namespace "$NAMESPACE" pod-security.kubernetes.io/enforce=restricted --o
 for chart in user-code webhook-receiver mock-api kafka platform; do
   "$HELM" dependency build "$REPO/charts/$chart" >/dev/null
 done
-args=(-f "$REPO/charts/platform/values-kind.yaml")
+args=(-f "$REPO/charts/platform/values-kind.yaml" -f "$LC_DIR/config/platform-values.yaml")
 for c in user-code webhook-receiver mock-api; do
   args+=(--set "$c.image.repository=localhost/ingestion-patterns/$c" --set "$c.image.tag=$IMAGE_TAG"
          --set "$c.image.pullPolicy=Never")
@@ -28,12 +31,14 @@ done
 args+=(--set "postgresql.image.repository=${POSTGRES_IMAGE%:*}" --set "postgresql.image.tag=${POSTGRES_IMAGE##*:}"
        --set postgresql.image.pullPolicy=Never)
 case "${KAFKA:-standalone}" in
-  off) args+=(--set kafka.enabled=false) ;;
+  off) args+=(--set kafka.enabled=false --set global.schemaRegistry.enabled=false --set-json 'global.sources.kafka_topics=[]') ;;
   standalone)
     args+=(--set kafka.mode=standalone --set "kafka.standalone.image.repository=${KAFKA_IMAGE%:*}"
            --set "kafka.standalone.image.tag=${KAFKA_IMAGE##*:}" --set kafka.standalone.image.pullPolicy=Never
            --set "kafka.standalone.kubectlImage.repository=${KUBECTL_IMAGE%:*}"
            --set "kafka.standalone.kubectlImage.tag=${KUBECTL_IMAGE##*:}" --set kafka.standalone.kubectlImage.pullPolicy=Never
+           --set "kafka.registry.image.repository=${APICURIO_IMAGE%:*}" --set "kafka.registry.image.tag=${APICURIO_IMAGE##*:}"
+           --set kafka.registry.image.pullPolicy=Never
            --set kafka.listeners.internal.enabled=false --set kafka.listeners.nodePort.enabled=false
            --set kafka.listeners.tls.enabled=true --set kafka.authorization.enabled=true
            --set 'kafka.user.topicOperations={Describe,DescribeConfigs,Read,Write}'

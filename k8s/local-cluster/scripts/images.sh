@@ -5,8 +5,9 @@
 #   images.sh system     pause, CoreDNS, Traefik, local-path-provisioner (+ the Debian base for its helper pod)
 #   images.sh platform   Python base (debootstrap), the project's three images (docker/Dockerfile's targets)
 #                        (BASE_IMAGE=the local base), PostgreSQL (Debian's package), Kafka (Apache Kafka's
-#                        jars from Maven Central on Debian's Java, for charts/kafka's standalone mode, and
-#                        kubectl FROM scratch for its certificates Job)
+#                        jars from Maven Central on Debian's Java, for charts/kafka's standalone mode,
+#                        kubectl FROM scratch for its certificates Job, and Apicurio Registry from Maven
+#                        Central's distribution on the same Java, for its schema registry)
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$IMAGES_DIR"
 CTR=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
@@ -119,12 +120,17 @@ postgres_image() {
 # charts/kafka's standalone mode calls.
 KAFKA_SRC="$LC_DIR/images/kafka"
 KAFKA_LIBS=""  # the jar folder (ensure_jars: found in, or fetched into, the broker's cache); set once below
-kafka_image() {
+# java_container NAME SETUP: a working container (its id printed) from the local base with Debian's Java 17
+# installed, then the shell commands SETUP run in it; NAME names the log.
+java_container() {
   local c; c=$(buildah from "$BASE_TAG")
-  buildah run --isolation chroot "$c" -- sh -c 'apt-get update -q \
+  buildah run --isolation chroot "$c" -- sh -c "apt-get update -q \
     && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless \
-    && rm -rf /var/lib/apt/lists/* && groupadd -r -g 1000 kafka && useradd -r -u 1000 -g kafka -d /opt/kafka kafka' \
-    > "$LC_LOG/build-kafka.log" 2>&1 || die "kafka image: $LC_LOG/build-kafka.log"
+    && rm -rf /var/lib/apt/lists/* && $2" > "$LC_LOG/build-$1.log" 2>&1 || die "$1 image: $LC_LOG/build-$1.log"
+  echo "$c"
+}
+kafka_image() {
+  local c; c=$(java_container kafka 'groupadd -r -g 1000 kafka && useradd -r -u 1000 -g kafka -d /opt/kafka kafka')
   buildah copy -q "$c" "$KAFKA_LIBS" /opt/kafka/libs >/dev/null
   buildah copy -q --chmod 0755 "$c" "$KAFKA_SRC/bin" /opt/kafka/bin >/dev/null
   buildah copy -q "$c" "$KAFKA_SRC/config" /opt/kafka/config >/dev/null
@@ -134,6 +140,28 @@ kafka_image() {
 }
 kafka_key() {
   { ls "$KAFKA_LIBS"; cat "$KAFKA_SRC"/bin/* "$KAFKA_SRC"/config/*; } 2>/dev/null | sha256sum | cut -c1-16
+}
+
+# Apicurio Registry (charts/kafka's registry, global.schemaRegistry.enabled): Maven Central's runnable
+# distribution (io.apicurio:apicurio-registry-app:<version>:tar.gz:all, fetched and unpacked by the dev tooling's
+# ensure_app, as `ingest registry up` runs it) on the same Java, run by an entrypoint of ours that honours the
+# official image's environment (JAVA_OPTS, QUARKUS_*, APICURIO_*). User 10001, as the chart runs it; it writes
+# only under /tmp (the chart's emptyDir), with its default storage H2 in memory.
+APICURIO_SRC="$LC_DIR/images/apicurio"
+APICURIO_APP=""  # the unpacked distribution's folder (ensure_app); set once below
+apicurio_image() {
+  local runner c
+  runner=$(compgen -G "$APICURIO_APP/*-runner.jar" | head -1) || die "no *-runner.jar in $APICURIO_APP"
+  c=$(java_container apicurio 'true')
+  buildah copy -q "$c" "$APICURIO_APP" /opt/apicurio >/dev/null
+  buildah copy -q --chmod 0755 "$c" "$APICURIO_SRC/entrypoint.sh" /usr/local/bin/apicurio-registry >/dev/null
+  buildah config --cmd '[]' "$c"  # the base's python3 would otherwise become the entrypoint's argument
+  buildah config --env "APICURIO_JAR=/opt/apicurio/${runner##*/}" --user 10001:10001 --port 8080 --workingdir /tmp \
+    --entrypoint '["apicurio-registry"]' "$c"
+  buildah commit -q --rm "$c" "$1" >/dev/null
+}
+apicurio_key() {
+  { echo "$APICURIO_IMAGE"; ls -R "$APICURIO_APP"; cat "$APICURIO_SRC"/*; } 2>/dev/null | sha256sum | cut -c1-16
 }
 
 case "${1:-system}" in
@@ -164,6 +192,9 @@ case "${1:-system}" in
         'from ingestion_devtools.kafka_broker import ensure_jars; print(ensure_jars())')"
       import kafka "$(kafka_key)" "$KAFKA_IMAGE" kafka_image
       import kubectl "$(binkey kubectl)" "$KUBECTL_IMAGE" kubectl_image
+      APICURIO_APP="$(cd "$REPO" && INGEST_APICURIO_VERSION="$APICURIO_VERSION" uv run --frozen python -c \
+        'from ingestion_devtools.schema_registry import ensure_app; print(ensure_app().parent)')"
+      import apicurio-registry "$(apicurio_key)" "$APICURIO_IMAGE" apicurio_image
     fi
     ;;
   *) die "usage: images.sh system|base|platform" ;;

@@ -39,6 +39,9 @@ IMAGE_TAG="${IMAGE_TAG:-local}"
 POSTGRES_IMAGE="localhost/ingestion-patterns/postgres:15-$SUITE"
 KAFKA_IMAGE="localhost/ingestion-patterns/kafka:${INGEST_KAFKA_VERSION:-4.4.0}-$SUITE"
 KUBECTL_IMAGE="localhost/local-cluster/kubectl:$KUBE_VERSION"
+# 3.0.x: the 3.1+ releases need Java 21 (see devtools/ingestion_devtools/schema_registry.py).
+APICURIO_VERSION="${INGEST_APICURIO_VERSION:-3.0.9}"
+APICURIO_IMAGE="localhost/ingestion-patterns/apicurio-registry:$APICURIO_VERSION-$SUITE"
 
 CONTAINERD_ROOT="$LC_STATE/containerd"
 CONTAINERD_SOCK="$LC_STATE/containerd/containerd.sock"
