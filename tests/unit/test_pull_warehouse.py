@@ -301,3 +301,44 @@ def test_unknown_fields_kept_from_either_reading_path_land_as_json_and_load_into
     # Without keep, the conformed page holds the contract's columns only (the others are reported).
     assert validate.conform(fast, contract)[0].column_names == ["id", "updated_at"]
     assert validate.unknown_columns(slow, contract) == ["note"]
+
+
+def test_write_replace_puts_the_last_complete_full_read_in_place_of_the_final_table(conn):
+    contract = validate.Contract(pull.SOURCE_API.contract.schema, ("id",), key="id", cursor=None)
+    tables = pull.PullTables.for_instance("catalog", contract, write="replace")
+    warehouse.ensure_schema(conn, tables.ddl)
+
+    def read(pages: list[list[int]], *, complete: bool = True, version: int = 0) -> None:
+        start = pull.begin_full_read(conn)
+        for number, ids in enumerate(pages, start=1):
+            pull.land_page(
+                conn, run_id="r", page_no=number, page_cursor=None, next_cursor=None,
+                records=page(ids, version=version), schema_issues=[], extracted_at=T0, tables=tables,
+            )  # fmt: skip
+        if complete:
+            pull.complete_full_read(conn, tables, start)
+
+    def final() -> list[tuple[int, int]]:
+        return conn.execute("SELECT id, version FROM ingestion.catalog ORDER BY id").fetchall()
+
+    read([[1, 2], [3]])
+    assert pull.pending_summary(conn, tables)["rows"] == 3
+    assert pull.upsert_final(conn, tables=tables).inserted == 3
+    assert final() == [(1, 0), (2, 0), (3, 0)]
+
+    # A read that never reached the end (killed midway) is not loaded: the table stays as it was.
+    read([[1, 2, 3, 4]], complete=False, version=1)
+    assert pull.pending_summary(conn, tables)["rows"] == 0
+    assert pull.upsert_final(conn, tables=tables).inserted == 0
+    assert final() == [(1, 0), (2, 0), (3, 0)]
+
+    # The next full read replaces it whole: a record gone from the source is gone, a key read twice
+    # (the source moved while it was paged) is kept once, from the later page.
+    read([[2, 5], [5]], version=2)
+    conn.execute(
+        "UPDATE ingestion.catalog_raw SET version = 3 WHERE id = 5 AND page_seq = (SELECT max(page_seq) FROM ingestion.catalog_raw)"
+    )
+    result = pull.upsert_final(conn, tables=tables)
+    assert (result.inserted, result.updated, result.raw_rows) == (2, 3, 3)
+    assert final() == [(2, 2), (5, 3)]
+    assert pull.upsert_final(conn, tables=tables).inserted == 0  # loaded once

@@ -130,6 +130,7 @@ async def extract_pages(
     ) as conn:
         cursor_before = await asyncio.to_thread(pull.read_cursor, conn, tables)
         seen = None if backfill else cursor_before
+        full_read = await asyncio.to_thread(pull.begin_full_read, conn) if tables.write == "replace" else None
         pages = pages_from(seen, stats)
         try:
             # aclosing: if landing fails, the prefetched request and the HTTP session end at once.
@@ -156,6 +157,8 @@ async def extract_pages(
                 allow_retries=not isinstance(error, (SourceApiAuthError, RestApiConfigError)),
                 metadata={"pages_landed": stats.pages, "retries": stats.retries},
             ) from error
+        if full_read is not None:  # read to the end: the load may put this read in place of the final table
+            await asyncio.to_thread(pull.complete_full_read, conn, tables, full_read)
         cursor_after = await asyncio.to_thread(pull.read_cursor, conn, tables)
         row_count = await asyncio.to_thread(row_count_metadata, conn, tables.raw)
     if unknown:
@@ -163,7 +166,7 @@ async def extract_pages(
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
-            "mode": "backfill" if backfill else "incremental",
+            "mode": "full read" if full_read is not None else "backfill" if backfill else "incremental",
             "record_count": dg.MetadataValue.int(landed),
             "pages": dg.MetadataValue.int(stats.pages),
             "retries": dg.MetadataValue.int(stats.retries),
@@ -281,6 +284,8 @@ def build_rest_api_source(spec: RestApiSourceSpec) -> dg.Definitions:
     ) -> dg.MaterializeResult:
         since = parse_window_bound(config.start_date)
         before = parse_window_bound(config.end_date, end=True)
+        if spec.incremental is None and (since is not None or before is not None):
+            raise dg.Failure(f"{spec.name!r} has no incremental field: it is read whole, without a date window")
 
         declared = with_page_size(spec, config.batch_size)
 
@@ -327,12 +332,12 @@ def build_rest_api_source(spec: RestApiSourceSpec) -> dg.Definitions:
         deps=[extract],
         pool=warehouse.DUCKDB_POOL,
         kinds={"duckdb"},
-        description=(
-            f"Upserts the extracted rows into ingestion.{tables.final} by {spec.primary_key} (latest "
-            f"{tables.contract.cursor} wins)."
-            if spec.write == "merge"
-            else f"Appends the extracted rows to ingestion.{tables.final}."
-        ),
+        description={
+            "merge": f"Upserts the extracted rows into ingestion.{tables.final} by {spec.primary_key} (latest "
+            f"{tables.contract.cursor} wins).",
+            "append": f"Appends the extracted rows to ingestion.{tables.final}.",
+            "replace": f"Replaces ingestion.{tables.final} with the last full read of the source.",
+        }[spec.write],
         metadata=table_metadata(tables.final, tables.final_columns),
         tags=tags,
     )

@@ -40,7 +40,8 @@ attributes:
   # Only what changed since the last run: the newest cursor_field landed goes back in param.
   incremental: {{cursor_field: updated_at, param: updated_since, end_param: updated_before}}
   primary_key: id
-  write: merge                       # merge: one row per id, latest updated_at wins; append: every version
+  write: merge                       # merge: one row per id, latest updated_at wins; append: every version;
+                                     # replace: no incremental, each run reads it whole and replaces the table
   # unknown_columns: keep            # also land fields outside the columns, as JSON in unknown_fields
 
   # The contract: a required column's nulls block the load; other fields are reported, not landed.

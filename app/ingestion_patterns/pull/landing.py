@@ -46,7 +46,9 @@ class PullTables:
     rejects: str
     pages: str
     contract: Contract
-    write: str = "merge"  # merge: one row per key, the latest cursor wins; append: every version
+    write: str = (
+        "merge"  # merge: one row per key, the latest cursor wins; append: every version; replace: the last full read
+    )
     keep_unknown: bool = False  # fields outside the contract kept as JSON in UNKNOWN_COLUMN
 
     @classmethod
@@ -170,6 +172,10 @@ STATE_DDL: list[warehouse.DDLStep] = [
     # from earlier versions get them at the source's next landing).
     "ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS raw_table VARCHAR",
     "ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS pages_table VARCHAR",
+    # write: replace: the pages of the last extract that read the source to its end lie strictly
+    # between these two draws of the page sequence (``begin_full_read``, ``complete_full_read``).
+    "ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS full_read_from_seq BIGINT",
+    "ALTER TABLE ingestion.pull_state ADD COLUMN IF NOT EXISTS full_read_to_seq BIGINT",
 ]
 
 SOURCE_API = PullTables("source_api", "raw_extract", "final_data", "pull_rejects", "pull_pages", SOURCE_API_CONTRACT)
@@ -381,21 +387,61 @@ def _loaded_through(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> int:
     return row[0] if row else 0
 
 
+# Above any page number: the upper bound of what an incremental load takes.
+_NO_END = 2**62
+
+
+def begin_full_read(conn: duckdb.DuckDBPyConnection) -> int:
+    """``write: replace``: a draw of the page sequence before an extract's first page."""
+    return int(warehouse.fetch_one(conn, "SELECT nextval('ingestion.pull_page_seq')")[0])
+
+
+def complete_full_read(conn: duckdb.DuckDBPyConnection, tables: PullTables, from_seq: int) -> None:
+    """``write: replace``: the extract that drew ``from_seq`` read the source to its end; its pages
+    (between that draw and this one) are what the next load puts in place of the final table. An
+    extract that never gets here (killed, failed) leaves its pages unloaded, and retention trims them."""
+    to_seq = begin_full_read(conn)
+    conn.execute(
+        """
+        INSERT INTO ingestion.pull_state (source, full_read_from_seq, full_read_to_seq, raw_table, pages_table)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (source) DO UPDATE SET full_read_from_seq = excluded.full_read_from_seq,
+            full_read_to_seq = excluded.full_read_to_seq, raw_table = excluded.raw_table,
+            pages_table = excluded.pages_table, changed_at = now()
+        """,
+        [tables.source, from_seq, to_seq, tables.raw, tables.pages],
+    )
+
+
+def _pending_bounds(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> tuple[int, int]:
+    """The pages the next load takes, as (after, before) page numbers: those landed since the last
+    load; for ``write: replace``, those of the last full read, unless it is loaded already."""
+    loaded = _loaded_through(conn, tables)
+    if tables.write != "replace":
+        return loaded, _NO_END
+    row = conn.execute(
+        "SELECT full_read_from_seq, full_read_to_seq FROM ingestion.pull_state WHERE source = ?", [tables.source]
+    ).fetchone()
+    if not row or row[1] is None or row[1] <= loaded:
+        return loaded, loaded + 1  # nothing new
+    return row[0], row[1]
+
+
 def pending_summary(conn: duckdb.DuckDBPyConnection, tables: PullTables = SOURCE_API) -> dict:
     """What the next load would take (raw pages landed since the last load), for the check."""
-    lo = _loaded_through(conn, tables)
+    lo, hi = _pending_bounds(conn, tables)
     contract = tables.contract
     pages, rows, issues = warehouse.fetch_one(
         conn,
         "SELECT count(*), coalesce(sum(record_count), 0),"
-        f" list_distinct(flatten(list(schema_issues))) FROM ingestion.{tables.pages} WHERE page_seq > ?",
-        [lo],
+        f" list_distinct(flatten(list(schema_issues))) FROM ingestion.{tables.pages} WHERE page_seq > ? AND page_seq < ?",
+        [lo, hi],
     )
     required = contract.required
     null_counts = [f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in required]
     newest = f'max("{contract.cursor}")' if contract.cursor else "NULL"
-    rows_in = f"FROM ingestion.{tables.raw} WHERE page_seq > $lo"
-    stats = warehouse.fetch_one(conn, f"SELECT {', '.join([*null_counts, newest])} {rows_in}", {"lo": lo})
+    rows_in = f"FROM ingestion.{tables.raw} WHERE page_seq > $lo AND page_seq < $hi"
+    stats = warehouse.fetch_one(conn, f"SELECT {', '.join([*null_counts, newest])} {rows_in}", {"lo": lo, "hi": hi})
     duplicate_versions = repeated_keys = 0
     if contract.key:
         # Grouped (spillable) rather than count(DISTINCT ...), which must fit in memory.
@@ -404,14 +450,16 @@ def pending_summary(conn: duckdb.DuckDBPyConnection, tables: PullTables = SOURCE
             duplicate_versions = warehouse.fetch_one(
                 conn,
                 f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY {version} HAVING n > 1)",
-                {"lo": lo},
+                {"lo": lo, "hi": hi},
             )[0]
         repeated_keys = warehouse.fetch_one(
             conn,
             f'SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n {rows_in} GROUP BY "{contract.key}" HAVING n > 1)',
-            {"lo": lo},
+            {"lo": lo, "hi": hi},
         )[0]
-    rejected = warehouse.fetch_one(conn, f"SELECT count(*) FROM ingestion.{tables.rejects} WHERE page_seq > ?", [lo])
+    rejected = warehouse.fetch_one(
+        conn, f"SELECT count(*) FROM ingestion.{tables.rejects} WHERE page_seq > ? AND page_seq < ?", [lo, hi]
+    )
     return {
         "pages": pages,
         "rows": rows,
@@ -451,6 +499,8 @@ def upsert_final(
     vector and took 100x longer at 50M rows (docs/scale.md)."""
     if tables.write == "append":
         return _append_final(conn, tables)
+    if tables.write == "replace":
+        return _replace_final(conn, tables)
     key, cursor = f'"{tables.contract.key}"', f'"{tables.contract.cursor}"'
     final = f"ingestion.{tables.final}"
     with warehouse.transaction(conn):
@@ -558,6 +608,41 @@ def _append_final(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> LoadRe
     return LoadResult(
         inserted=appended, updated=0, unchanged=0, skipped=0, raw_rows=appended, pages=pages, final_rows=final_rows
     )
+
+
+def _replace_final(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> LoadResult:
+    """``write: replace``: the final table becomes the last full read's records (one per key when
+    the source declares one: the one on the later page), with the watermark, in one transaction; a
+    reader sees the old table or the new one. No new full read since the last load: nothing changes."""
+    final = f"ingestion.{tables.final}"
+    with warehouse.transaction(conn):
+        lo, hi = _pending_bounds(conn, tables)
+        if hi == _loaded_through(conn, tables) + 1:
+            rows = warehouse.fetch_one(conn, f"SELECT count(*) FROM {final}")[0]
+            return LoadResult(inserted=0, updated=0, unchanged=0, skipped=0, raw_rows=0, pages=0, final_rows=rows)
+        pages = warehouse.fetch_one(
+            conn, f"SELECT count(*) FROM ingestion.{tables.pages} WHERE page_seq > ? AND page_seq < ?", [lo, hi]
+        )[0]
+        read = f"FROM ingestion.{tables.raw} WHERE page_seq > $lo AND page_seq < $hi"
+        raw_rows = warehouse.fetch_one(conn, f"SELECT count(*) {read}", {"lo": lo, "hi": hi})[0]
+        latest = (
+            f' QUALIFY row_number() OVER (PARTITION BY "{tables.contract.key}" ORDER BY page_seq DESC) = 1'
+            if tables.contract.key
+            else ""
+        )
+        replaced = warehouse.fetch_one(conn, f"SELECT count(*) FROM {final}")[0]
+        conn.execute(f"DELETE FROM {final}")
+        inserted = warehouse.fetch_one(
+            conn,
+            f"INSERT INTO {final} ({tables.names}, loaded_at) SELECT {tables.names}, current_timestamp"
+            f" FROM (SELECT {tables.names} {read}{latest})",
+            {"lo": lo, "hi": hi},
+        )[0]
+        _mark_loaded(conn, tables, hi)
+    return LoadResult(
+        inserted=inserted, updated=replaced, unchanged=0, skipped=raw_rows - inserted, raw_rows=raw_rows,
+        pages=pages, final_rows=inserted,
+    )  # fmt: skip
 
 
 class _RowsMoved(Exception):

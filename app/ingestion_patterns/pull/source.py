@@ -67,12 +67,15 @@ class RestApiSourceSpec(RestApiSpec):
     name: str = Field(description="The instance's name: its tables (ingestion.<name>, …), assets and job.")
     columns: list[ColumnSpec] = Field(min_length=1, description="The contract: the fields landed, with their types.")
     primary_key: str | None = Field(
-        default=None, description="The field that identifies a record (a column); needed by write: merge."
+        default=None,
+        description="The field that identifies a record (a column); needed by merge and append, optional with "
+        "replace (then one row per key).",
     )
-    write: Literal["merge", "append"] = Field(
+    write: Literal["merge", "append", "replace"] = Field(
         default="merge",
         description="merge: one row per primary key, the latest incremental cursor value wins; append: every "
-        "record as fetched.",
+        "record as fetched; replace: each run reads the whole source (no incremental) and the final table "
+        "becomes what it read.",
     )
     unknown_columns: Literal["drop", "keep"] = Field(
         default="drop",
@@ -100,13 +103,17 @@ class RestApiSourceSpec(RestApiSpec):
         cursor = self.incremental.cursor_field if self.incremental else None
         if cursor is not None and cursor not in declared:
             raise ValueError(f"incremental.cursor_field {cursor!r} is not one of the columns")
-        if self.primary_key is None or cursor is None:
+        if self.write == "replace":
+            # Each run reads everything and the load swaps the final table for it: nothing to resume from.
+            if self.incremental is not None:
+                raise ValueError("write: replace reads the whole source each run: leave out incremental")
+        elif self.primary_key is None or cursor is None:
             # The extract resumes after the largest (cursor, key) it landed, and merge keeps each key's
             # newest version: without both, a rerun after a crash would land records twice.
             raise ValueError(
-                "a REST API source needs primary_key and incremental.cursor_field (the field whose larger "
+                f"write: {self.write} needs primary_key and incremental.cursor_field (the field whose larger "
                 "value is the newer version): the pull resumes after the newest (cursor, key) it landed, "
-                "so a rerun never lands a record twice"
+                "so a rerun never lands a record twice; a source without them is read whole: write: replace"
             )
         return self
 

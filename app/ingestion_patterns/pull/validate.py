@@ -11,6 +11,7 @@ and warnings.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -197,13 +198,12 @@ def records_table(
         others = {name: value for name, value in record.items() if name not in fields}
         try:
             line = orjson.dumps(fields)
-            others_text = orjson.dumps(others) if others else None
         except orjson.JSONEncodeError:  # nested deeper than orjson writes: no contract type holds that
             rejects.append(
                 RecordReject(raw, _misfit(fields, contract) or "a field is nested too deeply for the contract")
             )
             continue
-        kept.append((line, raw, fields, others_text))
+        kept.append((line, raw, fields, _json_text(others) if others else None))
         extra.update((name, None) for name in others)
     try:
         table = _read_lines([line for line, _, _, _ in kept])
@@ -225,6 +225,18 @@ def records_table(
         texts = [others.decode() if others is not None else None for _, _, _, others in kept]
         table = table.append_column(UNKNOWN_TEXT, pa.array(texts, pa.string()))
     return table, rejects
+
+
+def _json_text(value: dict) -> bytes | None:
+    """``value`` as JSON (the fields outside the contract, kept by ``unknown_columns: keep``); past
+    orjson's nesting limit the standard library writes it, and past Python's, it is not kept."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        try:
+            return json.dumps(value, separators=(",", ":")).encode()
+        except (RecursionError, ValueError):
+            return None
 
 
 def has_non_finite(table: pa.Table) -> bool:

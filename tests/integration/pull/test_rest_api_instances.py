@@ -24,6 +24,21 @@ def _env(api, db: Path) -> dict[str, str]:
     return {"SOURCE_API_URL": api.url, "SOURCE_API_KEY": API_KEY, "DUCKDB_PATH": str(db)}
 
 
+def _items_declaration(api, limit: int, columns: list[dict], **fields) -> dict:
+    """A sources-file declaration of the mock API's /v1/items (envelope, Link pages, API key)."""
+    return {
+        "base_url": api.url,
+        "path": "/v1/items",
+        "params": {"limit": limit},
+        "auth": {"type": "api_key", "name": "X-API-Key", "location": "header", "value_env": "SOURCE_API_KEY"},
+        "paginator": {"type": "link_header"},
+        "records": {"format": "json", "path": "items"},
+        "primary_key": "id",
+        "columns": columns,
+        **fields,
+    }
+
+
 def _items_job(monkeypatch, api, tmp_path: Path) -> tuple[dg.JobDefinition, dg.DagsterInstance]:
     for name, value in {**_env(api, tmp_path / "warehouse.duckdb"), "INGEST_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
@@ -97,21 +112,16 @@ def test_unknown_columns_keep_lands_the_other_fields_as_json_and_drop_does_not(s
     from ingestion_patterns.settings import load_settings
 
     api = start_mock_api(records=3_000, api_key=API_KEY)
-    slim = {
-        "base_url": api.url,
-        "path": "/v1/items",
-        "params": {"limit": 1000},
-        "auth": {"type": "api_key", "name": "X-API-Key", "location": "header", "value_env": "SOURCE_API_KEY"},
-        "paginator": {"type": "link_header"},
-        "records": {"format": "json", "path": "items"},
-        "incremental": {"cursor_field": "updated_at", "param": "updated_since"},
-        "primary_key": "id",
-        "columns": [
+    slim = _items_declaration(
+        api,
+        1000,
+        [
             {"name": "id", "type": "bigint", "required": True},
             {"name": "amount", "type": "double"},
             {"name": "updated_at", "type": "timestamptz", "required": True},
         ],
-    }
+        incremental={"cursor_field": "updated_at", "param": "updated_since"},
+    )
     sources = tmp_path / "sources.yaml"
     sources.write_text(
         yaml.safe_dump(
@@ -138,3 +148,46 @@ def test_unknown_columns_keep_lands_the_other_fields_as_json_and_drop_does_not(s
     columns = [name for (name,) in query(db, "SELECT column_name FROM (DESCRIBE ingestion.dropped)")]
     assert "unknown_fields" not in columns and "name" not in columns
     assert query(db, "SELECT count(*) FROM ingestion.dropped") == [(3_000,)]
+
+
+def test_a_full_read_source_killed_mid_run_then_rerun_holds_exactly_the_source(start_mock_api, tmp_path, monkeypatch):
+    import yaml
+
+    from ingestion_patterns.definitions import build_definitions
+    from ingestion_patterns.settings import load_settings
+
+    records = 30_000
+    api = start_mock_api(records=records, api_key=API_KEY, latency_ms=1500)  # 6 pages of 5,000, >= 9 s
+    catalog = _items_declaration(
+        api,
+        5000,
+        [
+            {"name": "id", "type": "bigint", "required": True},
+            *({"name": c, "type": "varchar"} for c in ("name", "email", "status", "category")),
+            {"name": "amount", "type": "double"},
+            {"name": "version", "type": "bigint"},
+            *({"name": c, "type": "timestamptz"} for c in ("created_at", "updated_at")),
+        ],
+        name="catalog",
+        write="replace",  # no incremental field: every run reads it whole
+    )
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(yaml.safe_dump({"rest_apis": [catalog]}))
+    db = tmp_path / "warehouse.duckdb"
+    env = {**_env(api, db), "INGEST_DATA_DIR": str(tmp_path), "INGEST_SOURCES_FILE": str(sources)}
+    kill_job_midway("catalog_pull_job", env=env, tmp_path=tmp_path, after="landed page 2:")
+    [(pages,)] = query(db, "SELECT count(*) FROM ingestion.catalog_pages")
+    assert 2 <= pages < 6, f"not killed midway: {pages} pages landed"
+    assert query(db, "SELECT count(*) FROM ingestion.catalog") == [(0,)]
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    job = build_definitions(load_settings()).resolve_job_def("catalog_pull_job")
+    instance = dg.DagsterInstance.from_config(str(prepare_dagster_home(tmp_path / "dagster")))
+    api.mutate(create=10, update=20)  # what the next full read sees changed too
+    for _ in range(2):  # the rerun, then one more: each leaves exactly the source
+        result = job.execute_in_process(instance=instance)
+        assert result.success
+        assert materialization_metadata(result, "catalog_extract")["mode"] == "full read"
+        assert materialization_metadata(result, "catalog_load")["final_rows"] == records + 10
+        assert final_rows(db, "catalog", COLUMNS) == source_rows(api, COLUMNS)
