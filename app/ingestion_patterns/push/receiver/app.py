@@ -194,6 +194,7 @@ class Receiver:
             log.warning("webhook inbox %s unavailable at start: %s", where, error)
         app[INBOX] = self.inbox = inbox
         yield
+        self.metrics.flush()  # what this worker counted in its last loop pass
         await inbox.close()
 
     async def receive(self, request: web.Request) -> web.Response:
@@ -222,13 +223,13 @@ class Receiver:
             except TimeoutError:
                 raise unavailable(config, f"no commit within {config.inbox_timeout_seconds:g} s") from None
             if result.accepted:
-                self.metrics.accepted_for(source_id).inc()
+                self.metrics.count_accepted(source_id)
                 outcome, response = "accepted", answer(202, "accepted", result.event_id)
             else:
-                self.metrics.duplicates_for(source_id).inc()
+                self.metrics.count_duplicate(source_id)
                 outcome, response = "duplicate", answer(200, "duplicate", result.event_id)
         except Rejection as rejection:
-            self.metrics.rejected_for(rejection.code).inc()
+            self.metrics.count_rejected(rejection.code)
             outcome = "unavailable" if rejection.status == 503 else "rejected"
             response = error_response(rejection.status, rejection.reason, rejection.headers)
             if rejection.status == 413:
@@ -236,7 +237,7 @@ class Receiver:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return internal_error()
-        self.metrics.latency_for(outcome).observe(time.perf_counter() - started)
+        self.metrics.observe_latency(outcome, time.perf_counter() - started)
         return response
 
     def verify(self, source_id: str, secret: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -258,7 +259,7 @@ class Receiver:
         """429 with Retry-After for a client past its rate (per worker process), else None."""
         limiter = self.limiter
         if wait := limiter.take(limiter.client(request.remote, request.headers.get("X-Forwarded-For"))):
-            self.metrics.rejected_for("rate_limited").inc()
+            self.metrics.count_rejected("rate_limited")
             return error_response(
                 429,
                 f"rate limit of {limiter.rate:g} requests/s per client exceeded",

@@ -1,0 +1,65 @@
+"""The receiver's metrics: counted in plain ints per request, written to prometheus once per loop
+pass, and rendered exactly (this worker's counts are flushed before every render)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from ingestion_patterns.push.receiver.metrics import ReceiverMetrics
+
+
+def _value(text: str, sample: str) -> float:
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{sample} not in:\n{text}"
+    return float(match.group(1))
+
+
+def test_counts_and_latency_buckets_render_exactly(monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics = ReceiverMetrics()
+    for _ in range(3):
+        metrics.count_accepted("a")
+    metrics.count_duplicate("a")
+    metrics.count_rejected("malformed_json")
+    for seconds in (0.001, 0.0011, 0.02, 30.0):  # on a bound (le is inclusive), past it, mid-range, past all
+        metrics.observe_latency("accepted", seconds)
+    text = metrics.render([])[0].decode()
+    assert _value(text, 'webhook_accepted_total{source_id="a"}') == 3
+    assert _value(text, 'webhook_duplicates_total{source_id="a"}') == 1
+    assert _value(text, 'webhook_rejected_total{reason="malformed_json"}') == 1
+    bucket = 'webhook_request_duration_seconds_bucket{le="%s",outcome="accepted"}'
+    assert _value(text, bucket % "0.001") == 1
+    assert _value(text, bucket % "0.0025") == 2
+    assert _value(text, bucket % "0.025") == 3
+    assert _value(text, bucket % "10.0") == 3
+    assert _value(text, bucket % "+Inf") == 4
+    assert _value(text, 'webhook_request_duration_seconds_count{outcome="accepted"}') == 4
+    assert abs(_value(text, 'webhook_request_duration_seconds_sum{outcome="accepted"}') - 30.0221) < 1e-9
+    # A second render adds nothing twice.
+    assert metrics.render([])[0].decode() == metrics.render([])[0].decode()
+
+
+def test_one_flush_per_loop_pass_writes_the_counts(monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics = ReceiverMetrics()
+    flushes = 0
+    flush = metrics.flush
+
+    def counted_flush() -> None:
+        nonlocal flushes
+        flushes += 1
+        flush()
+
+    metrics.flush = counted_flush
+
+    async def scenario() -> None:
+        for _ in range(100):
+            metrics.count_accepted("b")
+            metrics.observe_latency("accepted", 0.002)
+        assert flushes == 0  # nothing written yet: one flush is scheduled for the end of this pass
+        await asyncio.sleep(0)
+        assert flushes == 1
+        assert metrics.accepted.labels("b")._value.get() == 100
+
+    asyncio.run(scenario())
