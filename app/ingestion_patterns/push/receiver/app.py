@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ...rate_limit import ClientRateLimiter, retry_after_header
 from ..inbox import Inbox, InboxUnavailable, NewWebhook, describe_inbox_url, open_inbox
@@ -284,9 +285,13 @@ class Receiver:
         return error_response(404, f"no such endpoint: {request.method} {request.path}")
 
 
+_JSON_HEADERS = CIMultiDict({"Content-Type": "application/json"})  # copied by each Response
+
+
 def answer(status: int, outcome: str, event_id: str) -> web.Response:
-    """The 202/200 body, serialised by orjson (a third of ``json_response``'s cost)."""
-    return web.json_bytes_response({"status": outcome, "id": event_id}, status=status, dumps=orjson.dumps)
+    """The 202/200 body, serialised by orjson (a third of ``json_response``'s cost), with its
+    Content-Type as a header: the same answer as ``json_bytes_response``, without parsing the type."""
+    return web.Response(body=orjson.dumps({"status": outcome, "id": event_id}), status=status, headers=_JSON_HEADERS)
 
 
 def _event_id(config: ReceiverConfig, source_id: str, headers: Mapping[str, str], payload: dict) -> str:
