@@ -104,6 +104,26 @@ def test_concurrent_puts_share_commits_and_each_id_lands_once(inbox_url):
     assert sorted(r.event_id for r in records) == sorted(f"e{i}" for i in range(150))
 
 
+def test_each_accepted_seq_is_its_rows_in_new_and_mixed_batches(inbox_url):
+    """A group commit of new ids only (SQLite: seqs from lastrowid, no RETURNING), then one that mixes
+    held ids with new ones (SQLite: rolled back and redone with RETURNING), then new ones again:
+    every accepted put's seq is the seq of the row stored for its id, and every held id is a duplicate."""
+
+    async def scenario():
+        async with open_inbox(inbox_url) as inbox:
+            new = await asyncio.gather(*(inbox.put(hook("s", f"a{i}")) for i in range(40)))
+            mixed = await asyncio.gather(*(inbox.put(hook("s", f"{'a' if i % 3 else 'b'}{i}")) for i in range(40)))
+            again = await asyncio.gather(*(inbox.put(hook("s", f"c{i}")) for i in range(40)))
+            return new + mixed + again, await inbox.claim("s", 1000)
+
+    results, records = run(scenario())
+    stored = {record.event_id: record.seq for record in records}
+    accepted = {r.event_id: r.seq for r in results if r.accepted}
+    assert accepted == stored
+    assert len(stored) == 40 + 14 + 40
+    assert [r.event_id for r in results[40:80] if not r.accepted] == [f"a{i}" for i in range(40) if i % 3]
+
+
 def test_postgres_group_commit_uses_fewer_transactions_than_puts(make_inbox_url):
     url = make_inbox_url("postgres")
 

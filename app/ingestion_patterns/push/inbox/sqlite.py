@@ -111,13 +111,18 @@ _PURGE_PAUSE_SECONDS = 0.005
 _ROWS_PER_STATEMENT = 500  # 5 parameters each, well under SQLite's 32766 variables
 
 
-@lru_cache(maxsize=_ROWS_PER_STATEMENT)
-def _insert_statement(rows: int) -> str:
+@lru_cache(maxsize=2 * _ROWS_PER_STATEMENT)
+def _insert_statement(rows: int, *, returning: bool) -> str:
     return (
         "INSERT INTO webhook_inbox (source_id, event_id, body, headers, received_at) VALUES "
         + ",".join(["(?, ?, ?, ?, ?)"] * rows)
-        + " ON CONFLICT (source_id, event_id) DO NOTHING RETURNING seq, source_id, event_id"
+        + " ON CONFLICT (source_id, event_id) DO NOTHING"
+        + (" RETURNING seq, source_id, event_id" if returning else "")
     )
+
+
+class _SomeHeld(Exception):
+    """A batch met an event id the inbox already holds: rolled back, to be redone with RETURNING."""
 
 
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
@@ -447,7 +452,8 @@ class SQLiteInbox(InboxContextMixin):
         return self._with_retries(lambda: self._insert_batch(items))
 
     def _insert_batch(self, items: list[NewWebhook]) -> list[PutResult]:
-        # One multi-row INSERT … RETURNING per batch: far less Python per row than one execute each.
+        """One transaction for ``items`` (distinct ids): multi-row INSERTs, far less Python per row
+        than one execute each."""
         rows = [
             (
                 item.source_id,
@@ -458,13 +464,41 @@ class SQLiteInbox(InboxContextMixin):
             )
             for item in items
         ]
+        try:
+            return put_results(items, self._insert_all_new(rows))
+        except _SomeHeld:
+            return put_results(items, self._insert_returning(rows))
+
+    def _insert_all_new(self, rows: list[tuple]) -> dict[tuple[str, str], int]:
+        """The usual batch, every id new: INSERT without RETURNING, so one SQLite step per statement
+        instead of one per row. Each step lets go of the GIL and must take it back from the busy
+        event loop; measured with 32 rows and a busy thread beside it, a commit took 11-16 ms this
+        way and 37-42 ms with RETURNING. The rows' seqs are consecutive, ending at ``lastrowid``: the
+        transaction holds the write lock, and AUTOINCREMENT gives each row the largest seq plus one.
+        A statement that inserted fewer rows than it has met an id the inbox holds: ``_SomeHeld``
+        rolls the transaction back (``_immediate``) for ``_insert_returning`` to redo."""
+        inserted: dict[tuple[str, str], int] = {}
+        with _immediate(self._open_conn(self._write_conn)) as conn:
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                statement = _insert_statement(len(chunk), returning=False)
+                cursor = conn.execute(statement, [value for row in chunk for value in row])
+                if cursor.rowcount != len(chunk) or cursor.lastrowid is None:
+                    raise _SomeHeld
+                first = cursor.lastrowid - len(chunk) + 1
+                inserted.update({(row[0], row[1]): first + offset for offset, row in enumerate(chunk)})
+        return inserted
+
+    def _insert_returning(self, rows: list[tuple]) -> dict[tuple[str, str], int]:
+        """A batch with ids the inbox holds: RETURNING says which rows are new, and their seqs."""
         inserted = {}
         with _immediate(self._open_conn(self._write_conn)) as conn:
             for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                 chunk = rows[start : start + _ROWS_PER_STATEMENT]
-                cursor = conn.execute(_insert_statement(len(chunk)), [value for row in chunk for value in row])
+                statement = _insert_statement(len(chunk), returning=True)
+                cursor = conn.execute(statement, [value for row in chunk for value in row])
                 inserted.update({(source, event): seq for seq, source, event in cursor.fetchall()})
-        return put_results(items, inserted)
+        return inserted
 
     async def claim(
         self, source_id: str, limit: int, *, owner: str | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
