@@ -18,12 +18,11 @@ import duckdb
 
 from .. import warehouse
 from ..poll.landing import PLAN_TABLE
-from ..pull.landing import RAW_TABLE
-from ..pull.landing import SOURCE as PULL_SOURCE
+from ..pull.landing import SOURCE_API, PullTables
 from ..push.landing import DATA_COLUMNS as WEBHOOK_COLUMNS
 from ..push.landing import DATA_TABLE as WEBHOOK_TABLE
 
-PAGES_TABLE = "pull_pages"
+PAGES_TABLE = SOURCE_API.pages
 PULL_STATE_TABLE = "pull_state"
 OFFSETS_TABLE = "kafka_offsets"
 # How far each maintenance task has looked (e.g. the webhook dedup's landed_at watermark).
@@ -69,8 +68,8 @@ def pulled_sources(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]
         f"SELECT source, raw_table, pages_table, loaded_page_seq FROM {warehouse.SCHEMA}.{PULL_STATE_TABLE}"
         " ORDER BY source"
     ).fetchall():
-        default = (RAW_TABLE, PAGES_TABLE) if source == PULL_SOURCE else (f"{source}_raw", f"{source}_pages")
-        raw, pages = raw or default[0], pages or default[1]
+        default = SOURCE_API if source == SOURCE_API.source else PullTables.for_instance(source, SOURCE_API.contract)
+        raw, pages = raw or default.raw, pages or default.pages
         if {raw, pages} <= tables:
             found.append((raw, pages, loaded))
     return found

@@ -46,9 +46,8 @@ class PullTables:
     rejects: str
     pages: str
     contract: Contract
-    write: str = (
-        "merge"  # merge: one row per key, the latest cursor wins; append: every version; replace: the last full read
-    )
+    # merge: one row per key, the latest cursor wins; append: every version; replace: the last full read
+    write: str = "merge"
     keep_unknown: bool = False  # fields outside the contract kept as JSON in UNKNOWN_COLUMN
 
     @classmethod
@@ -413,18 +412,24 @@ def complete_full_read(conn: duckdb.DuckDBPyConnection, tables: PullTables, from
     )
 
 
-def _pending_bounds(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> tuple[int, int]:
-    """The pages the next load takes, as (after, before) page numbers: those landed since the last
-    load; for ``write: replace``, those of the last full read, unless it is loaded already."""
-    loaded = _loaded_through(conn, tables)
-    if tables.write != "replace":
-        return loaded, _NO_END
+def _unloaded_full_read(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> tuple[int, int] | None:
+    """``write: replace``: the page numbers around the last full read, (after, before), if the load
+    has not taken it yet."""
     row = conn.execute(
         "SELECT full_read_from_seq, full_read_to_seq FROM ingestion.pull_state WHERE source = ?", [tables.source]
     ).fetchone()
-    if not row or row[1] is None or row[1] <= loaded:
-        return loaded, loaded + 1  # nothing new
+    if not row or row[1] is None or row[1] <= _loaded_through(conn, tables):
+        return None
     return row[0], row[1]
+
+
+def _pending_bounds(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> tuple[int, int]:
+    """The pages the next load takes, as (after, before) page numbers: those landed since the last
+    load; for ``write: replace``, those of the last full read not loaded yet (none: an empty range)."""
+    loaded = _loaded_through(conn, tables)
+    if tables.write != "replace":
+        return loaded, _NO_END
+    return _unloaded_full_read(conn, tables) or (loaded, loaded)
 
 
 def pending_summary(conn: duckdb.DuckDBPyConnection, tables: PullTables = SOURCE_API) -> dict:
@@ -616,10 +621,10 @@ def _replace_final(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> LoadR
     reader sees the old table or the new one. No new full read since the last load: nothing changes."""
     final = f"ingestion.{tables.final}"
     with warehouse.transaction(conn):
-        lo, hi = _pending_bounds(conn, tables)
-        if hi == _loaded_through(conn, tables) + 1:
+        if (read_bounds := _unloaded_full_read(conn, tables)) is None:
             rows = warehouse.fetch_one(conn, f"SELECT count(*) FROM {final}")[0]
             return LoadResult(inserted=0, updated=0, unchanged=0, skipped=0, raw_rows=0, pages=0, final_rows=rows)
+        lo, hi = read_bounds
         pages = warehouse.fetch_one(
             conn, f"SELECT count(*) FROM ingestion.{tables.pages} WHERE page_seq > ? AND page_seq < ?", [lo, hi]
         )[0]
@@ -630,8 +635,7 @@ def _replace_final(conn: duckdb.DuckDBPyConnection, tables: PullTables) -> LoadR
             if tables.contract.key
             else ""
         )
-        replaced = warehouse.fetch_one(conn, f"SELECT count(*) FROM {final}")[0]
-        conn.execute(f"DELETE FROM {final}")
+        replaced = warehouse.fetch_one(conn, f"DELETE FROM {final}")[0]  # DuckDB answers the count
         inserted = warehouse.fetch_one(
             conn,
             f"INSERT INTO {final} ({tables.names}, loaded_at) SELECT {tables.names}, current_timestamp"

@@ -210,11 +210,12 @@ def records_table(
     except pa.ArrowInvalid:
         fitting = []
         for entry in kept:
-            reason = _misfit(entry[2], contract)
+            _, raw, fields, _ = entry
+            reason = _misfit(fields, contract)
             if reason is None:
                 fitting.append(entry)
             else:
-                rejects.append(RecordReject(entry[1], reason))
+                rejects.append(RecordReject(raw, reason))
         kept = fitting
         table = _read_lines([line for line, _, _, _ in kept])
     for name in extra:

@@ -20,7 +20,7 @@ refuses (its JSON cast, say, for a payload accepted before the edge's rule) is i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 import duckdb
@@ -64,21 +64,20 @@ class WebhookTables:
 
     data: str = DATA_TABLE
     rejects: str = REJECTS_TABLE
-    ddl: list[warehouse.DDLStep] = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        steps: list[warehouse.DDLStep] = [
-            warehouse.create_table(self.data, DATA_COLUMNS),
-            warehouse.without_primary_key(self.data, DATA_COLUMNS),  # files made before the key was dropped
-            # Rejects keep the inbox's dedup key (they are few): a replayed reject collides with itself.
-            warehouse.create_table(self.rejects, REJECTS_COLUMNS, ("source_id", "event_id")),
-        ]
-        object.__setattr__(self, "ddl", steps)
 
     @classmethod
     def named(cls, table: str | None) -> WebhookTables:
         """A declaration's ``table``: None is the shared ``webhook_data``; a name, its own pair."""
         return cls() if table is None else cls(table, f"{table}_rejects")
+
+    @property
+    def ddl(self) -> list[warehouse.DDLStep]:
+        return [
+            warehouse.create_table(self.data, DATA_COLUMNS),
+            warehouse.without_primary_key(self.data, DATA_COLUMNS),  # files made before the key was dropped
+            # Rejects keep the inbox's dedup key (they are few): a replayed reject collides with itself.
+            warehouse.create_table(self.rejects, REJECTS_COLUMNS, ("source_id", "event_id")),
+        ]
 
 
 SHARED_TABLES = WebhookTables()

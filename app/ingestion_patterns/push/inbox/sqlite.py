@@ -465,39 +465,33 @@ class SQLiteInbox(InboxContextMixin):
             for item in items
         ]
         try:
-            return put_results(items, self._insert_all_new(rows))
+            return put_results(items, self._insert(rows, returning=False))
         except _SomeHeld:
-            return put_results(items, self._insert_returning(rows))
+            return put_results(items, self._insert(rows, returning=True))
 
-    def _insert_all_new(self, rows: list[tuple]) -> dict[tuple[str, str], int]:
-        """The usual batch, every id new: INSERT without RETURNING, so one SQLite step per statement
-        instead of one per row. Each step lets go of the GIL and must take it back from the busy
-        event loop; measured with 32 rows and a busy thread beside it, a commit took 11-16 ms this
-        way and 37-42 ms with RETURNING. The rows' seqs are consecutive, ending at ``lastrowid``: the
-        transaction holds the write lock, and AUTOINCREMENT gives each row the largest seq plus one.
-        A statement that inserted fewer rows than it has met an id the inbox holds: ``_SomeHeld``
-        rolls the transaction back (``_immediate``) for ``_insert_returning`` to redo."""
+    def _insert(self, rows: list[tuple], *, returning: bool) -> dict[tuple[str, str], int]:
+        """The rows' seqs by (source, event), in one transaction.
+
+        Without ``returning`` (the usual batch, every id new): one SQLite step per statement instead
+        of one per row. Each step lets go of the GIL and must take it back from the busy event loop;
+        measured with 32 rows and a busy thread beside it, a commit took 11-16 ms this way and 37-42 ms
+        with RETURNING. The rows' seqs are consecutive, ending at ``lastrowid``: the transaction holds
+        the write lock, and AUTOINCREMENT gives each row the largest seq plus one. A statement that
+        inserted fewer rows than it has met an id the inbox holds: ``_SomeHeld`` rolls the transaction
+        back (``_immediate``), to be redone with ``returning``, which says which rows are new."""
         inserted: dict[tuple[str, str], int] = {}
         with _immediate(self._open_conn(self._write_conn)) as conn:
             for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                 chunk = rows[start : start + _ROWS_PER_STATEMENT]
-                statement = _insert_statement(len(chunk), returning=False)
+                statement = _insert_statement(len(chunk), returning=returning)
                 cursor = conn.execute(statement, [value for row in chunk for value in row])
+                if returning:
+                    inserted.update({(source, event): seq for seq, source, event in cursor.fetchall()})
+                    continue
                 if cursor.rowcount != len(chunk) or cursor.lastrowid is None:
                     raise _SomeHeld
                 first = cursor.lastrowid - len(chunk) + 1
                 inserted.update({(row[0], row[1]): first + offset for offset, row in enumerate(chunk)})
-        return inserted
-
-    def _insert_returning(self, rows: list[tuple]) -> dict[tuple[str, str], int]:
-        """A batch with ids the inbox holds: RETURNING says which rows are new, and their seqs."""
-        inserted = {}
-        with _immediate(self._open_conn(self._write_conn)) as conn:
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start : start + _ROWS_PER_STATEMENT]
-                statement = _insert_statement(len(chunk), returning=True)
-                cursor = conn.execute(statement, [value for row in chunk for value in row])
-                inserted.update({(source, event): seq for seq, source, event in cursor.fetchall()})
         return inserted
 
     async def claim(
