@@ -36,6 +36,7 @@ from .base import (
     PendingSummary,
     PurgeResult,
     PutResult,
+    headers_json,
     new_claim_owner,
     put_results,
 )
@@ -209,7 +210,7 @@ class PostgresInbox(InboxContextMixin):
             [item.source_id for item in items],
             [item.event_id for item in items],
             [item.body for item in items],
-            [json.dumps(item.headers, separators=(",", ":")) for item in items],
+            [headers_json(item.headers) for item in items],
             [item.received_at for item in items],
         )
         rows = await self._run(lambda pool: pool.fetch(_INSERT_BATCH, *columns))
