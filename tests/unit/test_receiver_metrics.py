@@ -1,12 +1,12 @@
-"""The receiver's metrics: counted in plain ints per request, written to prometheus once per loop
-pass, and rendered exactly (this worker's counts are flushed before every render)."""
+"""The receiver's metrics: counted in plain ints per request, written to prometheus once per
+FLUSH_SECONDS, and rendered exactly (this worker's counts are flushed before every render)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 
-from ingestion_patterns.push.receiver.metrics import ReceiverMetrics
+from ingestion_patterns.push.receiver.metrics import FLUSH_SECONDS, ReceiverMetrics
 
 
 def _value(text: str, sample: str) -> float:
@@ -40,7 +40,7 @@ def test_counts_and_latency_buckets_render_exactly(monkeypatch):
     assert metrics.render([])[0].decode() == metrics.render([])[0].decode()
 
 
-def test_one_flush_per_loop_pass_writes_the_counts(monkeypatch):
+def test_one_flush_per_interval_writes_the_counts(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics = ReceiverMetrics()
     flushes = 0
@@ -54,12 +54,18 @@ def test_one_flush_per_loop_pass_writes_the_counts(monkeypatch):
     metrics.flush = counted_flush
 
     async def scenario() -> None:
-        for _ in range(100):
-            metrics.count_accepted("b")
-            metrics.observe_latency("accepted", 0.002)
-        assert flushes == 0  # nothing written yet: one flush is scheduled for the end of this pass
-        await asyncio.sleep(0)
+        for _ in range(3):  # requests over several loop passes, within one interval
+            for _ in range(100):
+                metrics.count_accepted("b")
+                metrics.observe_latency("accepted", 0.002)
+            await asyncio.sleep(0)
+        assert flushes == 0  # nothing written yet: one flush is scheduled FLUSH_SECONDS after the first
+        assert metrics.accepted.labels("b")._value.get() == 0
+        await asyncio.sleep(FLUSH_SECONDS * 1.5)
         assert flushes == 1
-        assert metrics.accepted.labels("b")._value.get() == 100
+        assert metrics.accepted.labels("b")._value.get() == 300
+        metrics.count_accepted("b")  # the next count schedules the next flush
+        await asyncio.sleep(FLUSH_SECONDS * 1.5)
+        assert (flushes, metrics.accepted.labels("b")._value.get()) == (2, 301)
 
     asyncio.run(scenario())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from webhook_http import get, metric_value
 
 from ingestion_devtools.webhook_simulator import send_webhooks
+from ingestion_patterns.push.receiver.metrics import FLUSH_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +48,9 @@ def test_two_workers_share_one_sqlite_inbox(start_receiver, make_inbox_url):
 
     pending = get(f"{receiver.url}/webhook/two/pending").json
     assert pending["pending"] == stored
-    # ... and whichever worker answers /metrics reports the sum over both.
+    # ... and whichever worker answers /metrics reports the sum over both, once the other worker has
+    # written its last counts (within FLUSH_SECONDS of them).
+    time.sleep(2 * FLUSH_SECONDS)
     for _ in range(6):
         text = get(f"{receiver.url}/metrics").body.decode()
         assert metric_value(text, "webhook_accepted_total", 'source_id="two"') == stored
