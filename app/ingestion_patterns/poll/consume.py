@@ -209,14 +209,20 @@ async def land_planned(
                 on_batch(summary.batches, max(expected_batches, summary.batches), result)
         if not buffered:
             return
-        table, buffered = records_to_arrow(buffered), []
-        avro = registry is not None and contract.value_format == "avro"
-        schemas = await registry.schemas(wk.schema_ids(table)) if avro else None  # type: ignore[union-attr]
+        records, buffered = buffered, []
+        table: pa.Table | None = None
+        schemas = None
+        if registry is not None and contract.value_format == "avro":  # the writer schemas first
+            table = await asyncio.to_thread(records_to_arrow, records)
+            schemas = await registry.schemas(wk.schema_ids(table))
         summary.batches += 1
-        # In a worker thread: the next fetch goes on meanwhile.
-        landing = asyncio.create_task(
-            asyncio.to_thread(wk.land_batch, conn, topic, table, run_id=run_id, contract=contract, schemas=schemas)
-        )
+
+        def land() -> wk.LandResult:
+            batch = records_to_arrow(records) if table is None else table
+            return wk.land_batch(conn, topic, batch, run_id=run_id, contract=contract, schemas=schemas)
+
+        # In a worker thread, the Arrow table included: the event loop goes on fetching meanwhile.
+        landing = asyncio.create_task(asyncio.to_thread(land))
 
     # Buffered records are many tracked objects: with the cyclic GC on, each gen-2 collection
     # rescans all of them. They hold no cycles; refcounting frees them.
