@@ -163,13 +163,27 @@ class RegistryNetworkPolicy(ClosedObject):
     extraIngressFrom: list[Object] | None = None
 
 
+class RegistryPersistence(ClosedObject):
+    """The registry's H2 file storage on a PersistentVolumeClaim (on by default; off: in memory)."""
+
+    enabled: bool | None = None
+    size: str | None = None
+    storageClass: str | None = Field(None, description="Empty: the cluster's default StorageClass.")
+    accessModes: (
+        Annotated[list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]], Field(min_length=1)] | None
+    ) = Field(None, description="One pod writes the H2 file (the Deployment is Recreate).")
+
+
 class Registry(ClosedObject):
     """Apicurio Registry, rendered when global.schemaRegistry.enabled."""
 
     image: PinnedImage
     env: list[Object] | None = Field(
-        None, description="Extra container env entries (templated), e.g. its storage (APICURIO_STORAGE_KIND)."
+        None,
+        description="Extra container env entries (templated). One named APICURIO_DATASOURCE_URL or "
+        "APICURIO_STORAGE_KIND sets its storage instead of persistence's H2 file.",
     )
+    persistence: RegistryPersistence | None = None
     resources: Object | None = None
     networkPolicy: RegistryNetworkPolicy | None = None
 

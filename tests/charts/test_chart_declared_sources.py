@@ -446,3 +446,97 @@ def test_the_registry_image_and_storage_come_from_values(render: Renderer) -> No
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["APICURIO_STORAGE_KIND"] == "kafkasql"
     assert env["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == f"{RELEASE}-kafka-kafka-bootstrap:9092"
+
+
+REGISTRY_DATA = "/var/lib/apicurio"
+DATASOURCE = "APICURIO_DATASOURCE_URL"
+REGISTRY_H2_FILE = f"jdbc:h2:file:{REGISTRY_DATA}/registry"
+
+
+def render_registry(render: Renderer, *extra: str) -> list[dict]:
+    """The kafka chart's objects with the registry on, over its default values."""
+    return render("kafka", "default", "--set", "global.schemaRegistry.enabled=true", *extra)
+
+
+def registry_storage(objects: list[dict]) -> tuple[dict | None, dict, dict[str, str | None]]:
+    """The registry's PVC (None without one), its Deployment, and its container's env (name -> value)."""
+    claims = [o for o in objects if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == REGISTRY]
+    deployment = one(objects, "Deployment", REGISTRY)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), f"one entry per variable: {names}"
+    return (claims[0] if claims else None), deployment, {e["name"]: e.get("value") for e in container["env"]}
+
+
+@pytest.mark.parametrize(("chart", "profile"), [("kafka", "default"), ("platform", "production")])
+def test_the_registry_keeps_its_schemas_on_a_volume_by_default(render: Renderer, chart: str, profile: str) -> None:
+    """H2 in a file on a PVC: schema ids, which every Avro message in Kafka carries, survive a pod restart."""
+    objects = render(chart, profile, "--set", "global.schemaRegistry.enabled=true")
+    claim, deployment, env = registry_storage(objects)
+    assert claim is not None
+    kubernetes_validate.validate(claim, KUBE_VERSION, strict=True)
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert "storageClassName" not in claim["spec"], "empty: the cluster's default StorageClass"
+    assert env[DATASOURCE] == REGISTRY_H2_FILE
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "H2 has one writer: never two pods on the volume"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == REGISTRY_DATA]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["persistentVolumeClaim"] == {"claimName": REGISTRY}
+    # The non-root user on a read-only root filesystem writes the volume through its group.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
+def test_the_registry_volume_takes_its_size_and_class_from_values(render: Renderer) -> None:
+    objects = render_registry(
+        render, "--set", "registry.persistence.size=5Gi", "--set", "registry.persistence.storageClass=fast"
+    )
+    claim, _, _ = registry_storage(objects)
+    assert claim is not None
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+def test_the_registry_without_persistence_keeps_its_schemas_in_memory(render: Renderer) -> None:
+    objects = render_registry(render, "--set", "registry.persistence.enabled=false")
+    claim, deployment, env = registry_storage(objects)
+    assert claim is None
+    assert DATASOURCE not in env
+    assert "strategy" not in deployment["spec"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]] == ["/tmp"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        [{"name": "APICURIO_STORAGE_KIND", "value": "kafkasql"}],
+        [
+            {"name": "APICURIO_STORAGE_KIND", "value": "sql"},
+            {"name": DATASOURCE, "value": "jdbc:postgresql://pg:5432/registry"},
+        ],
+        [{"name": DATASOURCE, "value": "jdbc:postgresql://pg:5432/registry"}],
+    ],
+    ids=["kafkasql", "sql", "datasource"],
+)
+def test_a_storage_in_the_registry_env_replaces_the_volume(render: Renderer, storage: list[dict]) -> None:
+    objects = render_registry(render, "--set-json", f"registry.env={json.dumps(storage)}")
+    claim, deployment, env = registry_storage(objects)
+    assert claim is None, "the user's storage: no volume the registry would not use"
+    assert {e["name"]: e["value"] for e in storage}.items() <= env.items()
+    assert env.get(DATASOURCE) != REGISTRY_H2_FILE
+    assert "strategy" not in deployment["spec"]
+    assert REGISTRY_DATA not in [
+        m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    ]
+
+
+def test_an_unrelated_registry_env_keeps_the_volume(render: Renderer) -> None:
+    objects = render_registry(render, "--set-json", 'registry.env=[{"name": "JAVA_OPTS_APPEND", "value": "-Xss1m"}]')
+    claim, _, env = registry_storage(objects)
+    assert claim is not None
+    assert env[DATASOURCE] == REGISTRY_H2_FILE and env["JAVA_OPTS_APPEND"] == "-Xss1m"

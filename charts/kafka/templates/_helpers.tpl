@@ -350,6 +350,20 @@ app.kubernetes.io/component: kafka-certificates
 {{- printf "http://%s:8080/apis/ccompat/v7" (include "kafka.registryName" .) }}
 {{- end }}
 
+{{/*
+The registry's storage: "env" when registry.env names APICURIO_DATASOURCE_URL or APICURIO_STORAGE_KIND (the
+user's storage wins), else "file" (H2 on the registry.persistence PVC) when persistence is on, else "memory".
+*/}}
+{{- define "kafka.registryStorage" -}}
+{{- $storage := ternary "file" "memory" (((.Values.registry.persistence | default dict).enabled) | default false) }}
+{{- range .Values.registry.env }}
+{{- if has .name (list "APICURIO_DATASOURCE_URL" "APICURIO_STORAGE_KIND") }}
+{{- $storage = "env" }}
+{{- end }}
+{{- end }}
+{{- $storage }}
+{{- end }}
+
 {{- define "kafka.registrySelectorLabels" -}}
 app.kubernetes.io/name: {{ include "ingestion-common.name" . }}-registry
 app.kubernetes.io/instance: {{ .Release.Name }}
