@@ -3,7 +3,9 @@ the Avro topic `payments` declared in global.sources.kafka_topics (k8s/local-clu
 on the local cluster; skipped, saying why, on a release without them). Payments are produced from the
 code-location pod in the Confluent wire format with their schema registered in that registry, and land in
 ingestion.payments (bad ones in ingestion.payments_rejects, and on payments.dlq) through the poll sensor and a run
-pod, which fetch the writer schema from the registry by the id each message carries.
+pod, which fetch the writer schema from the registry by the id each message carries. Then the registry's pod is
+deleted: its schemas are on its volume (charts/kafka's registry.persistence), so the id those messages carry still
+resolves and more payments written with it, not registered again, land as rows.
 """
 
 from __future__ import annotations
@@ -17,35 +19,48 @@ from typing import Any
 import pytest
 from e2e_helpers import Cluster, kafka_mode
 
+from ingestion_devtools.kafka_producer import TRANSACTION_SCHEMA
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 RUN_TIMEOUT = 900  # sensor tick + queue + pod start + run, on a small node
 TOPIC = "payments"
 JOB = "payments_kafka_job"
 
+# The payment record: the demo producer's transaction schema (timestamp-micros, descriptive fields optional).
+SCHEMA = {**TRANSACTION_SCHEMA, "name": "Payment", "namespace": "ingestion_patterns.e2e"}
+
+# The registry's Confluent-compatible API (SCHEMA_REGISTRY_URL) from the code-location pod: `registry(path)` GETs,
+# `registry(path, body)` POSTs; both answer the parsed JSON.
+REGISTRY = """
+import json, os, sys, urllib.request
+
+def registry(path, body=None):
+    request = urllib.request.Request(
+        os.environ["SCHEMA_REGISTRY_URL"].rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}, method="GET" if body is None else "POST")
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())
+"""
+
 # Run in the code-location pod, with its own settings and Kafka client (the runtime image has no devtools, so no
-# `ingest produce`): register the payment schema under <topic>-value at SCHEMA_REGISTRY_URL (the registry's
-# Confluent-compatible API), then produce COUNT values in the wire format. The first BAD are bad, in equal parts:
-# a negative amount (a check), a body cut short, and JSON (not the wire format). Prints the schema id and what
-# was sent.
-PRODUCE = """
-import asyncio, datetime, io, json, os, sys, urllib.request
+# `ingest produce`): register the payment schema (argument 5, JSON) under <topic>-value at SCHEMA_REGISTRY_URL (the
+# registry's Confluent-compatible API), or with a schema id as argument 6 write with that id and register nothing,
+# then produce COUNT values in the wire format. The first BAD are bad, in equal parts: a negative amount (a check),
+# a body cut short, and JSON (not the wire format). Prints the schema id and what was sent.
+PRODUCE = (
+    REGISTRY
+    + """
+import asyncio, datetime, io
 from fastavro import parse_schema, schemaless_writer
 from ingestion_patterns.settings import load_settings
 from ingestion_patterns.poll.avro import encode_wire
 from ingestion_patterns.poll.client import kafka_resource
-topic, count, bad, run = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-schema = {"type": "record", "name": "Payment", "namespace": "ingestion_patterns.e2e", "fields": [
-    {"name": "transaction_id", "type": "string"}, {"name": "account_id", "type": "string"},
-    {"name": "amount", "type": "double"}, {"name": "currency", "type": "string"},
-    {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-    {"name": "merchant", "type": ["null", "string"], "default": None},
-    {"name": "channel", "type": ["null", "string"], "default": None}]}
-request = urllib.request.Request(
-    os.environ["SCHEMA_REGISTRY_URL"].rstrip("/") + f"/subjects/{topic}-value/versions",
-    data=json.dumps({"schema": json.dumps(schema), "schemaType": "AVRO"}).encode(),
-    headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}, method="POST")
-schema_id = int(json.loads(urllib.request.urlopen(request, timeout=30).read())["id"])
+topic, count, bad, run, schema = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+if len(sys.argv) > 6:
+    schema_id = int(sys.argv[6])
+else:
+    schema_id = int(registry(f"/subjects/{topic}-value/versions", {"schema": json.dumps(schema), "schemaType": "AVRO"})["id"])
 parsed = parse_schema(schema)
 when = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.timezone.utc)
 
@@ -74,6 +89,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 # Messages on a topic (the sum over its partitions of end minus start offsets), read in the code-location pod.
 TOPIC_SIZE = """
@@ -107,6 +123,21 @@ def in_code_location(cluster: Cluster, script: str, *args: str) -> Any:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def wait_until_landed(cluster: Cluster, before: dict[str, int], count: int) -> tuple[int, int]:
+    """The rows and rejects landed since ``before`` (table counts), once they make ``count`` or after RUN_TIMEOUT."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:  # the sensor requests runs until the lag is zero
+        after = cluster.table_counts()
+        landed = (
+            after.get(TOPIC, 0) - before.get(TOPIC, 0),
+            after.get(f"{TOPIC}_rejects", 0) - before.get(f"{TOPIC}_rejects", 0),
+        )
+        if sum(landed) >= count or time.monotonic() > deadline:
+            print(f"e2e: landed {landed} (before {before}, after {after})", file=sys.stderr)
+            return landed
+        time.sleep(5)
+
+
 @pytest.fixture(scope="module")
 def avro_release(cluster: Cluster) -> Cluster:
     """The release has the registry on and `payments` declared, else the test skips saying why."""
@@ -131,7 +162,7 @@ def test_avro_payments_produced_in_the_cluster_land_in_duckdb(avro_release: Clus
     jobs_before = {j["metadata"]["name"] for j in cluster.run_jobs(JOB)}
 
     produced = time.monotonic()
-    sent = in_code_location(cluster, PRODUCE, TOPIC, str(count), str(bad), run)
+    sent = in_code_location(cluster, PRODUCE, TOPIC, str(count), str(bad), run, json.dumps(SCHEMA))
     assert sent["sent"] == count and sent["schema_id"] >= 0, sent
     if kafka_mode() == "standalone":  # deploy.sh installs Kafka secured, as production has it
         assert sent["protocol"] == "SASL_SSL"
@@ -148,17 +179,7 @@ def test_avro_payments_produced_in_the_cluster_land_in_duckdb(avro_release: Clus
     # fetched from the registry by the id in each value.
     cluster.wait_for_succeeded_run_job(JOB, after=jobs_before, timeout=RUN_TIMEOUT)
 
-    def landed(counts: dict[str, int]) -> tuple[int, int]:
-        rows, rejects = (counts.get(t, 0) - before.get(t, 0) for t in (TOPIC, f"{TOPIC}_rejects"))
-        return rows, rejects
-
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while True:  # the sensor requests runs until the lag is zero
-        after = cluster.table_counts()
-        if sum(landed(after)) >= count or time.monotonic() > deadline:
-            break
-        time.sleep(5)
-    assert landed(after) == (count - bad, bad), (before, after)
+    assert wait_until_landed(cluster, before, count) == (count - bad, bad)
     elapsed = time.monotonic() - produced
 
     # The good rows are this run's payments, decoded field by field (timestamp-micros into timestamptz).
@@ -190,3 +211,54 @@ def test_avro_payments_produced_in_the_cluster_land_in_duckdb(avro_release: Clus
         f"rejects {elapsed:.0f}s later",
         file=sys.stderr,
     )
+
+
+def test_the_registry_keeps_its_schema_ids_across_a_restart(avro_release: Cluster) -> None:
+    """The ids Avro messages already in Kafka carry outlive the registry's pod (charts/kafka's registry.persistence):
+    after the pod is deleted and replaced, the id still resolves, and payments written with it, not registered
+    again, land as rows, not as "unknown schema id" rejects."""
+    cluster = avro_release
+    registered = in_code_location(
+        cluster,
+        REGISTRY + "print(json.dumps(registry(f'/subjects/{sys.argv[1]}-value/versions', "
+        "{'schema': sys.argv[2], 'schemaType': 'AVRO'})))",
+        TOPIC,
+        json.dumps(SCHEMA),
+    )
+    schema_id = int(registered["id"])
+    deployment = cluster.name("kafka-registry")
+    selector = "app.kubernetes.io/component=schema-registry,app.kubernetes.io/instance=" + cluster.target.release
+
+    def registry_pods() -> set[str]:
+        pods = json.loads(cluster.kubectl("get", "pods", "-l", selector, "-o", "json"))["items"]
+        return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+    old = registry_pods()
+    assert len(old) == 1, old
+    restarted = time.monotonic()
+    cluster.kubectl("delete", "pod", "-l", selector, "--wait=true", "--timeout=120s", timeout=180)
+    cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=300s", timeout=360)
+    cluster.kubectl("wait", "--for=condition=Available", f"deploy/{deployment}", "--timeout=300s", timeout=360)
+    new = registry_pods()
+    assert len(new) == 1 and not new & old, (old, new)
+    print(f"\ne2e: registry pod replaced, Ready {time.monotonic() - restarted:.0f}s after the delete", file=sys.stderr)
+
+    # The id resolves through the Confluent-compatible API to the schema registered before the restart.
+    found = in_code_location(
+        cluster, REGISTRY + "print(json.dumps(registry(f'/schemas/ids/{sys.argv[1]}')))", str(schema_id)
+    )
+    assert json.loads(found["schema"]) == SCHEMA, found
+    subjects = in_code_location(cluster, REGISTRY + "print(json.dumps(registry('/subjects')))")
+    assert f"{TOPIC}-value" in subjects, subjects
+
+    # Payments written with that id (nothing registered) land as rows: the run pod fetches the writer schema by id.
+    count = 12
+    run = f"{random.randrange(1 << 30):09d}"
+    before = cluster.table_counts()
+    jobs_before = {j["metadata"]["name"] for j in cluster.run_jobs(JOB)}
+    sent = in_code_location(cluster, PRODUCE, TOPIC, str(count), "0", run, json.dumps(SCHEMA), str(schema_id))
+    assert sent == {"sent": count, "schema_id": schema_id, "protocol": sent["protocol"]}, sent
+    cluster.wait_for_succeeded_run_job(JOB, after=jobs_before, timeout=RUN_TIMEOUT)
+    assert wait_until_landed(cluster, before, count) == (count, 0)
+    rows = cluster.duckdb_query(f"SELECT count(*) FROM ingestion.{TOPIC} WHERE payment_id LIKE 'pay-e2e-{run}-%'")
+    assert rows == [[count]], rows
