@@ -25,10 +25,10 @@ from ..inbox import Inbox, InboxSizes, InboxUnavailable, PendingSummary
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-# Request latency buckets around the durable-ack budget (an fsync is a few ms; the target p99 25 ms).
 # How far behind the shared metric files a worker's counts may be (see ReceiverMetrics).
 FLUSH_SECONDS = 0.1
 
+# Request latency buckets around the durable-ack budget (an fsync is a few ms; the target p99 25 ms).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -79,15 +79,16 @@ class ReceiverMetrics:
     # -- the hot path --------------------------------------------------------------------------------
 
     def count_accepted(self, source_id: str) -> None:
-        self._accepted[source_id] = self._accepted.get(source_id, 0) + 1
-        self._schedule_flush()
+        self._count(self._accepted, source_id)
 
     def count_duplicate(self, source_id: str) -> None:
-        self._duplicates[source_id] = self._duplicates.get(source_id, 0) + 1
-        self._schedule_flush()
+        self._count(self._duplicates, source_id)
 
     def count_rejected(self, reason: str) -> None:
-        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        self._count(self._rejected, reason)
+
+    def _count(self, pending: dict[str, int], label: str) -> None:
+        pending[label] = pending.get(label, 0) + 1
         self._schedule_flush()
 
     def observe_latency(self, outcome: str, seconds: float) -> None:
