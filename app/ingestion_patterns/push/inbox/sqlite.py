@@ -194,6 +194,9 @@ class _WriterThread:
     """
 
     def __init__(self, name: str, commit: Callable[[list[NewWebhook]], list[PutResult]], max_batch: int):
+        # Created on the loop that puts; kept, since asyncio.get_running_loop() costs a getpid()
+        # syscall per call on Python 3.11 (its fork check).
+        self._loop = asyncio.get_running_loop()
         self._commit_items = commit
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -201,12 +204,12 @@ class _WriterThread:
         self._thread.start()
 
     def put(self, item: NewWebhook) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         self._queue.put(QueuedPut(item, future))
         return future
 
     def call(self, fn: Callable[[], T]) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         self._queue.put(_Job(fn, future))
         return future
 
