@@ -3,8 +3,9 @@
 # /opt/apicurio; APICURIO_JAR is its runner jar) on Debian's Java 17. Configured as the
 # apicurio/apicurio-registry image is: by environment (QUARKUS_HTTP_PORT, APICURIO_STORAGE_KIND,
 # APICURIO_DATASOURCE_URL, ...; default storage H2 in memory), with JAVA_OPTS (default below) and
-# JAVA_OPTS_APPEND. Writes only under /tmp (the JVM's and Vert.x's files), so it runs as any non-root user on a
-# read-only root filesystem with /tmp a writable volume.
+# JAVA_OPTS_APPEND. Writes under /tmp (the JVM's and Vert.x's files) and, with file storage, where
+# APICURIO_DATASOURCE_URL points (the chart's persistence: /var/lib/apicurio on a volume), so it runs as
+# any non-root user on a read-only root filesystem with those two writable.
 set -e
 : "${JAVA_OPTS:=-XX:MaxRAMPercentage=50 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
 cd /tmp
