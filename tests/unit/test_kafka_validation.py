@@ -6,10 +6,12 @@ import json
 import duckdb
 import pyarrow as pa
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from ingestion_patterns import warehouse
+from ingestion_patterns.poll import consume
 from ingestion_patterns.poll import landing as wk
-from ingestion_patterns.poll.consume import cap_ranges
+from ingestion_patterns.poll.consume import cap_ranges, records_to_arrow
 
 VALID = {
     "transaction_id": "txn-1",
@@ -121,6 +123,51 @@ def test_a_message_landed_twice_fails_the_whole_transaction(conn):
     assert conn.execute("SELECT count(*) FROM ingestion.kafka_events").fetchone()[0] == 3
     assert conn.execute("SELECT count(*) FROM ingestion.kafka_rejects").fetchone()[0] == 0
     assert wk.stored_offsets(conn, "t") == {0: 3}
+
+
+def _records(values, *, partition=0, headers=()):
+    return [
+        ConsumerRecord(
+            "t", partition, offset, 1_764_140_400_000 + offset, 0, b"k%d" % offset, value, None, 2, 0, headers
+        )
+        for offset, value in enumerate(values)
+    ]
+
+
+@pytest.mark.parametrize("headers", [(), (("source", b"test"),)])
+def test_records_become_record_batches_of_at_most_scan_chunk_rows(monkeypatch, headers):
+    """Several record batches, so DuckDB scans (judges) a landing batch on every core; the same rows."""
+    monkeypatch.setattr(consume, "SCAN_CHUNK_ROWS", 4)
+    values = [value for value, _ in CASES]
+    table = records_to_arrow(_records(values, headers=headers))
+    assert table.schema == wk.INCOMING_SCHEMA
+    assert [len(b) for b in table.to_batches()] == [4, 4, 4, 4, 2]
+    assert table.column("message_value").to_pylist() == values
+    assert table.column("offset").to_pylist() == list(range(len(values)))
+    assert table.column("message_key").to_pylist() == [b"k%d" % i for i in range(len(values))]
+    assert table.column("headers").to_pylist() == [[{"key": k, "value": v} for k, v in headers]] * len(values)
+    monkeypatch.setattr(consume, "SCAN_CHUNK_ROWS", 0)
+    assert records_to_arrow(_records(values, headers=headers)).equals(table)
+
+
+def test_a_batch_in_many_record_batches_lands_as_one_in_a_single_one(conn, monkeypatch):
+    """DuckDB judges the record batches in parallel: the same verdicts, rows and offsets."""
+    values = [value for value, _ in CASES] * 50
+    landed = []
+    for chunk_rows in (0, 7):
+        monkeypatch.setattr(consume, "SCAN_CHUNK_ROWS", chunk_rows)
+        topic = f"t{chunk_rows}"
+        result = wk.land_batch(conn, topic, records_to_arrow(_records(values)))
+        rows = conn.execute(
+            'SELECT * EXCLUDE (topic, landed_at) FROM ingestion.kafka_events WHERE topic = ? ORDER BY "offset"', [topic]
+        ).fetchall()
+        rejects = conn.execute(
+            'SELECT * EXCLUDE (topic, rejected_at) FROM ingestion.kafka_rejects WHERE topic = ? ORDER BY "offset"',
+            [topic],
+        ).fetchall()
+        landed.append((result.events, result.rejects, result.next_offsets, rows, rejects))
+    assert landed[0] == landed[1]
+    assert landed[0][2] == {0: len(values)}
 
 
 def test_the_poll_plan_is_replaced_per_topic(conn):

@@ -29,6 +29,9 @@ from .contract import TopicContract
 
 _HEADER_TYPE = wk.INCOMING_SCHEMA.field("headers").type
 _NO_PROGRESS_SECONDS = 10.0
+# Rows per Arrow record batch of a landing batch (slices, not copies): DuckDB's scan of an Arrow table
+# hands each thread a record batch at a time, so a table of one record batch is judged on one core.
+SCAN_CHUNK_ROWS = 16_384
 
 
 @dataclass
@@ -68,7 +71,8 @@ class LandSummary:
 
 def records_to_arrow(records: Sequence) -> pa.Table:
     """aiokafka ``ConsumerRecord``s -> one Arrow table in ``INCOMING_SCHEMA``, column by column
-    (C-level ``map(attrgetter)`` passes; no per-record Python function calls)."""
+    (C-level ``map(attrgetter)`` passes; no per-record Python function calls), in record batches of
+    ``SCAN_CHUNK_ROWS`` rows (0: one)."""
 
     def column(name: str) -> list:
         return list(map(attrgetter(name), records))
@@ -80,7 +84,7 @@ def records_to_arrow(records: Sequence) -> pa.Table:
         headers = pa.ListArray.from_arrays(
             pa.repeat(pa.scalar(0, pa.int32()), len(records) + 1), pa.array([], _HEADER_TYPE.value_type)
         )
-    return pa.Table.from_arrays(
+    table = pa.Table.from_arrays(
         [
             pa.array(column("partition"), pa.int32()),
             pa.array(column("offset"), pa.int64()),
@@ -91,6 +95,9 @@ def records_to_arrow(records: Sequence) -> pa.Table:
         ],
         schema=wk.INCOMING_SCHEMA,
     )
+    if not SCAN_CHUNK_ROWS:
+        return table
+    return pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_CHUNK_ROWS), schema=wk.INCOMING_SCHEMA)
 
 
 class TopicNotAuthorized(dg.Failure):
