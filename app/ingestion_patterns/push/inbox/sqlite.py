@@ -171,12 +171,6 @@ class _Job:
 _STOP = object()
 
 
-def _post(future: asyncio.Future, callback: Callable[[], None]) -> None:
-    """Run ``callback`` on the loop that owns ``future`` (from the writer thread)."""
-    with suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
-        future.get_loop().call_soon_threadsafe(callback)
-
-
 def _settle(future: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
     if not future.done():
         if error is None:
@@ -194,8 +188,8 @@ class _WriterThread:
     """
 
     def __init__(self, name: str, commit: Callable[[list[NewWebhook]], list[PutResult]], max_batch: int):
-        # Created on the loop that puts; kept, since asyncio.get_running_loop() costs a getpid()
-        # syscall per call on Python 3.11 (its fork check).
+        # Created on the loop that puts; every future is that loop's, and every result goes back to it
+        # (kept: asyncio.get_running_loop() costs a getpid() syscall per call on Python 3.11).
         self._loop = asyncio.get_running_loop()
         self._commit_items = commit
         self._max_batch = max_batch
@@ -264,35 +258,26 @@ class _WriterThread:
         except Exception as failure:
             log.exception("SQLite inbox commit failed")
             error = InboxUnavailable(f"SQLite inbox commit failed: {failure!r}")
-        for positions in _positions_by_loop(puts):
-            group = [puts[i] for i in positions]
-            if error is None:
-                _post(group[0].future, partial(resolve, group, [results[i] for i in positions]))
-            else:
-                _post(group[0].future, partial(reject, group, error))
+        self._post(partial(resolve, puts, results) if error is None else partial(reject, puts, error))
 
     def _call(self, job: _Job) -> None:
         try:
             value = job.fn()
         except (sqlite3.Error, OSError) as error:
-            _post(job.future, partial(_settle, job.future, error=InboxUnavailable(f"SQLite inbox: {error}")))
+            self._post(partial(_settle, job.future, error=InboxUnavailable(f"SQLite inbox: {error}")))
         except BaseException as error:  # noqa: BLE001 - handed to the caller
-            _post(job.future, partial(_settle, job.future, error=error))
+            self._post(partial(_settle, job.future, error=error))
         else:
-            _post(job.future, partial(_settle, job.future, value))
+            self._post(partial(_settle, job.future, value))
 
-    @staticmethod
-    def _refuse(entry: object) -> None:
+    def _refuse(self, entry: object) -> None:
         if isinstance(entry, (QueuedPut, _Job)):
-            _post(entry.future, partial(_settle, entry.future, error=InboxUnavailable("inbox is closed")))
+            self._post(partial(_settle, entry.future, error=InboxUnavailable("inbox is closed")))
 
-
-def _positions_by_loop(puts: list[QueuedPut]) -> list[list[int]]:
-    """Positions of ``puts`` grouped by the event loop awaiting them (in practice: one group)."""
-    groups: dict[int, list[int]] = {}
-    for position, queued in enumerate(puts):
-        groups.setdefault(id(queued.future.get_loop()), []).append(position)
-    return list(groups.values())
+    def _post(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop the futures belong to (called from the writer thread)."""
+        with suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+            self._loop.call_soon_threadsafe(callback)
 
 
 class SQLiteInbox(InboxContextMixin):
