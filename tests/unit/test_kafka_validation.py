@@ -146,7 +146,7 @@ def test_records_become_record_batches_of_at_most_scan_chunk_rows(monkeypatch, h
     assert table.column("offset").to_pylist() == list(range(len(values)))
     assert table.column("message_key").to_pylist() == [b"k%d" % i for i in range(len(values))]
     assert table.column("headers").to_pylist() == [[{"key": k, "value": v} for k, v in headers]] * len(values)
-    monkeypatch.setattr(consume, "SCAN_CHUNK_ROWS", 0)
+    monkeypatch.setattr(consume, "SCAN_CHUNK_ROWS", len(values))  # one record batch
     assert records_to_arrow(_records(values, headers=headers)).equals(table)
 
 
@@ -154,7 +154,7 @@ def test_a_batch_in_many_record_batches_lands_as_one_in_a_single_one(conn, monke
     """DuckDB judges the record batches in parallel: the same verdicts, rows and offsets."""
     values = [value for value, _ in CASES] * 50
     landed = []
-    for chunk_rows in (0, 7):
+    for chunk_rows in (len(values), 7):  # one record batch, then many
         monkeypatch.setattr(consume, "SCAN_CHUNK_ROWS", chunk_rows)
         topic = f"t{chunk_rows}"
         result = wk.land_batch(conn, topic, records_to_arrow(_records(values)))

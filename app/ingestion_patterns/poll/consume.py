@@ -72,7 +72,7 @@ class LandSummary:
 def records_to_arrow(records: Sequence) -> pa.Table:
     """aiokafka ``ConsumerRecord``s -> one Arrow table in ``INCOMING_SCHEMA``, column by column
     (C-level ``map(attrgetter)`` passes; no per-record Python function calls), in record batches of
-    ``SCAN_CHUNK_ROWS`` rows (0: one)."""
+    ``SCAN_CHUNK_ROWS`` rows."""
 
     def column(name: str) -> list:
         return list(map(attrgetter(name), records))
@@ -95,8 +95,6 @@ def records_to_arrow(records: Sequence) -> pa.Table:
         ],
         schema=wk.INCOMING_SCHEMA,
     )
-    if not SCAN_CHUNK_ROWS:
-        return table
     return pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_CHUNK_ROWS), schema=wk.INCOMING_SCHEMA)
 
 
