@@ -174,3 +174,30 @@ def test_an_unreachable_store_raises_inbox_unavailable(tmp_path):
 
     for url in unreachable:
         run(scenario(url))
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["all-new", "some-held"])
+def test_sqlite_batch_past_one_statement_is_one_transaction(tmp_path, held):
+    """A group commit of more rows than one INSERT takes (the writer's batch may reach max_batch):
+    one transaction of several statements. All new, each row's seq is its stored seq; with held ids
+    among them (in the second statement), the whole transaction is undone and redone with RETURNING."""
+    from ingestion_patterns.push.inbox.sqlite import _ROWS_PER_STATEMENT, SQLiteInbox
+
+    count = _ROWS_PER_STATEMENT + 100
+
+    async def scenario():
+        async with SQLiteInbox(tmp_path / "inbox.sqlite3") as inbox:
+            if held:
+                await inbox.put(hook("s", f"e{count - 1}"))
+            items = [hook("s", f"e{i}") for i in range(count)]
+            # One batch, as the writer thread commits it when that many puts have queued up.
+            results = await inbox._write_thread.call(lambda: inbox._commit(items))
+            return results, await inbox.claim("s", 2 * count)
+
+    results, records = run(scenario())
+    stored = {record.event_id: record.seq for record in records}
+    assert len(stored) == count
+    assert {r.event_id: r.seq for r in results if r.accepted} == {
+        event_id: seq for event_id, seq in stored.items() if not (held and event_id == f"e{count - 1}")
+    }
+    assert [r.event_id for r in results if not r.accepted] == ([f"e{count - 1}"] if held else [])
