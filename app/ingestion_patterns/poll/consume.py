@@ -11,6 +11,7 @@ thread, so the next fetch overlaps the DuckDB write.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -198,7 +199,7 @@ async def land_planned(
     total = sum(max(0, ends[tp] - starts[tp.partition]) for tp in pending)
     expected_batches = -(-total // batch_rows)
     buffered: list = []
-    landing: asyncio.Task | None = None
+    landing: asyncio.Future | None = None
     last_progress = time.monotonic()
 
     async def flush() -> None:
@@ -226,8 +227,10 @@ async def land_planned(
             batch = records_to_arrow(records) if table is None else table
             return wk.land_batch(conn, topic, batch, run_id=run_id, contract=contract, schemas=schemas)
 
-        # In a worker thread, the Arrow table included: the event loop goes on fetching meanwhile.
-        landing = asyncio.create_task(asyncio.to_thread(land))
+        # In a worker thread, the Arrow table included: the event loop goes on fetching meanwhile. Handed to
+        # the executor now, not as a task: a task's first step waits for the event loop to come round, and
+        # getmany returns without yielding to it while fetched records are at hand (~0.25 s per batch idle).
+        landing = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, land)
 
     # Buffered records are many tracked objects: with the cyclic GC on, each gen-2 collection
     # rescans all of them. They hold no cycles; refcounting frees them.
