@@ -4,14 +4,15 @@ The consumer is assigned the topic's partitions by hand (no group rebalancing). 
 turns the stored offsets and the end offsets into a plan (``plan_poll``); the process step reads
 each planned partition from its stored next offset, or from its start when the warehouse has
 never seen it (a partition added later included), up to the plan's end, and lands it batch by
-batch (``land_planned``). Fetched records become Arrow batches in bulk and land in a worker
-thread, so the next fetch overlaps the DuckDB write.
+batch (``land_planned``). Fetched records become Arrow record batches as they arrive, and each
+landing batch lands in a worker thread, so the next fetch overlaps the DuckDB write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -198,12 +199,13 @@ async def land_planned(
         consumer.seek(tp, starts[tp.partition])
     total = sum(max(0, ends[tp] - starts[tp.partition]) for tp in pending)
     expected_batches = -(-total // batch_rows)
-    buffered: list = []
+    buffered: list[pa.RecordBatch] = []  # the next landing batch, built as it is fetched
+    buffered_rows = 0
     landing: asyncio.Future | None = None
     last_progress = time.monotonic()
 
     async def flush() -> None:
-        nonlocal landing, buffered
+        nonlocal landing, buffered, buffered_rows
         if landing is not None:
             result = await landing  # one DuckDB write at a time on this connection
             landing = None
@@ -215,42 +217,40 @@ async def land_planned(
                 on_batch(summary.batches, max(expected_batches, summary.batches), result)
         if not buffered:
             return
-        records, buffered = buffered, []
-        table: pa.Table | None = None
+        table = pa.Table.from_batches(buffered, schema=wk.INCOMING_SCHEMA)  # no copy
+        buffered, buffered_rows = [], 0
         schemas = None
         if registry is not None and contract.value_format == "avro":  # the writer schemas first
-            table = await asyncio.to_thread(records_to_arrow, records)
             schemas = await registry.schemas(wk.schema_ids(table))
         summary.batches += 1
-
-        def land() -> wk.LandResult:
-            batch = records_to_arrow(records) if table is None else table
-            return wk.land_batch(conn, topic, batch, run_id=run_id, contract=contract, schemas=schemas)
-
-        # In a worker thread, the Arrow table included: the event loop goes on fetching meanwhile. Handed to
-        # the executor now, not as a task: a task's first step waits for the event loop to come round, and
-        # getmany returns without yielding to it while fetched records are at hand (~0.25 s per batch idle).
+        land = functools.partial(wk.land_batch, conn, topic, table, run_id=run_id, contract=contract, schemas=schemas)
+        # In a worker thread: the event loop goes on fetching meanwhile. Handed to the executor now, not as a
+        # task: a task's first step waits for the event loop to come round, and getmany returns without
+        # yielding to it while fetched records are at hand (~0.25 s per batch of DuckDB idle).
         landing = asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, land)
 
-    # Buffered records are many tracked objects: with the cyclic GC on, each gen-2 collection
-    # rescans all of them. They hold no cycles; refcounting frees them.
+    # A fetch's records are many tracked objects: with the cyclic GC on, each collection rescans
+    # them. They hold no cycles; refcounting frees them.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=batch_rows - len(buffered))
+            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=batch_rows - buffered_rows)
             for tp, records in fetched.items():
                 # Stop each partition at the plan's end.
                 if records and records[-1].offset >= ends[tp]:
                     records = [r for r in records if r.offset < ends[tp]]
                 if records:
-                    buffered.extend(records)
+                    # To Arrow here, a fetched chunk at a time (hot in cache, its records freed at once),
+                    # not in the landing thread: there it held the GIL against the fetch and delayed DuckDB.
+                    buffered.extend(records_to_arrow(records).to_batches())
+                    buffered_rows += len(records)
                     last_progress = time.monotonic()
             for tp in list(pending):
                 # position() also passes transaction markers, which are never returned as records.
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-            if len(buffered) >= batch_rows:
+            if buffered_rows >= batch_rows:
                 await flush()
             if not fetched and time.monotonic() - last_progress > _NO_PROGRESS_SECONDS:
                 break
