@@ -1,6 +1,7 @@
 """Benchmark: durable accepted webhooks/s versus the same receiver's no-op path (not a test).
 
-For 1 and 2 gunicorn workers, the receiver runs on this machine's loopback with the SQLite inbox
+For 1 and 2 gunicorn workers, the receiver runs on this machine's loopback, with its one source
+(``bench``) declared and undeclared ones refused as the chart sets it, with the SQLite inbox
 (every 202 fsynced; the local default) and, side by side, with the ``noop://`` inbox (parse the
 JSON, answer 202, store nothing) and a bare aiohttp handler that reads the body and answers 202,
 served by the same gunicorn worker class and settings in its own process (the ceiling of the
@@ -140,6 +141,13 @@ def count_stored(inbox_url: str) -> int:
     return asyncio.run(count())
 
 
+def declare_bench_source(workdir: Path) -> Path:
+    """The sources file that declares the one source wrk posts to (unsigned, as no-op and bare are)."""
+    path = workdir / "sources.yaml"
+    path.write_text("webhooks:\n  - source_id: bench\n")
+    return path
+
+
 class Target:
     """One receiver under test, kept running across the rounds (an idle receiver costs no CPU)."""
 
@@ -161,7 +169,12 @@ class Target:
                 str(workers),
                 "--inbox",
                 inbox_url,
-                env={"PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{label}-{workers}")},
+                env={
+                    "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{label}-{workers}"),
+                    # The hot path with declared sources, as the chart runs it: undeclared ids get 404.
+                    "INGEST_SOURCES_FILE": str(declare_bench_source(workdir)),
+                    "WEBHOOK_ACCEPT_UNDECLARED_SOURCES": "false",
+                },
                 log_path=log_path,
             )
         self.result = Result(label, workers, [])
