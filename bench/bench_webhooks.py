@@ -151,7 +151,7 @@ def declare_bench_source(workdir: Path) -> Path:
 class Target:
     """One receiver under test, kept running across the rounds (an idle receiver costs no CPU)."""
 
-    def __init__(self, label: str, inbox_url: str, workers: int, workdir: Path):
+    def __init__(self, label: str, inbox_url: str, workers: int, workdir: Path, sources_file: Path):
         self.label, self.inbox_url, self.workers = label, inbox_url, workers
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
@@ -172,7 +172,7 @@ class Target:
                 env={
                     "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{label}-{workers}"),
                     # The hot path with declared sources, as the chart runs it: undeclared ids get 404.
-                    "INGEST_SOURCES_FILE": str(declare_bench_source(workdir)),
+                    "INGEST_SOURCES_FILE": str(sources_file),
                     "WEBHOOK_ACCEPT_UNDECLARED_SOURCES": "false",
                 },
                 log_path=log_path,
@@ -214,13 +214,13 @@ class Target:
         self.result.check = check
 
 
-def measure_workers(wrk: str, workers: int, args, workdir: Path) -> list[Result]:
+def measure_workers(wrk: str, workers: int, args, workdir: Path, sources_file: Path) -> list[Result]:
     """Start the no-op and durable receivers, then alternate wrk between them round by round, so a
     burst of load from elsewhere on the machine hits both sides of the ratio alike."""
     backends = [(BARE, ""), ("no-op", "noop://"), ("sqlite", f"sqlite:///{workdir}/inbox-{workers}.sqlite3")]
     if args.postgres:
         backends.append(("postgresql", args.postgres))
-    targets = [Target(label, url, workers, workdir) for label, url in backends]
+    targets = [Target(label, url, workers, workdir, sources_file) for label, url in backends]
     try:
         for target in targets:
             target.process.start()
@@ -290,8 +290,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-", dir=Path.cwd()))
     results: list[Result] = []
     try:
+        sources_file = declare_bench_source(workdir)
         for workers in args.workers:
-            results.extend(measure_workers(wrk, workers, args, workdir))
+            results.extend(measure_workers(wrk, workers, args, workdir, sources_file))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
