@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from webhook_http import get
@@ -61,3 +64,54 @@ def test_every_acknowledged_webhook_survives_a_kill_9(start_receiver, make_inbox
     final = asyncio.run(stored_event_ids(inbox_url, "crash"))
     assert sorted(final) == sorted(sent_ids) and max(final.values()) == 1
     assert get(f"{receiver.url}/webhook/crash/pending").json["pending"] == len(sent_ids)
+
+
+def kill_writer_processes(inbox_path: str) -> int:
+    """SIGKILL the SQLite writer processes (sqlite_writer.py) of ``inbox_path``; how many there were."""
+    killed = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # exited meanwhile
+            continue
+        if b"ingestion_patterns.push.inbox.sqlite_writer" in argv and inbox_path.encode() in argv:
+            os.kill(int(pid), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def test_killing_the_writer_process_loses_nothing_and_the_receiver_carries_on(start_receiver, make_inbox_url):
+    """kill -9 only the process that commits the puts, under 32 senders: the requests waiting on it
+    get a 503, every 202 is stored once, and later requests are stored by a new writer process with
+    no restart of the receiver."""
+    inbox_url = make_inbox_url("sqlite")
+    receiver = start_receiver(inbox_url, ready_path="/ready")
+    accepted_so_far, killed = 0, 0
+
+    def kill_midway(result: SendResult) -> None:
+        nonlocal accepted_so_far, killed
+        accepted_so_far += result.status == 202
+        if accepted_so_far == KILL_AFTER_ACCEPTED:
+            killed = kill_writer_processes(inbox_url.removeprefix("sqlite:///"))
+
+    summary = asyncio.run(
+        send_webhooks(receiver.url, "crash", TOTAL, concurrency=SENDERS, on_result=kill_midway, timeout=10)
+    )
+    assert killed == 1
+    unavailable = [r for r in summary.rejected if r.status == 503]
+    assert unavailable, "no request was waiting on the writer process when it was killed; nothing was tested"
+    assert summary.rejected == unavailable and not summary.failed and not summary.duplicates
+    assert len(summary.accepted) > KILL_AFTER_ACCEPTED + SENDERS  # the receiver carried on, unrestarted
+    assert receiver.process.running
+
+    sent_ids = summary.accepted + [r.event_id for r in unavailable]
+    stored = asyncio.run(stored_event_ids(inbox_url, "crash"))
+    assert not set(summary.accepted) - set(stored)
+    assert max(stored.values()) == 1
+
+    # The senders retry the 503s: a row the killed process had committed is a duplicate, the rest new.
+    retry = asyncio.run(send_webhooks(receiver.url, "crash", 0, event_ids=sent_ids, concurrency=SENDERS))
+    assert not retry.failed and not retry.rejected
+    assert set(retry.duplicates) >= set(summary.accepted)
+    final = asyncio.run(stored_event_ids(inbox_url, "crash"))
+    assert sorted(final) == sorted(sent_ids) and max(final.values()) == 1

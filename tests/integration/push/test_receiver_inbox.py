@@ -178,9 +178,10 @@ def test_an_unreachable_store_raises_inbox_unavailable(tmp_path):
 
 @pytest.mark.parametrize("held", [False, True], ids=["all-new", "some-held"])
 def test_sqlite_batch_past_one_statement_is_one_transaction(tmp_path, held):
-    """A group commit of more rows than one INSERT takes (the writer's batch may reach max_batch):
-    one transaction of several statements. All new, each row's seq is its stored seq; with held ids
-    among them (in the second statement), the whole transaction is undone and redone with RETURNING."""
+    """A group commit of more rows than one INSERT takes (puts made in one loop pass reach the writer
+    process as one frame, one commit): one transaction of several statements. All new, each row's seq
+    is its stored seq; with held ids among them (in the second statement), the whole transaction is
+    undone and redone with RETURNING."""
     from ingestion_patterns.push.inbox.sqlite import _ROWS_PER_STATEMENT, SQLiteInbox
 
     count = _ROWS_PER_STATEMENT + 100
@@ -189,9 +190,7 @@ def test_sqlite_batch_past_one_statement_is_one_transaction(tmp_path, held):
         async with SQLiteInbox(tmp_path / "inbox.sqlite3") as inbox:
             if held:
                 await inbox.put(hook("s", f"e{count - 1}"))
-            items = [hook("s", f"e{i}") for i in range(count)]
-            # One batch, as the writer thread commits it when that many puts have queued up.
-            results = await inbox._write_thread.call(lambda: inbox._commit(items))
+            results = await asyncio.gather(*(inbox.put(hook("s", f"e{i}")) for i in range(count)))
             return results, await inbox.claim("s", 2 * count)
 
     results, records = run(scenario())

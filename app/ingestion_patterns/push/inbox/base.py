@@ -29,15 +29,16 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import orjson
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How long a claim holds its rows unless renewed: far longer than landing one batch takes, short
 #: enough that a crashed run's rows are not stuck for long.
@@ -242,21 +243,29 @@ def headers_json(headers: dict[str, str]) -> str:
         return json.dumps(headers, separators=(",", ":"))
 
 
-def first_occurrences(items: Iterable[NewWebhook]) -> tuple[list[NewWebhook], set[int]]:
+def _webhook_id(item: NewWebhook) -> tuple[str, str]:
+    return item.source_id, item.event_id
+
+
+def first_occurrences(
+    items: Iterable[T],
+    key: Callable[[T], tuple[str, str]] = _webhook_id,  # type: ignore[assignment]
+) -> tuple[list[T], set[int]]:
     """Split a batch into the items to insert and the positions of in-batch repeats.
 
     Two requests with the same (source_id, event_id) in one group commit: the first is accepted,
-    the later ones are duplicates, on both backends alike.
+    the later ones are duplicates, on both backends alike. ``key`` gives an item's id (a
+    NewWebhook's by default; the SQLite writer process batches rows).
     """
     seen: set[tuple[str, str]] = set()
-    unique: list[NewWebhook] = []
+    unique: list[T] = []
     repeats: set[int] = set()
     for position, item in enumerate(items):
-        key = (item.source_id, item.event_id)
-        if key in seen:
+        webhook_id = key(item)
+        if webhook_id in seen:
             repeats.add(position)
         else:
-            seen.add(key)
+            seen.add(webhook_id)
             unique.append(item)
     return unique, repeats
 

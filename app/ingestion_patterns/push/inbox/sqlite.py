@@ -1,11 +1,13 @@
 """SQLite inbox (the local default): one file in WAL mode, every commit fsynced.
 
-Writes go through one thread per process that owns the write connection. It takes every put that
-queued up while the previous commit was in flight and commits them as one transaction, so one fsync
-acknowledges all of them; the event loop only hands items over and gets the results back. Several
-gunicorn workers are several processes on one file: SQLite serialises their write transactions, and
-a writer that finds the file busy waits (busy_timeout) and retries instead of failing the request.
-Reads use a second connection on their own thread; WAL lets them run beside the writer.
+Puts are committed by a writer process per receiver process (``sqlite_writer.py``): it takes every
+put that arrived while its previous commit was in flight and commits them as one transaction, so
+one fsync acknowledges all of them, while the event loop goes on parsing requests (a thread would
+share the loop's GIL, and commit only when the loop idles). The other writes (claims, leases,
+retention) run on one thread per process, in order. Several gunicorn workers are several writers
+on one file: SQLite serialises their write transactions, and a writer that finds the file busy
+waits (busy_timeout) and retries instead of failing the request. Reads use a second connection on
+their own thread; WAL lets them run beside the writers.
 
 Retention (``purge_done``) deletes landed rows a batch per write transaction, each one queued on the
 writer thread like any other write, so the receiver's processes wait for the file at most one batch.
@@ -22,18 +24,15 @@ import fcntl
 import json
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .base import (
     DEFAULT_LEASE_SECONDS,
@@ -47,14 +46,9 @@ from .base import (
     PendingSummary,
     PurgeResult,
     PutResult,
-    QueuedPut,
-    first_occurrences,
-    headers_json,
     new_claim_owner,
-    put_results,
-    reject,
-    resolve,
 )
+from .sqlite_writer import Row, WriterProcess
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -165,133 +159,14 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-@dataclass(slots=True)
-class _Job:
-    """Any other write (connect, claim, mark_done, close): runs on the writer thread, in queue order."""
-
-    fn: Callable[[], Any]
-    future: asyncio.Future
-
-
-_STOP = object()
-
-
-def _settle(future: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
-    if not future.done():
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
-
-class _WriterThread:
-    """The one thread per process that writes the inbox file.
-
-    It blocks on a thread-safe queue and, the moment a commit returns, takes everything that queued
-    meanwhile as the next transaction: no round trip through the (busy) event loop sits between one
-    fsync and the next. Results go back to the loop in one callback per batch.
-    """
-
-    def __init__(self, name: str, commit: Callable[[list[NewWebhook]], list[PutResult]], max_batch: int):
-        # Created on the loop that puts; every future is that loop's, and every result goes back to it
-        # (kept: asyncio.get_running_loop() costs a getpid() syscall per call on Python 3.11).
-        self._loop = asyncio.get_running_loop()
-        self._commit_items = commit
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def put(self, item: NewWebhook) -> asyncio.Future:
-        future = self._loop.create_future()
-        self._queue.put(QueuedPut(item, future))
-        return future
-
-    def call(self, fn: Callable[[], T]) -> asyncio.Future:
-        future = self._loop.create_future()
-        self._queue.put(_Job(fn, future))
-        return future
-
-    async def stop(self) -> None:
-        self._queue.put(_STOP)
-        await asyncio.to_thread(self._thread.join)
-        while True:  # whatever was queued after the stop marker
-            try:
-                self._refuse(self._queue.get_nowait())
-            except queue.Empty:
-                return
-
-    def _run(self) -> None:
-        while True:
-            entries = [self._queue.get()]
-            while len(entries) < self._max_batch:
-                try:
-                    entries.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            puts: list[QueuedPut] = []
-            for position, entry in enumerate(entries):
-                if isinstance(entry, QueuedPut):
-                    puts.append(entry)
-                    continue
-                self._commit(puts)
-                puts = []
-                if entry is _STOP:
-                    for later in entries[position + 1 :]:
-                        self._refuse(later)
-                    return
-                self._call(entry)
-            self._commit(puts)
-
-    def _commit(self, puts: list[QueuedPut]) -> None:
-        # Callers that gave up (503 on timeout) before their batch began are not stored.
-        puts = [queued for queued in puts if not queued.future.done()]
-        if not puts:
-            return
-        items = [queued.item for queued in puts]
-        unique, repeats = first_occurrences(items)
-        results: list[PutResult] = []
-        error: InboxUnavailable | None = None
-        try:
-            committed = iter(self._commit_items(unique))
-            results = [
-                PutResult(False, item.event_id, None) if position in repeats else next(committed)
-                for position, item in enumerate(items)
-            ]
-        except (sqlite3.Error, OSError) as failure:
-            error = InboxUnavailable(f"SQLite inbox: {failure}")
-        except Exception as failure:
-            log.exception("SQLite inbox commit failed")
-            error = InboxUnavailable(f"SQLite inbox commit failed: {failure!r}")
-        self._post(partial(resolve, puts, results) if error is None else partial(reject, puts, error))
-
-    def _call(self, job: _Job) -> None:
-        try:
-            value = job.fn()
-        except (sqlite3.Error, OSError) as error:
-            self._post(partial(_settle, job.future, error=InboxUnavailable(f"SQLite inbox: {error}")))
-        except BaseException as error:  # noqa: BLE001 - handed to the caller
-            self._post(partial(_settle, job.future, error=error))
-        else:
-            self._post(partial(_settle, job.future, value))
-
-    def _refuse(self, entry: object) -> None:
-        if isinstance(entry, (QueuedPut, _Job)):
-            self._post(partial(_settle, entry.future, error=InboxUnavailable("inbox is closed")))
-
-    def _post(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the loop the futures belong to (called from the writer thread)."""
-        with suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
-            self._loop.call_soon_threadsafe(callback)
-
-
 class SQLiteInbox(InboxContextMixin):
-    def __init__(self, path: str | Path, *, timeout: float = 5.0, max_batch: int = 512):
+    def __init__(self, path: str | Path, *, timeout: float = 5.0):
         self.path = Path(path)
         self.timeout = timeout  # how long one write waits for another process's transaction
-        self._max_batch = max_batch
-        self._write_thread: _WriterThread | None = None
+        self._write_thread: ThreadPoolExecutor | None = None  # every write but the puts, in order
         self._read_thread: ThreadPoolExecutor | None = None
+        self._put_process: WriterProcess | None = None  # the puts: started by the first one
+        self._put_lock = asyncio.Lock()
         self._write_conn: sqlite3.Connection | None = None
         self._turn_fd: int | None = None  # flock'ed around each write transaction
         self._read_conn: sqlite3.Connection | None = None
@@ -305,19 +180,19 @@ class SQLiteInbox(InboxContextMixin):
 
     async def open(self) -> None:
         if self._write_thread is None:
-            self._write_thread = _WriterThread(f"sqlite-inbox-write:{self.path.name}", self._commit, self._max_batch)
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-inbox-write")
             self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-inbox-read")
         await self._ensure_ready()
 
     async def close(self) -> None:
-        if self._write_thread is not None:
-            writer, self._write_thread = self._write_thread, None
-            await writer.call(partial(self._close_conn, "_write_conn"))  # after the queued puts
-            await writer.stop()
-        if self._read_thread is not None:
-            reader, self._read_thread = self._read_thread, None
-            await asyncio.get_running_loop().run_in_executor(reader, self._close_conn, "_read_conn")
-            reader.shutdown(wait=True)
+        if self._put_process is not None:
+            puts, self._put_process = self._put_process, None
+            await puts.stop()  # after it has answered the puts sent to it
+        for attr, conn in (("_write_thread", "_write_conn"), ("_read_thread", "_read_conn")):
+            if (pool := getattr(self, attr)) is not None:
+                setattr(self, attr, None)
+                await asyncio.get_running_loop().run_in_executor(pool, self._close_conn, conn)
+                pool.shutdown(wait=True)
         if self._turn_fd is not None:
             os.close(self._turn_fd)
             self._turn_fd = None
@@ -378,11 +253,9 @@ class SQLiteInbox(InboxContextMixin):
 
     # -- thread plumbing ---------------------------------------------------------------------------
 
-    async def _on(self, pool: _WriterThread | ThreadPoolExecutor | None, fn: Callable[[], T]) -> T:
+    async def _on(self, pool: ThreadPoolExecutor | None, fn: Callable[[], T]) -> T:
         if pool is None:
             raise InboxUnavailable("inbox is not open")
-        if isinstance(pool, _WriterThread):
-            return await pool.call(fn)  # sqlite3/OS errors arrive as InboxUnavailable already
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn)
         except sqlite3.Error as error:
@@ -437,49 +310,52 @@ class SQLiteInbox(InboxContextMixin):
     # -- writes ----------------------------------------------------------------------------------
 
     async def put(self, item: NewWebhook) -> PutResult:
+        puts = self._put_process
+        if puts is None or not puts.alive:
+            puts = await self._start_put_process()
+        return await puts.put(item)
+
+    async def _start_put_process(self) -> WriterProcess:
+        """The writer process of this inbox's puts (sqlite_writer.py), started once the file is ready;
+        started again if it has died."""
+        await self._ensure_ready()
+        async with self._put_lock:
+            if self._put_process is None or not self._put_process.alive:
+                if self._write_thread is None:
+                    raise InboxUnavailable("inbox is not open")
+                try:
+                    self._put_process = await WriterProcess.start(self.path, self.timeout)
+                except OSError as error:
+                    raise InboxUnavailable(f"SQLite inbox writer process: {error}") from error
+            return self._put_process
+
+    def commit_rows(self, rows: list[Row]) -> dict[tuple[str, str], int]:
+        """In the writer process: one transaction for ``rows`` (distinct ids), each a put's row; the
+        new rows' seqs by (source_id, event_id). Multi-row INSERTs: far less Python per row than one
+        execute each."""
         if self._write_conn is None:
-            await self._ensure_ready()
-        writer = self._write_thread
-        if writer is None:
-            raise InboxUnavailable("inbox is not open")
-        return await writer.put(item)
+            self._connect_writer()
+        return self._with_retries(lambda: self._insert_rows(rows))
 
-    def _commit(self, items: list[NewWebhook]) -> list[PutResult]:
-        """On the writer thread: one transaction for the batch."""
-        return self._with_retries(lambda: self._insert_batch(items))
-
-    def _insert_batch(self, items: list[NewWebhook]) -> list[PutResult]:
-        """One transaction for ``items`` (distinct ids): multi-row INSERTs, far less Python per row
-        than one execute each."""
-        rows = [
-            (
-                item.source_id,
-                item.event_id,
-                item.body,
-                headers_json(item.headers),
-                item.received_at.timestamp(),
-            )
-            for item in items
-        ]
+    def _insert_rows(self, rows: list[Row]) -> dict[tuple[str, str], int]:
         try:
-            return put_results(items, self._insert(rows, returning=False))
+            return self._insert(rows, returning=False)
         except _SomeHeld:
-            return put_results(items, self._insert(rows, returning=True))
+            return self._insert(rows, returning=True)
 
     def _insert(self, rows: list[tuple], *, returning: bool) -> dict[tuple[str, str], int]:
         """The rows' seqs by (source, event), in one transaction.
 
         Without ``returning`` (the usual batch, every id new): one SQLite step per statement instead
-        of one per row. Each step lets go of the GIL and must take it back from the busy event loop;
-        measured with 32 rows and a busy thread beside it, a commit took 11-16 ms this way and 37-42 ms
-        with RETURNING. The rows' seqs are consecutive, ending at ``lastrowid``: the statement holds
+        of one per row (measured when commits ran on a thread beside the busy event loop, where each
+        step had to take the GIL back: 11-16 ms for 32 rows this way, 37-42 ms with RETURNING). The rows' seqs are consecutive, ending at ``lastrowid``: the statement holds
         the write lock, and AUTOINCREMENT gives each row the largest seq plus one. An id the inbox
         holds aborts the statement and undoes the transaction: ``_SomeHeld``, to be redone with
         ``returning``, which skips held ids and says which rows are new.
 
         A batch that fits one statement runs it alone, in autocommit: SQLite makes that statement its
         own transaction, committed (fsynced, synchronous=FULL) before ``execute`` returns. That saves
-        the BEGIN and COMMIT steps, two GIL handoffs per batch."""
+        the BEGIN and COMMIT steps."""
         conn = self._open_conn(self._write_conn)
         if not returning and len(rows) <= _ROWS_PER_STATEMENT:
             return self._insert_new(conn, rows)
