@@ -67,14 +67,14 @@ def test_every_acknowledged_webhook_survives_a_kill_9(start_receiver, make_inbox
 
 
 def kill_writer_processes(inbox_path: str) -> int:
-    """SIGKILL the SQLite writer processes (sqlite_writer.py) of ``inbox_path``; how many there were."""
+    """SIGKILL the SQLite writer processes (python -m ingestion_patterns.push.inbox.sqlite) of ``inbox_path``; how many there were."""
     killed = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:  # exited meanwhile
             continue
-        if b"ingestion_patterns.push.inbox.sqlite_writer" in argv and inbox_path.encode() in argv:
+        if b"ingestion_patterns.push.inbox.sqlite" in argv and inbox_path.encode() in argv:
             os.kill(int(pid), signal.SIGKILL)
             killed += 1
     return killed

@@ -1,9 +1,10 @@
 """SQLite inbox (the local default): one file in WAL mode, every commit fsynced.
 
-Puts are committed by a writer process per receiver process (``sqlite_writer.py``): it takes every
-put that arrived while its previous commit was in flight and commits them as one transaction, so
-one fsync acknowledges all of them, while the event loop goes on parsing requests (a thread would
-share the loop's GIL, and commit only when the loop idles). The other writes (claims, leases,
+Puts are committed by a writer process per receiver process (``sqlite_writer.py``; the process runs
+this module as its program, see the end of the file): it takes every put that arrived while its
+previous commit was in flight and commits them as one transaction, so one fsync acknowledges all of
+them, while the event loop goes on parsing requests (a thread would share the loop's GIL, and commit
+only when the loop idles). The other writes (claims, leases,
 retention) run on one thread per process, in order. Several gunicorn workers are several writers
 on one file: SQLite serialises their write transactions, and a writer that finds the file busy
 waits (busy_timeout) and retries instead of failing the request. Reads use a second connection on
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +50,7 @@ from .base import (
     PutResult,
     new_claim_owner,
 )
-from .sqlite_writer import Row, WriterProcess
+from .sqlite_writer import Row, WriterProcess, run_writer_process
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -324,7 +326,9 @@ class SQLiteInbox(InboxContextMixin):
                 if self._write_thread is None:
                     raise InboxUnavailable("inbox is not open")
                 try:
-                    self._put_process = await WriterProcess.start(self.path, self.timeout)
+                    # This module is the writer process's program (its __main__ below).
+                    argv = [sys.executable, "-m", __name__, str(self.path), repr(self.timeout)]
+                    self._put_process = await WriterProcess.start(argv)
                 except OSError as error:
                     raise InboxUnavailable(f"SQLite inbox writer process: {error}") from error
             return self._put_process
@@ -523,3 +527,8 @@ class SQLiteInbox(InboxContextMixin):
             ).fetchall()
         )
         return [Lease(owner, count, datetime.fromtimestamp(until, UTC)) for owner, count, until in rows]
+
+
+if __name__ == "__main__":  # the writer process of an inbox's puts: python -m … PATH TIMEOUT
+    path, timeout = sys.argv[1:]
+    run_writer_process(SQLiteInbox(path, timeout=float(timeout)).commit_rows)

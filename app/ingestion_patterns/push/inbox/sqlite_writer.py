@@ -33,20 +33,17 @@ import pickle
 import signal
 import sqlite3
 import struct
-import sys
+from collections.abc import Callable
 from operator import itemgetter
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .base import InboxUnavailable, NewWebhook, PutResult, first_occurrences, headers_json
-
-if TYPE_CHECKING:
-    from .sqlite import SQLiteInbox
 
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("<I")
 Row = tuple[str, str, bytes, str, float]  # (source_id, event_id, body, headers_json, received_at)
+#: One transaction for rows of distinct ids; the new rows' seqs by (source_id, event_id).
+CommitRows = Callable[[list[Row]], dict[tuple[str, str], int]]
 
 
 def _frames(buffer: bytearray) -> list:
@@ -88,12 +85,13 @@ class WriterProcess(asyncio.SubprocessProtocol):
         self._gone: asyncio.Future[None] = loop.create_future()
 
     @classmethod
-    async def start(cls, path: Path, timeout: float) -> WriterProcess:
+    async def start(cls, argv: list[str]) -> WriterProcess:
+        """Run ``argv``, a program that calls ``run_writer_process``."""
         loop = asyncio.get_running_loop()
         process = cls(loop)
         await loop.subprocess_exec(
             lambda: process,
-            *(sys.executable, "-m", __name__, str(path), repr(timeout)),
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None,  # its log lines go where the receiver's go
@@ -165,23 +163,23 @@ class WriterProcess(asyncio.SubprocessProtocol):
 # -- the process's side ------------------------------------------------------------------------------
 
 
-def serve(inbox: SQLiteInbox, reader: int = 0, writer: int = 1) -> None:
+def serve(commit_rows: CommitRows, reader: int = 0, writer: int = 1) -> None:
     """Commit what arrives on ``reader`` and answer on ``writer`` until ``reader`` ends."""
     received = bytearray()
     while chunk := os.read(reader, 1 << 20):
         received += chunk
         rows = [row for frame in _frames(received) for row in frame]
         if rows:
-            answer = memoryview(_frame(_commit(inbox, rows)))
+            answer = memoryview(_frame(_commit(commit_rows, rows)))
             while answer:
                 answer = answer[os.write(writer, answer) :]
 
 
-def _commit(inbox: SQLiteInbox, rows: list[Row]) -> list[int | None] | tuple[int, str]:
+def _commit(commit_rows: CommitRows, rows: list[Row]) -> list[int | None] | tuple[int, str]:
     """One transaction for ``rows``; each row's seq, None for a held id or a repeat in ``rows``."""
     unique, repeats = first_occurrences(rows, key=itemgetter(0, 1))
     try:
-        seqs = inbox.commit_rows(unique)
+        seqs = commit_rows(unique)
     except (sqlite3.Error, OSError) as failure:
         return len(rows), f"SQLite inbox: {failure}"
     except Exception as failure:  # answered as a 503 like any commit that failed, and logged here
@@ -190,16 +188,11 @@ def _commit(inbox: SQLiteInbox, rows: list[Row]) -> list[int | None] | tuple[int
     return [None if position in repeats else seqs.get((row[0], row[1])) for position, row in enumerate(rows)]
 
 
-def main(path: str, timeout: str) -> None:
-    from .sqlite import SQLiteInbox
-
+def run_writer_process(commit_rows: CommitRows) -> None:
+    """The writer process's main: serve the parent over stdin and stdout until it closes stdin."""
     # Ctrl-C reaches the whole process group: the parent stops it by closing stdin, after its answers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     answers = os.dup(1)
     os.dup2(2, 1)  # the answers' pipe carries frames only: anything printed goes to stderr
-    serve(SQLiteInbox(path, timeout=float(timeout)), reader=0, writer=answers)
-
-
-if __name__ == "__main__":
-    main(*sys.argv[1:])
+    serve(commit_rows, reader=0, writer=answers)
