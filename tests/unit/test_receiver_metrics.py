@@ -18,24 +18,28 @@ def _value(text: str, sample: str) -> float:
 def test_counts_and_latency_buckets_render_exactly(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics = ReceiverMetrics()
-    for _ in range(3):
-        metrics.count_accepted("a")
-    metrics.count_duplicate("a")
-    metrics.count_rejected("malformed_json")
-    for seconds in (0.001, 0.0011, 0.02, 30.0):  # on a bound (le is inclusive), past it, mid-range, past all
-        metrics.observe_latency("accepted", seconds)
+    for seconds in (0.001, 0.0011, 0.02):  # on a bound (le is inclusive), past it, mid-range
+        metrics.answered("accepted", "a", seconds)
+    metrics.answered("duplicate", "a", 30.0)  # past all bounds
+    metrics.answered("rejected", "malformed_json", 0.0005)
+    metrics.count_rejected("rate_limited")  # refused before handling: counted, no latency
     text = metrics.render([])[0].decode()
     assert _value(text, 'webhook_accepted_total{source_id="a"}') == 3
     assert _value(text, 'webhook_duplicates_total{source_id="a"}') == 1
     assert _value(text, 'webhook_rejected_total{reason="malformed_json"}') == 1
-    bucket = 'webhook_request_duration_seconds_bucket{le="%s",outcome="accepted"}'
-    assert _value(text, bucket % "0.001") == 1
-    assert _value(text, bucket % "0.0025") == 2
-    assert _value(text, bucket % "0.025") == 3
-    assert _value(text, bucket % "10.0") == 3
-    assert _value(text, bucket % "+Inf") == 4
-    assert _value(text, 'webhook_request_duration_seconds_count{outcome="accepted"}') == 4
-    assert abs(_value(text, 'webhook_request_duration_seconds_sum{outcome="accepted"}') - 30.0221) < 1e-9
+    assert _value(text, 'webhook_rejected_total{reason="rate_limited"}') == 1
+    bucket = 'webhook_request_duration_seconds_bucket{le="%s",outcome="%s"}'
+    assert _value(text, bucket % ("0.001", "accepted")) == 1
+    assert _value(text, bucket % ("0.0025", "accepted")) == 2
+    assert _value(text, bucket % ("0.025", "accepted")) == 3
+    assert _value(text, bucket % ("+Inf", "accepted")) == 3
+    assert _value(text, bucket % ("10.0", "duplicate")) == 0
+    assert _value(text, bucket % ("+Inf", "duplicate")) == 1
+    assert _value(text, bucket % ("0.001", "rejected")) == 1
+    assert _value(text, 'webhook_request_duration_seconds_count{outcome="accepted"}') == 3
+    assert abs(_value(text, 'webhook_request_duration_seconds_sum{outcome="accepted"}') - 0.0221) < 1e-9
+    assert _value(text, 'webhook_request_duration_seconds_count{outcome="duplicate"}') == 1
+    assert _value(text, 'webhook_request_duration_seconds_count{outcome="rejected"}') == 1
     # A second render adds nothing twice.
     assert metrics.render([])[0].decode() == metrics.render([])[0].decode()
 
@@ -56,15 +60,14 @@ def test_one_flush_per_interval_writes_the_counts(monkeypatch):
     async def scenario() -> None:
         for _ in range(3):  # requests over several loop passes, within one interval
             for _ in range(100):
-                metrics.count_accepted("b")
-                metrics.observe_latency("accepted", 0.002)
+                metrics.answered("accepted", "b", 0.002)
             await asyncio.sleep(0)
         assert flushes == 0  # nothing written yet: one flush is scheduled FLUSH_SECONDS after the first
         assert metrics.accepted.labels("b")._value.get() == 0
         await asyncio.sleep(FLUSH_SECONDS * 1.5)
         assert flushes == 1
         assert metrics.accepted.labels("b")._value.get() == 300
-        metrics.count_accepted("b")  # the next count schedules the next flush
+        metrics.answered("accepted", "b", 0.002)  # the next answer schedules the next flush
         await asyncio.sleep(FLUSH_SECONDS * 1.5)
         assert (flushes, metrics.accepted.labels("b")._value.get()) == (2, 301)
 

@@ -87,6 +87,20 @@ def test_accepted_payload_is_stored_with_its_raw_body_and_headers(receiver):
     assert stored["headers"]["user-agent"] == "test-sender/1"
 
 
+def test_a_body_that_arrives_after_its_head_is_read_whole(receiver):
+    """The usual body comes with the head and is read without waiting; one in slow pieces is awaited."""
+    source, event_id = new_source(), new_id()
+    body = json.dumps({"id": event_id, "note": "sent in three pieces, 50 ms apart"}).encode()
+    head = (
+        f"POST /webhook/{source} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(receiver.url, head, [body[:10], body[10:30], body[30:]], pause_seconds=0.05)
+    assert (answer.status, json.loads(answer.body)) == (202, {"status": "accepted", "id": event_id})
+    [stored] = admin_get(f"{receiver.url}/webhook/{source}/pending?peek=5").json["payloads"]
+    assert stored["payload"] == json.loads(body)
+
+
 def test_peek_leases_nothing(receiver):
     from ingestion_patterns.push.inbox import open_inbox
 

@@ -6,6 +6,7 @@ import http.client
 import json
 import re
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,12 +63,17 @@ def get(url: str) -> Answer:
     return request("GET", url)
 
 
-def raw_exchange(url: str, head: bytes, body_chunks: Sequence[bytes] = (), timeout: float = 10) -> Answer:
-    """Send a hand-written request head (and optional raw body pieces); parse the first answer."""
+def raw_exchange(
+    url: str, head: bytes, body_chunks: Sequence[bytes] = (), timeout: float = 10, pause_seconds: float = 0
+) -> Answer:
+    """Send a hand-written request head (and optional raw body pieces, each ``pause_seconds`` after
+    the last); parse the first answer."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece its own segment
         sock.sendall(head)
         for chunk in body_chunks:
+            time.sleep(pause_seconds)
             try:
                 sock.sendall(chunk)
             except (BrokenPipeError, ConnectionResetError):

@@ -78,26 +78,23 @@ class ReceiverMetrics:
 
     # -- the hot path --------------------------------------------------------------------------------
 
-    def count_accepted(self, source_id: str) -> None:
-        self._count(self._accepted, source_id)
-
-    def count_duplicate(self, source_id: str) -> None:
-        self._count(self._duplicates, source_id)
-
-    def count_rejected(self, reason: str) -> None:
-        self._count(self._rejected, reason)
-
-    def _count(self, pending: dict[str, int], label: str) -> None:
-        pending[label] = pending.get(label, 0) + 1
-        self._schedule_flush()
-
-    def observe_latency(self, outcome: str, seconds: float) -> None:
-        """One answered POST, by outcome."""
+    def answered(self, outcome: str, label: str, seconds: float) -> None:
+        """One answered POST: counted by ``label`` (the source id when accepted or a duplicate, else
+        the rejection's reason) and its latency by ``outcome``, in one call per request."""
+        counts = (
+            self._accepted if outcome == "accepted" else self._duplicates if outcome == "duplicate" else self._rejected
+        )
+        counts[label] = counts.get(label, 0) + 1
         pending = self._latency.get(outcome)
         if pending is None:
             pending = self._latency[outcome] = [0.0] * (len(LATENCY_BUCKETS) + 2)
         pending[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # le is inclusive: the first bound >= seconds
         pending[-1] += seconds
+        self._schedule_flush()
+
+    def count_rejected(self, reason: str) -> None:
+        """A request refused before it was handled (rate limited): counted, its latency not observed."""
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
