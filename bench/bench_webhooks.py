@@ -12,7 +12,7 @@ time per request (all its processes), and a check that the inbox holds exactly w
 acknowledged (its /metrics count, which wrk's count can trail by the requests in flight when it
 stops). ``--postgres URL`` adds the PostgreSQL inbox.
 
-    uv run python bench/bench_webhooks.py [--duration 10] [--rounds 3] [--connections 32] [--postgres URL]
+    uv run python bench/bench_webhooks.py [--duration 10] [--rounds 5] [--connections 32] [--postgres URL]
 
 Targets: durable/no-op >= 0.8 (issue 2 asked 0.6) with p99 <= 25 ms; no-op/bare >= 0.7 (issue 11).
 The CPU is shared with whatever else runs, so read the ratios (their sides measured seconds apart,
@@ -271,7 +271,7 @@ def serve_bare(port: int, workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating measurements per receiver")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating measurements per receiver")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument(

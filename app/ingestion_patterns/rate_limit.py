@@ -56,10 +56,7 @@ class ClientRateLimiter:
         self.rate, self.burst, self.max_clients, self._clock = rate, burst, max_clients, clock
         self.trusted = [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in trusted_proxies if cidr.strip()]
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0
+        self.enabled = rate > 0  # read on every webhook: an attribute, not a property
 
     def client(self, peer: str | None, forwarded_for: str | None) -> str:
         """The address the limit applies to."""

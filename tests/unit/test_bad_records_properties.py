@@ -88,7 +88,10 @@ def test_push_every_payload_in_the_inbox_ends_as_one_row_or_one_reject(
     async def through_the_inbox() -> int:
         async with open_inbox(f"sqlite:///{workdir / 'inbox.sqlite3'}") as inbox:
             await asyncio.gather(
-                *(inbox.put(NewWebhook(source, i, b, headers, AT)) for i, b in zip(ids, bodies, strict=True))
+                *(
+                    inbox.put(NewWebhook(source, i, b, headers, AT.timestamp()))
+                    for i, b in zip(ids, bodies, strict=True)
+                )
             )
             records = await inbox.claim(source, 100, lease_seconds=60)
             assert len(records) == len(bodies)

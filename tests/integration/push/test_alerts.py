@@ -205,7 +205,7 @@ def test_failed_asset_checks_are_posted_once(tmp_path, endpoint):
 def _put(url: str, source: str, count: int, age: timedelta) -> None:
     async def put() -> None:
         async with open_inbox(url) as inbox:
-            received = datetime.now(UTC) - age
+            received = (datetime.now(UTC) - age).timestamp()
             for i in range(count):
                 await inbox.put(NewWebhook(source, f"{source}-{i}", b"{}", {}, received_at=received))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -20,7 +19,7 @@ DAY = 86_400.0
 
 
 def hook(source: str, event_id: str, *, age_seconds: float = 0.0) -> NewWebhook:
-    received = datetime.now(UTC) - timedelta(seconds=age_seconds)
+    received = time.time() - age_seconds
     return NewWebhook(source, event_id, b'{"a": 1}', {}, received_at=received)
 
 

@@ -14,9 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 def hook(source: str, event_id: str, body: bytes = b'{"a": 1}', at: datetime | None = None) -> NewWebhook:
-    return NewWebhook(
-        source, event_id, body, {"content-type": "application/json", "webhook-id": event_id}, at or datetime.now(UTC)
-    )
+    headers = {"content-type": "application/json", "webhook-id": event_id}
+    return NewWebhook(source, event_id, body, headers, (at or datetime.now(UTC)).timestamp())
 
 
 def run(coro):

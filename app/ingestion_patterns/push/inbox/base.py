@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -85,7 +86,9 @@ class NewWebhook:
     event_id: str
     body: bytes
     headers: dict[str, str]
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Unix seconds (UTC), not a datetime: datetime.now(UTC) costs the hot path 0.5 µs per webhook, and
+    # the SQLite inbox stores seconds anyway. The PostgreSQL inbox converts when it writes a batch.
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
@@ -211,7 +212,7 @@ class PostgresInbox(InboxContextMixin):
             [item.event_id for item in items],
             [item.body for item in items],
             [headers_json(item.headers) for item in items],
-            [item.received_at for item in items],
+            [datetime.fromtimestamp(item.received_at, UTC) for item in items],
         )
         rows = await self._run(lambda pool: pool.fetch(_INSERT_BATCH, *columns))
         inserted = {(row["source_id"], row["event_id"]): row["seq"] for row in rows}

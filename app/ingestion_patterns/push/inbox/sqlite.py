@@ -4,11 +4,11 @@ Puts are committed by a writer process per receiver process (``sqlite_writer.py`
 this module as its program, see the end of the file): it takes every put that arrived while its
 previous commit was in flight and commits them as one transaction, so one fsync acknowledges all of
 them, while the event loop goes on parsing requests (a thread would share the loop's GIL, and commit
-only when the loop idles). The other writes (claims, leases,
-retention) run on one thread per process, in order. Several gunicorn workers are several writers
-on one file: SQLite serialises their write transactions, and a writer that finds the file busy
-waits (busy_timeout) and retries instead of failing the request. Reads use a second connection on
-their own thread; WAL lets them run beside the writers.
+only when the loop idles). The other writes (claims, leases, retention) run on one thread per
+process, in order. Several gunicorn workers are several writers on one file: SQLite serialises their
+write transactions, and a writer that finds the file busy waits (busy_timeout) and retries instead
+of failing the request. Reads use a second connection on their own thread; WAL lets them run beside
+the writers.
 
 Retention (``purge_done``) deletes landed rows a batch per write transaction, each one queued on the
 writer thread like any other write, so the receiver's processes wait for the file at most one batch.

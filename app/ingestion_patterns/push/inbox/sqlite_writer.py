@@ -66,7 +66,7 @@ def _frame(value: object) -> bytes:
 
 
 def row_of(item: NewWebhook) -> Row:
-    return (item.source_id, item.event_id, item.body, headers_json(item.headers), item.received_at.timestamp())
+    return (item.source_id, item.event_id, item.body, headers_json(item.headers), item.received_at)
 
 
 # -- the event loop's side ---------------------------------------------------------------------------

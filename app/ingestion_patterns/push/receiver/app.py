@@ -18,7 +18,6 @@ from typing import TypeVar
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
 
 from ...rate_limit import ClientRateLimiter, retry_after_header
 from ..inbox import Inbox, InboxUnavailable, NewWebhook, describe_inbox_url, open_inbox
@@ -292,13 +291,14 @@ class Receiver:
         return error_response(404, f"no such endpoint: {request.method} {request.path}")
 
 
-_JSON_HEADERS = CIMultiDict({"Content-Type": "application/json"})  # copied by each Response
+JSON = "application/json"
 
 
 def answer(status: int, outcome: str, event_id: str) -> web.Response:
-    """The 202/200 body, serialised by orjson (a third of ``json_response``'s cost), with its
-    Content-Type as a header: the same answer as ``json_bytes_response``, without parsing the type."""
-    return web.Response(body=orjson.dumps({"status": outcome, "id": event_id}), status=status, headers=_JSON_HEADERS)
+    """The 202/200 body, serialised by orjson (a third of ``json_response``'s cost). Its type goes in
+    as ``content_type``, which sets the one header; a ``headers`` mapping would be copied into a new
+    CIMultiDict per answer, a quarter more than the whole Response costs otherwise."""
+    return web.Response(body=orjson.dumps({"status": outcome, "id": event_id}), status=status, content_type=JSON)
 
 
 def _event_id(config: ReceiverConfig, source_id: str, headers: Mapping[str, str], payload: dict) -> str:

@@ -92,4 +92,4 @@ def _checked(event_id: str, where: str) -> str:
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers stored with the body (lower-case names); the rest are transport detail."""
-    return {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    return {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}  # one lookup each
