@@ -213,7 +213,7 @@ class Receiver:
             source_id = request.match_info["source_id"]
             if source_id not in config.sources:  # a declared id was checked when it was declared
                 check_source_id(source_id)
-                if not config.is_known(source_id):
+                if not config.accept_undeclared:
                     raise Rejection(404, "undeclared_source", f"no webhook source {source_id!r} is declared here")
             check_content_type(headers.get("Content-Type"))
             body = buffered_body(request, config.max_body_bytes)
@@ -291,14 +291,15 @@ class Receiver:
         return error_response(404, f"no such endpoint: {request.method} {request.path}")
 
 
-JSON = "application/json"
+JSON_MEDIA_TYPE = "application/json"
 
 
 def answer(status: int, outcome: str, event_id: str) -> web.Response:
     """The 202/200 body, serialised by orjson (a third of ``json_response``'s cost). Its type goes in
     as ``content_type``, which sets the one header; a ``headers`` mapping would be copied into a new
-    CIMultiDict per answer, a quarter more than the whole Response costs otherwise."""
-    return web.Response(body=orjson.dumps({"status": outcome, "id": event_id}), status=status, content_type=JSON)
+    CIMultiDict per answer, about a third more than the whole Response costs otherwise."""
+    body = orjson.dumps({"status": outcome, "id": event_id})
+    return web.Response(body=body, status=status, content_type=JSON_MEDIA_TYPE)
 
 
 def _event_id(config: ReceiverConfig, source_id: str, headers: Mapping[str, str], payload: dict) -> str:
